@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/graphrelay/graphrelay/config"
+	"github.com/graphrelay/graphrelay/graph"
+	"github.com/graphrelay/graphrelay/policy"
+	"github.com/graphrelay/graphrelay/queue"
+	"github.com/graphrelay/graphrelay/smtpd"
+)
+
+// App is the daemon's wiring. serve runs it, and the end-to-end tests start
+// the same App on 127.0.0.1:0, so the tests exercise what production runs.
+type App struct {
+	Config *config.Config
+	Log    *slog.Logger
+	// HTTPClient, when set, is used for Entra and Graph instead of one built
+	// from the configuration; tests set it to trust their fake's CA.
+	HTTPClient *http.Client
+
+	smtp     *smtpd.Server
+	serveErr chan error
+	once     sync.Once
+}
+
+// NewApp returns an App for cfg.
+func NewApp(cfg *config.Config, log *slog.Logger) *App {
+	return &App{Config: cfg, Log: log}
+}
+
+// Start builds every part, binds the listeners and starts serving. ctx
+// must live as long as the App; token refreshes use it.
+func (a *App) Start(ctx context.Context) error {
+	cfg := a.Config
+	a.Log.Info("starting graphrelay", "version", versionString(), "config", cfg.Redacted())
+
+	client, err := a.graphClient(ctx)
+	if err != nil {
+		return err
+	}
+	pol, err := policy.New(cfg.Mailboxes, cfg.DefaultMailbox)
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	relay := graph.NewRelay(client, cfg.Graph.SaveToSentItems, a.Log)
+	deliverer := queue.NewDirect(relay, "")
+
+	hostname := cfg.SMTP.Hostname
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	a.smtp = smtpd.New(cfg.SMTP, hostname, deliverer, pol, a.Log)
+	if err := a.smtp.Listen(); err != nil {
+		return err
+	}
+	a.serveErr = make(chan error, 1)
+	go func() { a.serveErr <- a.smtp.Serve() }()
+	return nil
+}
+
+func (a *App) graphClient(ctx context.Context) (*graph.Client, error) {
+	cfg := a.Config
+	if reason := cfg.DryRunReason(); reason != "" {
+		a.Log.Warn("dry-run mode: mail is accepted but not sent; each Graph request is written to the outbox",
+			"reason", reason, "outbox", cfg.OutboxDir)
+		cloud, err := graph.ResolveCloud(cfg.Graph)
+		if err != nil {
+			return nil, err
+		}
+		hc := &http.Client{Transport: &graph.OutboxTransport{Dir: cfg.OutboxDir, Log: a.Log}}
+		return graph.NewClient(cloud.GraphURL, hc, nil, a.Log), nil
+	}
+	hc := a.HTTPClient
+	if hc == nil {
+		var err error
+		if hc, err = graph.NewHTTPClient(cfg.Graph.CAFile, cfg.Graph.Timeout.D()); err != nil {
+			return nil, err
+		}
+	}
+	creds, err := graph.LoadCredentials(ctx, cfg.Graph, hc)
+	if err != nil {
+		return nil, fmt.Errorf("graph credential: %w", err)
+	}
+	attrs := []any{"cloud", creds.Cloud.Name, "token_url", creds.Cloud.TokenURL(cfg.Graph.TenantID),
+		"graph_url", creds.Cloud.GraphURL, "credential", creds.Kind}
+	if c := creds.Certificate; c != nil {
+		attrs = append(attrs, "cert_subject", c.Leaf.Subject.String(),
+			"cert_sha1", fmt.Sprintf("%X", c.ThumbprintSHA1()), "cert_not_after", c.NotAfter().Format(time.DateOnly))
+		if left := time.Until(c.NotAfter()); left < 30*24*time.Hour {
+			a.Log.Warn("the app certificate expires soon; create a new one and upload it to the app registration",
+				"not_after", c.NotAfter(), "days_left", int(left.Hours()/24))
+		}
+	}
+	a.Log.Info("graph credential loaded", attrs...)
+	return graph.NewClient(creds.Cloud.GraphURL, hc, creds.NewTokens, a.Log), nil
+}
+
+// Addrs returns the SMTP listeners' bound addresses by name.
+func (a *App) Addrs() map[string]string { return a.smtp.Addrs() }
+
+// Close stops accepting mail, lets open sessions finish until the shutdown
+// deadline, and returns when the listeners are closed.
+func (a *App) Close() error {
+	var err error
+	a.once.Do(func() {
+		if a.smtp == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), a.Config.SMTP.ShutdownTimeout.D())
+		defer cancel()
+		err = a.smtp.Shutdown(ctx)
+		if serr := <-a.serveErr; serr != nil && err == nil {
+			err = serr
+		}
+	})
+	return err
+}

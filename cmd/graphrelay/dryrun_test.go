@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/graphrelay/graphrelay/config"
+	"github.com/graphrelay/graphrelay/graph"
+)
+
+// readOutbox returns the requests the dry-run daemon wrote.
+func readOutbox(t *testing.T, dir string) []graph.OutboxEntry {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	var out []graph.OutboxEntry
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e graph.OutboxEntry
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func TestDryRunSwaksWritesGraphJSON(t *testing.T) {
+	swaks := requireClient(t, "swaks")
+	cfg := config.Default()
+	cfg.OutboxDir = t.TempDir()
+	cfg.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
+	if cfg.DryRunReason() == "" {
+		t.Fatal("the built-in default must be dry-run")
+	}
+	r := startRelayWithClient(t, cfg, nil)
+	host, port, _ := strings.Cut(r.addr, ":")
+	out, err := exec.Command(swaks, "--server", host, "--port", port,
+		"--from", "scanner@printer.lan", "--to", "alice@company.com,bob@company.com",
+		"--header", "Subject: =?ISO-8859-1?Q?Caf=E9?=", "--header", "To: Alice <alice@company.com>",
+		"--body", "Dry-run body").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	entries := readOutbox(t, cfg.OutboxDir)
+	if len(entries) != 1 {
+		t.Fatalf("outbox holds %d entries, want 1", len(entries))
+	}
+	e := entries[0]
+	if e.Mailbox != "relay@example.com" || e.Method != "POST" || !strings.HasSuffix(e.URL, "/v1.0/users/relay@example.com/sendMail") || e.ContentType != "application/json" {
+		t.Errorf("entry = %+v", e)
+	}
+	var req graph.SendMailRequest
+	if err := json.Unmarshal(e.Body, &req); err != nil {
+		t.Fatalf("outbox body is not a sendMail request: %v", err)
+	}
+	m := req.Message
+	if m.Subject != "Café" || m.Body.ContentType != graph.BodyText || !strings.Contains(m.Body.Content, "Dry-run body") {
+		t.Errorf("message = %+v", m)
+	}
+	if len(m.ToRecipients) != 1 || m.ToRecipients[0].EmailAddress.Name != "Alice" ||
+		len(m.BccRecipients) != 1 || m.BccRecipients[0].EmailAddress.Address != "bob@company.com" {
+		t.Errorf("recipients to=%+v bcc=%+v", m.ToRecipients, m.BccRecipients)
+	}
+	if !strings.Contains(r.logs.String(), "dry-run: wrote the Graph request") {
+		t.Error("the outbox path is not logged")
+	}
+}
+
+// TestServeBinaryGracefulShutdown runs the README's first command as a
+// real process: dry-run by default, a message accepted, then SIGTERM.
+func TestServeBinaryGracefulShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "graphrelay")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "serve")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GRAPHRELAY_SMTP_LISTENERS=127.0.0.1:0", "GRAPHRELAY_OUTBOX_DIR="+filepath.Join(dir, "outbox"))
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	addrRE := regexp.MustCompile(`smtp listener ready .*addr=(\S+)`)
+	var addr string
+	var seen []string
+	deadline := time.After(20 * time.Second)
+	for addr == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("daemon exited early:\n%s", strings.Join(seen, "\n"))
+			}
+			seen = append(seen, l)
+			if m := addrRE.FindStringSubmatch(l); m != nil {
+				addr = m[1]
+			}
+		case <-deadline:
+			t.Fatalf("no listener within 20s:\n%s", strings.Join(seen, "\n"))
+		}
+	}
+	if rep := sendNetSMTP(t, addr, "cron@host.lan", []string{"root@company.com"}, crlf("Subject: cron\n\nbackup done\n")); rep.code != 250 {
+		t.Fatalf("reply %d %s", rep.code, rep.msg)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("daemon did not stop within 15s of SIGTERM")
+	}
+	for l := range lines {
+		seen = append(seen, l)
+	}
+	all := strings.Join(seen, "\n")
+	for _, want := range []string{"dry-run mode", "message accepted", "shutting down", "stopped"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("log lacks %q:\n%s", want, all)
+		}
+	}
+	if n := len(readOutbox(t, filepath.Join(dir, "outbox"))); n != 1 {
+		t.Errorf("outbox entries = %d, want 1", n)
+	}
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/smtp"
+	"net/textproto"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/graphrelay/graphrelay/config"
+	"github.com/graphrelay/graphrelay/graph/graphtest"
+)
+
+// syncBuffer collects log output from concurrent goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// appCert is an app registration certificate generated for a test.
+type appCert struct {
+	cert     *x509.Certificate
+	key      *rsa.PrivateKey
+	certFile string // PEM certificate
+	keyFile  string // PEM PKCS#8 key
+}
+
+func newAppCert(t *testing.T, cn string) *appCert {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	dir := t.TempDir()
+	c := &appCert{cert: cert, key: key, certFile: filepath.Join(dir, "app.crt"), keyFile: filepath.Join(dir, "app.key")}
+	pk, _ := x509.MarshalPKCS8PrivateKey(key)
+	os.WriteFile(c.certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(c.keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), 0o600)
+	return c
+}
+
+// relay is a running App wired to a fake tenant.
+type relay struct {
+	app  *App
+	addr string
+	logs *syncBuffer
+	cfg  *config.Config
+}
+
+// fakeConfig returns a configuration pointing at fake, with the given
+// mailboxes allowed and the first one as default.
+func fakeConfig(fake *graphtest.Server, mailboxes ...string) *config.Config {
+	cfg := config.Default()
+	cfg.Graph.TenantID = fake.TenantID()
+	cfg.Graph.ClientID = fake.ClientID()
+	cfg.Graph.AuthorityURL = fake.AuthorityURL()
+	cfg.Graph.GraphURL = fake.GraphURL()
+	cfg.Graph.Timeout = config.Duration(10 * time.Second)
+	cfg.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
+	cfg.SMTP.ShutdownTimeout = config.Duration(5 * time.Second)
+	cfg.Mailboxes = nil
+	for _, m := range mailboxes {
+		addr, id, _ := strings.Cut(m, "=")
+		cfg.Mailboxes = append(cfg.Mailboxes, config.Mailbox{Address: addr, ID: id})
+	}
+	cfg.DefaultMailbox = cfg.Mailboxes[0].Address
+	return cfg
+}
+
+// startRelay validates cfg as Load would, then starts the App with the
+// given HTTP client (which trusts the fake's CA).
+func startRelay(t *testing.T, cfg *config.Config, fake *graphtest.Server) *relay {
+	t.Helper()
+	return startRelayWithClient(t, cfg, fake.HTTPClient())
+}
+
+// startRelayWithClient starts the App with hc for Entra and Graph; hc is
+// nil for dry-run.
+func startRelayWithClient(t *testing.T, cfg *config.Config, hc *http.Client) *relay {
+	t.Helper()
+	if errs := config.Validate(cfg); len(errs) > 0 {
+		t.Fatalf("test configuration invalid: %v", errs)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	app := NewApp(cfg, log)
+	app.HTTPClient = hc
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := app.Start(ctx); err != nil {
+		cancel()
+		t.Fatalf("start: %v\n%s", err, logs)
+	}
+	t.Cleanup(func() {
+		app.Close()
+		cancel()
+		if t.Failed() {
+			t.Logf("relay log:\n%s", logs)
+		}
+	})
+	return &relay{app: app, addr: app.Addrs()["test"], logs: logs, cfg: cfg}
+}
+
+// smtpReply is the final reply to a transaction.
+type smtpReply struct {
+	code int
+	msg  string
+}
+
+// sendNetSMTP sends raw with Go's net/smtp client and returns the reply to
+// the end of DATA (or to the first refused command).
+func sendNetSMTP(t *testing.T, addr, from string, rcpts []string, raw string) smtpReply {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if err := c.Hello("printer.lan"); err != nil {
+		t.Fatalf("EHLO: %v", err)
+	}
+	if err := c.Mail(from); err != nil {
+		return replyOf(t, err)
+	}
+	for _, r := range rcpts {
+		if err := c.Rcpt(r); err != nil {
+			return replyOf(t, err)
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return replyOf(t, err)
+	}
+	if _, err := w.Write([]byte(raw)); err != nil {
+		t.Fatalf("write DATA: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		return replyOf(t, err)
+	}
+	c.Quit()
+	// net/smtp hides the 250 text; the daemon's id is in the log instead.
+	return smtpReply{code: 250}
+}
+
+func replyOf(t *testing.T, err error) smtpReply {
+	t.Helper()
+	var te *textproto.Error
+	if !errors.As(err, &te) {
+		t.Fatalf("unexpected client error: %v", err)
+	}
+	return smtpReply{code: te.Code, msg: te.Msg}
+}
+
+// requireClient finds a real client program or skips; in CI
+// (GRAPHRELAY_REQUIRE_CLIENTS=1) a missing client fails the test.
+func requireClient(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("GRAPHRELAY_REQUIRE_CLIENTS") != "" {
+			t.Fatalf("%s is required (install it as .ci/run does): %v", name, err)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	return p
+}
+
+func crlf(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/graphrelay/graphrelay/config"
+)
+
+func serveCmd(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", os.Getenv("GRAPHRELAY_CONFIG"), "YAML configuration `file` (default: built-in dry-run defaults)")
+	dryRun := fs.Bool("dry-run", false, "write Graph requests to the outbox instead of sending them")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	env := os.Environ()
+	if *dryRun {
+		env = append(env, config.EnvPrefix+"DRY_RUN=true")
+	}
+	cfg, err := config.Load(*cfgPath, withoutConfigVar(env))
+	if err != nil {
+		fmt.Fprintf(stderr, "graphrelay: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg.Log, stderr)
+	app := NewApp(cfg, log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := app.Start(ctx); err != nil {
+		log.Error("startup failed", "err", err)
+		return 1
+	}
+	<-ctx.Done()
+	stop() // a second signal now kills the process the default way
+	log.Info("shutting down", "deadline", cfg.SMTP.ShutdownTimeout.D().String())
+	if err := app.Close(); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// withoutConfigVar drops GRAPHRELAY_CONFIG, which names the file rather
+// than a setting, so the strict environment overlay does not reject it.
+func withoutConfigVar(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if len(kv) >= len("GRAPHRELAY_CONFIG=") && kv[:len("GRAPHRELAY_CONFIG=")] == "GRAPHRELAY_CONFIG=" {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,145 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsDryRun(t *testing.T) {
+	cfg, err := Load("", nil)
+	if err != nil {
+		t.Fatalf("built-in defaults must validate: %v", err)
+	}
+	if got := cfg.DryRunReason(); got != "no graph.tenant_id is configured" {
+		t.Errorf("DryRunReason = %q", got)
+	}
+	if cfg.SMTP.MaxMessageBytes != 35*1024*1024 || cfg.SMTP.MaxRecipients != 500 {
+		t.Errorf("limits = %d bytes, %d rcpts; want Exchange's 35 MB and Graph's 500", cfg.SMTP.MaxMessageBytes, cfg.SMTP.MaxRecipients)
+	}
+	if cfg.SMTP.Listeners[0].Address != "127.0.0.1:2525" {
+		t.Errorf("default listener %q must be loopback only", cfg.SMTP.Listeners[0].Address)
+	}
+}
+
+func TestLoadProduction(t *testing.T) {
+	cfg, err := Load("testdata/production.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DryRunReason() != "" {
+		t.Errorf("a configured tenant must not be dry-run")
+	}
+	if cfg.Graph.CredentialKind() != CredentialCertificate {
+		t.Errorf("credential inferred as %q", cfg.Graph.CredentialKind())
+	}
+	if cfg.Mailboxes[1].ID != "5f0c6a7e-2d1b-4c3e-9a8b-0123456789ab" || cfg.Mailboxes[0].Address != "alerts@company.com" {
+		t.Errorf("mailboxes = %+v", cfg.Mailboxes)
+	}
+	if cfg.SMTP.ReadTimeout.D() != 10*time.Minute {
+		t.Errorf("defaults must survive a file that does not set them; read_timeout = %v", cfg.SMTP.ReadTimeout.D())
+	}
+}
+
+func TestUnknownKeyIsAnErrorWithLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("graph:\n  tenant_id: x\n  tennant: y\n"), 0o600)
+	_, err := Load(path, nil)
+	if err == nil || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), "unknown key tennant") {
+		t.Fatalf("err = %v; want the unknown key and its line", err)
+	}
+}
+
+func TestValidationReportsEveryProblem(t *testing.T) {
+	_, err := Load("testdata/broken.yaml", nil)
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("err = %v (%T), want Errors", err, err)
+	}
+	want := map[string]int{
+		"smtp.listeners[0].address": 3,
+		"smtp.max_recipients":       4,
+		"graph.certificate_file":    7,
+		"graph.assertion_alg":       8,
+		"mailboxes[1].id":           12,
+		"default_mailbox":           13,
+		"graph.client_id":           0,
+	}
+	got := map[string]int{}
+	for _, e := range errs {
+		got[e.Key] = e.Line
+	}
+	for k, line := range want {
+		l, ok := got[k]
+		if !ok {
+			t.Errorf("missing problem for %s; got %v", k, errs)
+			continue
+		}
+		if l != line {
+			t.Errorf("%s reported at line %d, want %d", k, l, line)
+		}
+	}
+}
+
+func TestEnvironmentOverridesFile(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("s3cr3t-value\n"), 0o600)
+	env := []string{
+		"GRAPHRELAY_GRAPH_TENANT_ID=fabrikam.onmicrosoft.com",
+		"GRAPHRELAY_GRAPH_CLIENT_ID=app",
+		"GRAPHRELAY_GRAPH_CLIENT_SECRET_FILE=" + secret,
+		"GRAPHRELAY_MAILBOXES=alerts@fabrikam.com, scans@fabrikam.com=5f0c6a7e-2d1b-4c3e-9a8b-0123456789ab",
+		"GRAPHRELAY_DEFAULT_MAILBOX=alerts@fabrikam.com",
+		"GRAPHRELAY_SMTP_LISTENERS=lan=0.0.0.0:25,127.0.0.1:2525",
+		"GRAPHRELAY_SMTP_READ_TIMEOUT=90s",
+		"PATH=/usr/bin",
+	}
+	cfg, err := Load("", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Graph.TenantID != "fabrikam.onmicrosoft.com" || cfg.Graph.ClientSecret != "s3cr3t-value" {
+		t.Errorf("graph = %+v", cfg.Graph)
+	}
+	if cfg.Graph.CredentialKind() != CredentialSecret {
+		t.Errorf("credential = %s", cfg.Graph.CredentialKind())
+	}
+	if len(cfg.Mailboxes) != 2 || cfg.Mailboxes[1].ID == "" {
+		t.Errorf("mailboxes = %+v", cfg.Mailboxes)
+	}
+	if len(cfg.SMTP.Listeners) != 2 || cfg.SMTP.Listeners[0].Name != "lan" || cfg.SMTP.Listeners[1].Name != "listener2" {
+		t.Errorf("listeners = %+v", cfg.SMTP.Listeners)
+	}
+	if cfg.SMTP.ReadTimeout.D() != 90*time.Second {
+		t.Errorf("read_timeout = %v", cfg.SMTP.ReadTimeout.D())
+	}
+}
+
+func TestUnknownEnvironmentVariable(t *testing.T) {
+	_, err := Load("", []string{"GRAPHRELAY_GRAPH_TENNANT=x"})
+	if err == nil || !strings.Contains(err.Error(), "GRAPHRELAY_GRAPH_TENNANT") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	cfg := Default()
+	cfg.Graph.ClientSecret = "super-secret"
+	cfg.Graph.PFXPassword = "pfx-pass"
+	b, _ := json.Marshal(cfg.Redacted())
+	s := string(b)
+	if strings.Contains(s, "super-secret") || strings.Contains(s, "pfx-pass") {
+		t.Fatalf("secret leaked: %s", s)
+	}
+	if !strings.Contains(s, `"client_secret":"[redacted]"`) || !strings.Contains(s, `"read_timeout":"10m0s"`) {
+		t.Fatalf("redacted config lacks expected keys: %s", s)
+	}
+	if cfg.Graph.ClientSecret != "super-secret" {
+		t.Fatal("Redacted must not modify the configuration")
+	}
+}

@@ -1,0 +1,138 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"golang.org/x/oauth2"
+)
+
+// MaxRequestBytes is Graph's limit for one REST request. Nobody has
+// published whether "4 MB" means 4,000,000 or 4,194,304 bytes, so the
+// smaller is used.
+const MaxRequestBytes = 4_000_000
+
+// Client calls Microsoft Graph's mail endpoints for app-only tokens.
+type Client struct {
+	base string // e.g. https://graph.microsoft.com/v1.0
+	hc   *http.Client
+	log  *slog.Logger
+
+	// newTokens builds a fresh token cache. A 401 from Graph means the
+	// cached token is no longer accepted although it has not expired, so
+	// the cache is replaced and the request retried once.
+	newTokens func() oauth2.TokenSource
+	mu        sync.Mutex
+	tokens    oauth2.TokenSource
+}
+
+// NewClient returns a client for graphURL (the host, without /v1.0). hc
+// carries TLS and proxy settings; newTokens is nil for a transport that
+// needs no token (dry-run).
+func NewClient(graphURL string, hc *http.Client, newTokens func() oauth2.TokenSource, log *slog.Logger) *Client {
+	c := &Client{base: strings.TrimRight(graphURL, "/") + "/v1.0", hc: hc, log: log, newTokens: newTokens}
+	if newTokens != nil {
+		c.tokens = newTokens()
+	}
+	return c
+}
+
+// Receipt identifies an accepted Graph request for the logs.
+type Receipt struct {
+	RequestID       string
+	ClientRequestID string
+}
+
+// SendMail posts a JSON sendMail request for mailbox (address or object id).
+func (c *Client) SendMail(ctx context.Context, mailbox string, req *SendMailRequest) (Receipt, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("encode sendMail request: %w", err)
+	}
+	if len(body) > MaxRequestBytes {
+		return Receipt{}, &Error{Op: "sendMail", Class: Permanent, Status: http.StatusRequestEntityTooLarge,
+			Message: fmt.Sprintf("request of %d bytes exceeds Graph's %d-byte limit", len(body), MaxRequestBytes),
+			hint:    "the message is too large for one sendMail request; enable the large-message upload path or lower smtp.max_message_bytes"}
+	}
+	return c.do(ctx, "sendMail", mailbox, http.MethodPost, c.userURL(mailbox, "sendMail"), "application/json", body)
+}
+
+// SendMIME posts a raw RFC 5322 message, base64-encoded as Graph requires.
+func (c *Client) SendMIME(ctx context.Context, mailbox string, mime []byte) (Receipt, error) {
+	body := make([]byte, base64.StdEncoding.EncodedLen(len(mime)))
+	base64.StdEncoding.Encode(body, mime)
+	if len(body) > MaxRequestBytes {
+		return Receipt{}, &Error{Op: "sendMail", Class: Permanent, Status: http.StatusRequestEntityTooLarge,
+			Message: fmt.Sprintf("MIME request of %d bytes exceeds Graph's %d-byte limit", len(body), MaxRequestBytes),
+			hint:    "MIME passthrough is limited to about 3 MB of raw message; use the json format for larger mail"}
+	}
+	return c.do(ctx, "sendMail", mailbox, http.MethodPost, c.userURL(mailbox, "sendMail"), "text/plain", body)
+}
+
+func (c *Client) userURL(mailbox string, rest ...string) string {
+	u := c.base + "/users/" + url.PathEscape(mailbox)
+	for _, r := range rest {
+		u += "/" + r
+	}
+	return u
+}
+
+// do sends one request, retrying once with a fresh token after a 401.
+func (c *Client) do(ctx context.Context, op, mailbox, method, target, contentType string, body []byte) (Receipt, error) {
+	rcpt, err := c.once(ctx, op, mailbox, method, target, contentType, body)
+	if e, ok := err.(*Error); ok && e.Status == http.StatusUnauthorized && e.Code != "MailboxNotEnabledForRESTAPI" && c.newTokens != nil {
+		c.log.Warn("graph rejected the access token; fetching a new one", "op", op, "mailbox", mailbox, "request_id", e.RequestID)
+		c.mu.Lock()
+		c.tokens = c.newTokens()
+		c.mu.Unlock()
+		rcpt, err = c.once(ctx, op, mailbox, method, target, contentType, body)
+	}
+	return rcpt, err
+}
+
+func (c *Client) once(ctx context.Context, op, mailbox, method, target, contentType string, body []byte) (Receipt, error) {
+	crid, _ := newUUIDv4()
+	rcpt := Receipt{ClientRequestID: crid}
+	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
+	if err != nil {
+		return rcpt, fmt.Errorf("build %s request: %w", op, err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("client-request-id", crid)
+	req.Header.Set("return-client-request-id", "true")
+	if c.newTokens != nil {
+		c.mu.Lock()
+		ts := c.tokens
+		c.mu.Unlock()
+		tok, err := ts.Token()
+		if err != nil {
+			return rcpt, classify("token", mailbox, nil, nil, err, false)
+		}
+		tok.SetAuthHeader(req)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return rcpt, classify(op, mailbox, nil, nil, err, true)
+	}
+	defer resp.Body.Close()
+	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	rcpt.RequestID = resp.Header.Get("request-id")
+	if e := classify(op, mailbox, resp, respBody, nil, true); e != nil {
+		if e.ClientRequestID == "" {
+			e.ClientRequestID = crid
+		}
+		return rcpt, e
+	}
+	c.log.Debug("graph request accepted", "op", op, "mailbox", mailbox, "status", resp.StatusCode,
+		"request_id", rcpt.RequestID, "client_request_id", crid)
+	return rcpt, nil
+}

@@ -1,0 +1,73 @@
+// Package queue takes responsibility for accepted messages. In direct mode,
+// the only one so far, it relays each message synchronously, so the SMTP
+// client gets 250 only after Graph answered 202 and keeps the retry duty
+// otherwise.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/graphrelay/graphrelay/envelope"
+	"github.com/graphrelay/graphrelay/graph"
+)
+
+// Sender relays one message held in raw.
+type Sender interface {
+	Send(ctx context.Context, env *envelope.Envelope, raw io.ReaderAt, size int64) (graph.Receipt, error)
+}
+
+// Direct is the synchronous Deliverer.
+type Direct struct {
+	sender Sender
+	tmpDir string
+}
+
+// NewDirect returns a Deliverer that sends inline. Message bytes are staged
+// in tmpDir ("" means the system default) so a 35 MB message is not held in
+// memory while it is converted.
+func NewDirect(s Sender, tmpDir string) *Direct {
+	return &Direct{sender: s, tmpDir: tmpDir}
+}
+
+// Deliver stages msg in a temporary file and sends it.
+func (d *Direct) Deliver(ctx context.Context, env *envelope.Envelope, msg io.Reader) error {
+	f, err := os.CreateTemp(d.tmpDir, "graphrelay-"+env.ID+"-*.eml")
+	if err != nil {
+		return stagingError{fmt.Errorf("stage message: %w", err)}
+	}
+	defer func() {
+		f.Close()
+		os.Remove(f.Name())
+	}()
+	n, err := io.Copy(f, msg)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return stagingError{fmt.Errorf("stage message: %w", err)}
+		}
+		// Errors from the SMTP stream (size limit, timeout) pass unchanged so
+		// the reply names them.
+		return err
+	}
+	_, err = d.sender.Send(ctx, env, f, n)
+	return err
+}
+
+// stagingError is a local disk failure: temporary, and a full disk is
+// reported as insufficient storage.
+type stagingError struct{ err error }
+
+func (e stagingError) Error() string   { return e.err.Error() }
+func (e stagingError) Unwrap() error   { return e.err }
+func (e stagingError) Temporary() bool { return true }
+func (e stagingError) InsufficientStorage() bool {
+	return errors.Is(e.err, syscall.ENOSPC) || errors.Is(e.err, syscall.EDQUOT)
+}
+func (e stagingError) Hint() string {
+	return "graphrelay could not write its temporary file; check free space and permissions of the temporary directory"
+}

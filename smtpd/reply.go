@@ -1,0 +1,113 @@
+package smtpd
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/emersion/go-smtp"
+)
+
+// The methods below classify errors without smtpd importing the packages
+// that produce them (graph, queue), in the style of net.Error's Timeout().
+type (
+	temporary      interface{ Temporary() bool }
+	accessDenied   interface{ AccessDenied() bool }
+	tooLarge       interface{ TooLarge() bool }
+	invalidContent interface{ InvalidContent() bool }
+	storageFull    interface{ InsufficientStorage() bool }
+	hinted         interface{ Hint() string }
+)
+
+// toSMTPError is the one place where an outcome becomes an SMTP reply. The
+// client sees a precise code and a fixed text with the message id; the
+// cause stays in the log, because internal error text must not leak to
+// clients. It always returns a bare *smtp.SMTPError: go-smtp does not
+// unwrap, and turns anything else into a permanent 554.
+func toSMTPError(err error, id string) *smtp.SMTPError {
+	reply := func(code int, enh smtp.EnhancedCode, msg string) *smtp.SMTPError {
+		return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: fmt.Sprintf("%s [%s]", msg, id)}
+	}
+	if err == nil {
+		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + id}
+	}
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se
+	}
+	if errors.Is(err, smtp.ErrDataTooLarge) {
+		return smtp.ErrDataTooLarge
+	}
+	if errors.Is(err, errHeaderTooLarge) {
+		return reply(552, smtp.EnhancedCode{5, 3, 4}, "Message header block too large")
+	}
+	var pe errPolicy
+	if errors.As(err, &pe) {
+		return reply(550, smtp.EnhancedCode{5, 7, 1}, "Sender not permitted to send through this relay")
+	}
+	if is[storageFull](err, func(e storageFull) bool { return e.InsufficientStorage() }) {
+		return reply(452, smtp.EnhancedCode{4, 3, 1}, "Insufficient system storage, try again later")
+	}
+	if is[tooLarge](err, func(e tooLarge) bool { return e.TooLarge() }) {
+		return reply(552, smtp.EnhancedCode{5, 3, 4}, "Message too large for Microsoft Graph")
+	}
+	if is[invalidContent](err, func(e invalidContent) bool { return e.InvalidContent() }) {
+		return reply(554, smtp.EnhancedCode{5, 6, 0}, "Message content could not be converted")
+	}
+	if is[accessDenied](err, func(e accessDenied) bool { return e.AccessDenied() }) {
+		return reply(550, smtp.EnhancedCode{5, 7, 1}, "Mailbox not permitted to send; the relay administrator must check the log")
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return reply(451, smtp.EnhancedCode{4, 4, 2}, "Timeout while receiving the message, try again")
+	}
+	var t temporary
+	if errors.As(err, &t) && !t.Temporary() {
+		return reply(554, smtp.EnhancedCode{5, 3, 0}, "Message permanently refused by Microsoft Graph; the relay administrator must check the log")
+	}
+	if errors.As(err, &t) {
+		return reply(451, smtp.EnhancedCode{4, 4, 1}, "Microsoft Graph temporarily unavailable, try again later")
+	}
+	// Unknown errors are temporary: a retry costs little, a wrong bounce
+	// loses mail.
+	return reply(451, smtp.EnhancedCode{4, 3, 0}, "Local error in processing, try again later")
+}
+
+// is reports whether err's chain holds an E whose predicate is true.
+func is[E any](err error, pred func(E) bool) bool {
+	for err != nil {
+		if e, ok := err.(E); ok && pred(e) {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, inner := range u.Unwrap() {
+				if is(inner, pred) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// hintOf returns the admin-facing advice carried by err, if any.
+func hintOf(err error) string {
+	var h hinted
+	if errors.As(err, &h) {
+		return h.Hint()
+	}
+	var pe errPolicy
+	if errors.As(err, &pe) {
+		return "add the sender's address to mailboxes, or set default_mailbox"
+	}
+	if errors.Is(err, smtp.ErrDataTooLarge) {
+		return "raise smtp.max_message_bytes only if the tenant's maximum message size allows it"
+	}
+	return ""
+}

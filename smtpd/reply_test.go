@@ -1,0 +1,74 @@
+package smtpd
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/graphrelay/graphrelay/policy"
+)
+
+// fakeErr implements the classification methods the way graph and queue
+// errors do.
+type fakeErr struct {
+	temp, denied, large, invalid, full bool
+}
+
+func (e fakeErr) Error() string             { return "internal detail: AADSTS700027 token refused" }
+func (e fakeErr) Temporary() bool           { return e.temp }
+func (e fakeErr) AccessDenied() bool        { return e.denied }
+func (e fakeErr) TooLarge() bool            { return e.large }
+func (e fakeErr) InvalidContent() bool      { return e.invalid }
+func (e fakeErr) InsufficientStorage() bool { return e.full }
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func TestToSMTPError(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		code int
+		enh  smtp.EnhancedCode
+	}{
+		{"success", nil, 250, smtp.EnhancedCode{2, 0, 0}},
+		{"transient graph", fmt.Errorf("relay: %w", fakeErr{temp: true}), 451, smtp.EnhancedCode{4, 4, 1}},
+		{"permanent graph", fmt.Errorf("relay: %w", fakeErr{}), 554, smtp.EnhancedCode{5, 3, 0}},
+		{"access denied", fmt.Errorf("relay: %w", fakeErr{denied: true}), 550, smtp.EnhancedCode{5, 7, 1}},
+		{"too large for graph", fakeErr{large: true}, 552, smtp.EnhancedCode{5, 3, 4}},
+		{"unparseable", fmt.Errorf("convert: %w", fakeErr{invalid: true}), 554, smtp.EnhancedCode{5, 6, 0}},
+		{"disk full", fmt.Errorf("stage: %w", fakeErr{temp: true, full: true}), 452, smtp.EnhancedCode{4, 3, 1}},
+		{"size limit from the stream", fmt.Errorf("copy: %w", smtp.ErrDataTooLarge), 552, smtp.EnhancedCode{5, 3, 4}},
+		{"wrapped SMTPError passes through bare", fmt.Errorf("x: %w", &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "bye"}), 421, smtp.EnhancedCode{4, 3, 2}},
+		{"read timeout", fmt.Errorf("copy: %w", &os.PathError{Op: "read", Err: timeoutErr{}}), 451, smtp.EnhancedCode{4, 4, 2}},
+		{"policy refusal", errPolicy{policy.ErrNoMailbox}, 550, smtp.EnhancedCode{5, 7, 1}},
+		{"header too large", errHeaderTooLarge, 552, smtp.EnhancedCode{5, 3, 4}},
+		{"unknown error is temporary", errors.New("something odd"), 451, smtp.EnhancedCode{4, 3, 0}},
+		{"errno is temporary", syscall.EIO, 451, smtp.EnhancedCode{4, 3, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := toSMTPError(tt.err, "0abc")
+			if got.Code != tt.code || got.EnhancedCode != tt.enh {
+				t.Errorf("reply = %d %v %q, want %d %v", got.Code, got.EnhancedCode, got.Message, tt.code, tt.enh)
+			}
+			if strings.Contains(got.Message, "AADSTS") || strings.Contains(got.Message, "internal detail") {
+				t.Errorf("internal error text leaked: %q", got.Message)
+			}
+			if tt.code != 250 && tt.code != 552 && tt.code != 421 && !strings.Contains(got.Message, "[0abc]") {
+				t.Errorf("reply %q lacks the message id", got.Message)
+			}
+		})
+	}
+	if got := toSMTPError(nil, "0abc"); got.Message != "queued as 0abc" {
+		t.Errorf("success text = %q", got.Message)
+	}
+}
