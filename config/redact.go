@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 )
@@ -17,8 +18,11 @@ func (c *Config) Redacted() map[string]any {
 	if err != nil {
 		return map[string]any{"error": err.Error()}
 	}
+	// UseNumber keeps byte sizes as integers in the log instead of floats.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
 	var out map[string]any
-	_ = json.Unmarshal(b, &out)
+	_ = dec.Decode(&out)
 	return out
 }
 

@@ -136,8 +136,8 @@ func (cfg *TokenConfig) fetchFromIMDS(ctx context.Context, client *http.Client) 
 	if err != nil {
 		return nil, err
 	}
-	// IMDS rejects requests without this header, which proves the caller
-	// is not being tricked into a server-side request forgery.
+	// IMDS refuses requests without this header, since a request forged
+	// through an SSRF hole usually cannot set one.
 	req.Header.Set("Metadata", "true")
 
 	resp, err := client.Do(req)

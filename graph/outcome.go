@@ -79,6 +79,9 @@ func (e *Error) Unwrap() error { return e.err }
 // Temporary reports whether a retry may succeed.
 func (e *Error) Temporary() bool { return e.Class == Transient }
 
+// Permanent reports whether Graph's answer will not change on retry.
+func (e *Error) Permanent() bool { return e.Class == Permanent }
+
 // AccessDenied reports a refusal of the mailbox or the app by the tenant.
 func (e *Error) AccessDenied() bool { return e.Status == http.StatusForbidden }
 

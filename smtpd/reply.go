@@ -11,7 +11,7 @@ import (
 // The methods below classify errors without smtpd importing the packages
 // that produce them (graph, queue), in the style of net.Error's Timeout().
 type (
-	temporary      interface{ Temporary() bool }
+	permanent      interface{ Permanent() bool }
 	accessDenied   interface{ AccessDenied() bool }
 	tooLarge       interface{ TooLarge() bool }
 	invalidContent interface{ InvalidContent() bool }
@@ -61,11 +61,14 @@ func toSMTPError(err error, id string) *smtp.SMTPError {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return reply(451, smtp.EnhancedCode{4, 4, 2}, "Timeout while receiving the message, try again")
 	}
-	var t temporary
-	if errors.As(err, &t) && !t.Temporary() {
+	// Permanent is implemented only by graphrelay's own upstream errors.
+	// Temporary() is not used here because syscall.Errno has it too, and a
+	// local EIO must not become a permanent bounce.
+	var p permanent
+	if errors.As(err, &p) && p.Permanent() {
 		return reply(554, smtp.EnhancedCode{5, 3, 0}, "Message permanently refused by Microsoft Graph; the relay administrator must check the log")
 	}
-	if errors.As(err, &t) {
+	if errors.As(err, &p) {
 		return reply(451, smtp.EnhancedCode{4, 4, 1}, "Microsoft Graph temporarily unavailable, try again later")
 	}
 	// Unknown errors are temporary: a retry costs little, a wrong bounce

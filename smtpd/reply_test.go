@@ -20,7 +20,7 @@ type fakeErr struct {
 }
 
 func (e fakeErr) Error() string             { return "internal detail: AADSTS700027 token refused" }
-func (e fakeErr) Temporary() bool           { return e.temp }
+func (e fakeErr) Permanent() bool           { return !e.temp }
 func (e fakeErr) AccessDenied() bool        { return e.denied }
 func (e fakeErr) TooLarge() bool            { return e.large }
 func (e fakeErr) InvalidContent() bool      { return e.invalid }

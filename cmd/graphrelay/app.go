@@ -11,6 +11,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph"
+	"github.com/graphrelay/graphrelay/graph/relay"
 	"github.com/graphrelay/graphrelay/policy"
 	"github.com/graphrelay/graphrelay/queue"
 	"github.com/graphrelay/graphrelay/smtpd"
@@ -49,8 +50,8 @@ func (a *App) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
-	relay := graph.NewRelay(client, cfg.Graph.SaveToSentItems, a.Log)
-	deliverer := queue.NewDirect(relay, "")
+	rel := relay.New(client, cfg.Graph.SaveToSentItems, a.Log)
+	deliverer := queue.NewDirect(rel, "")
 
 	hostname := cfg.SMTP.Hostname
 	if hostname == "" {

@@ -104,7 +104,7 @@ func TestServeBinaryGracefulShutdown(t *testing.T) {
 		}
 		close(lines)
 	}()
-	addrRE := regexp.MustCompile(`smtp listener ready .*addr=(\S+)`)
+	addrRE := regexp.MustCompile(`smtp listener ready.*addr=(\S+)`)
 	var addr string
 	var seen []string
 	deadline := time.After(20 * time.Second)

@@ -379,7 +379,7 @@ func TestEndToEndSwaks(t *testing.T) {
 	if err != nil {
 		t.Fatalf("swaks: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "<~  250 2.0.0 queued as ") {
+	if !strings.Contains(string(out), "<-  250 2.0.0 queued as ") {
 		t.Errorf("swaks transcript lacks the 250 with the queue id:\n%s", out)
 	}
 	ds := fake.Deliveries()

@@ -77,8 +77,8 @@ func newAppCert(t *testing.T, cn string) *appCert {
 	return c
 }
 
-// relay is a running App wired to a fake tenant.
-type relay struct {
+// runningRelay is a running App wired to a fake tenant.
+type runningRelay struct {
 	app  *App
 	addr string
 	logs *syncBuffer
@@ -107,14 +107,14 @@ func fakeConfig(fake *graphtest.Server, mailboxes ...string) *config.Config {
 
 // startRelay validates cfg as Load would, then starts the App with the
 // given HTTP client (which trusts the fake's CA).
-func startRelay(t *testing.T, cfg *config.Config, fake *graphtest.Server) *relay {
+func startRelay(t *testing.T, cfg *config.Config, fake *graphtest.Server) *runningRelay {
 	t.Helper()
 	return startRelayWithClient(t, cfg, fake.HTTPClient())
 }
 
 // startRelayWithClient starts the App with hc for Entra and Graph; hc is
 // nil for dry-run.
-func startRelayWithClient(t *testing.T, cfg *config.Config, hc *http.Client) *relay {
+func startRelayWithClient(t *testing.T, cfg *config.Config, hc *http.Client) *runningRelay {
 	t.Helper()
 	if errs := config.Validate(cfg); len(errs) > 0 {
 		t.Fatalf("test configuration invalid: %v", errs)
@@ -135,7 +135,7 @@ func startRelayWithClient(t *testing.T, cfg *config.Config, hc *http.Client) *re
 			t.Logf("relay log:\n%s", logs)
 		}
 	})
-	return &relay{app: app, addr: app.Addrs()["test"], logs: logs, cfg: cfg}
+	return &runningRelay{app: app, addr: app.Addrs()["test"], logs: logs, cfg: cfg}
 }
 
 // smtpReply is the final reply to a transaction.

@@ -20,16 +20,19 @@ type cloud struct {
 	// graphHosts maps each Graph host to the Outlook host that serves its
 	// upload sessions.
 	graphHosts map[string]string
+	// msgraphHost is the Graph host the cloud's discovery document names.
+	msgraphHost string
 	// issuer is the v1 token issuer format for this cloud; %s is the tenant.
 	issuer string
 }
 
 var clouds = []*cloud{
 	{
-		name:       "global",
-		loginHosts: []string{"login.microsoftonline.com"},
-		graphHosts: map[string]string{"graph.microsoft.com": "outlook.office.com"},
-		issuer:     "https://sts.windows.net/%s/",
+		name:        "global",
+		loginHosts:  []string{"login.microsoftonline.com"},
+		graphHosts:  map[string]string{"graph.microsoft.com": "outlook.office.com"},
+		msgraphHost: "graph.microsoft.com",
+		issuer:      "https://sts.windows.net/%s/",
 	},
 	{
 		name:       "usgov",
@@ -38,13 +41,15 @@ var clouds = []*cloud{
 			"graph.microsoft.us":     "outlook.office365.us",
 			"dod-graph.microsoft.us": "outlook-dod.office365.us",
 		},
-		issuer: "https://login.microsoftonline.us/%s/",
+		msgraphHost: "graph.microsoft.us",
+		issuer:      "https://login.microsoftonline.us/%s/",
 	},
 	{
-		name:       "china",
-		loginHosts: []string{"login.partner.microsoftonline.cn", "login.chinacloudapi.cn"},
-		graphHosts: map[string]string{"microsoftgraph.chinacloudapi.cn": "partner.outlook.cn"},
-		issuer:     "https://sts.chinacloudapi.cn/%s/",
+		name:        "china",
+		loginHosts:  []string{"login.partner.microsoftonline.cn", "login.chinacloudapi.cn"},
+		graphHosts:  map[string]string{"microsoftgraph.chinacloudapi.cn": "partner.outlook.cn"},
+		msgraphHost: "microsoftgraph.chinacloudapi.cn",
+		issuer:      "https://sts.chinacloudapi.cn/%s/",
 	},
 }
 

@@ -24,14 +24,14 @@ type jwt struct {
 	signature    []byte
 }
 
-var errMalformedJWT = errors.New("malformed JWT")
+var errJWTFormat = errors.New("malformed JWT")
 
 // parseJWT splits and decodes a compact JWS without verifying it. It accepts
 // only the three-part form; encrypted (five-part) tokens are malformed here.
 func parseJWT(s string) (*jwt, error) {
 	parts := strings.Split(s, ".")
 	if len(parts) != 3 {
-		return nil, errMalformedJWT
+		return nil, errJWTFormat
 	}
 	h, err := decodeJSONSegment(parts[0])
 	if err != nil {
@@ -43,7 +43,7 @@ func parseJWT(s string) (*jwt, error) {
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
 	if err != nil {
-		return nil, errMalformedJWT
+		return nil, errJWTFormat
 	}
 	return &jwt{header: h, claims: c, signingInput: parts[0] + "." + parts[1], signature: sig}, nil
 }
@@ -51,13 +51,13 @@ func parseJWT(s string) (*jwt, error) {
 func decodeJSONSegment(seg string) (map[string]any, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(seg)
 	if err != nil {
-		return nil, errMalformedJWT
+		return nil, errJWTFormat
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var m map[string]any
 	if err := dec.Decode(&m); err != nil || m == nil || dec.More() {
-		return nil, errMalformedJWT
+		return nil, errJWTFormat
 	}
 	return m, nil
 }

@@ -33,12 +33,12 @@ type Message struct {
 	From     *Address
 	// Sender is the sender property (JSON) or Sender header (MIME), when
 	// set. Graph normally fills it in itself.
-	Sender              *Address
+	Sender               *Address
 	To, Cc, Bcc, ReplyTo []Address
-	Importance          string // "low", "normal" or "high"
-	InternetMessageID   string
-	Categories          []string
-	Headers             []Header // internetMessageHeaders
+	Importance           string // "low", "normal" or "high"
+	InternetMessageID    string
+	Categories           []string
+	Headers              []Header // internetMessageHeaders
 	// ExtendedProperties are singleValueExtendedProperties {id, value} as
 	// Name/Value.
 	ExtendedProperties           []Header
@@ -75,7 +75,9 @@ type TokenRequest struct {
 	At           time.Time
 }
 
-// GraphRequest records one Graph API request (not upload PUTs).
+// GraphRequest records one Graph API request (not upload PUTs). Status 499
+// marks a request whose client went away during a fault Delay and that the
+// fake therefore did not process.
 type GraphRequest struct {
 	Method, Path, Mailbox      string
 	ClientRequestID, RequestID string

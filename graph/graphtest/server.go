@@ -2,7 +2,6 @@ package graphtest
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log"
 	"net"
@@ -244,5 +243,3 @@ func (s *Server) currentRoles() []string {
 	defer s.mu.Unlock()
 	return append([]string{}, s.roles...)
 }
-
-var errClosed = errors.New("graphtest: server closed")

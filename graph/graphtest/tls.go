@@ -104,9 +104,9 @@ func (p *pki) serverTLSConfig() *tls.Config {
 // machine cannot divert test traffic.
 func (p *pki) newLoopbackClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
-		Proxy:             nil,
-		TLSClientConfig:   &tls.Config{RootCAs: p.pool, MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2: true,
+		Proxy:               nil,
+		TLSClientConfig:     &tls.Config{RootCAs: p.pool, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 16,
 	}}
 }

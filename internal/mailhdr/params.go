@@ -13,13 +13,15 @@ import (
 //
 //   - values may be quoted, unquoted, unquoted with spaces ("name=my
 //     scan.pdf"), or unterminated quotes (taken to the end of the field);
-//   - RFC 2231 parameters ("filename*=utf-8''%C3%9C.pdf") and continuations
+//   - RFC 2231 parameters ("filename*=utf-8'de'%C3%9C.pdf") and continuations
 //     ("filename*0*=...; filename*1=...") are joined in order and converted
 //     from their declared charset, which may be any charset DecodeCharset
 //     knows; a parameter in RFC 2231 form wins over its plain form;
 //   - comments in parentheses are removed from the value and from
 //     parameter names, but not from parameter values;
-//   - the first of repeated parameters wins.
+//   - the first of repeated parameters wins;
+//   - a missing semicolon after the value ("application/pdf name=x.pdf")
+//     is tolerated.
 //
 // Plain values are returned as written (RFC 2047 words and raw 8-bit bytes
 // included): only the caller knows which parameters are text, such as a file
@@ -27,13 +29,20 @@ import (
 func ParseMediaType(raw string) (string, map[string]string) {
 	s := unfold(raw)
 	fields := splitParams(s)
-	value := ""
-	if len(fields) > 0 {
-		value = strings.ToLower(strings.Trim(stripComments(fields[0]), " \t\"'"))
+	first := strings.Trim(stripComments(fields[0]), " \t\"'")
+	rest := fields[1:]
+	if i := strings.IndexAny(first, " \t"); i > 0 {
+		// "application/pdf name=x.pdf": a missing semicolon. Keep the
+		// type and read the remainder as a parameter.
+		if tail := strings.TrimSpace(first[i:]); strings.Contains(tail, "=") {
+			rest = append([]string{tail}, rest...)
+		}
+		first = first[:i]
 	}
+	value := strings.ToLower(first)
 	params := make(map[string]string)
 	ext := make(map[string]*extParam)
-	for _, f := range fields[1:] {
+	for _, f := range rest {
 		name, val, ok := splitParam(f)
 		if !ok {
 			continue

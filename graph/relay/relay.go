@@ -1,4 +1,7 @@
-package graph
+// Package relay turns an accepted message into Microsoft Graph calls: it
+// converts the MIME message with graph/convert and sends it with the graph
+// client as the mailbox the policy chose.
+package relay
 
 import (
 	"context"
@@ -8,36 +11,37 @@ import (
 	"time"
 
 	"github.com/graphrelay/graphrelay/envelope"
+	"github.com/graphrelay/graphrelay/graph"
 	"github.com/graphrelay/graphrelay/graph/convert"
 )
 
 // Relay turns an accepted message into Graph calls: it converts the MIME
 // message to Graph's message resource and sends it as the decided mailbox.
 type Relay struct {
-	client          *Client
+	client          *graph.Client
 	saveToSentItems bool
 	log             *slog.Logger
 }
 
-// NewRelay returns a Relay that sends through client.
-func NewRelay(client *Client, saveToSentItems bool, log *slog.Logger) *Relay {
+// New returns a Relay that sends through client.
+func New(client *graph.Client, saveToSentItems bool, log *slog.Logger) *Relay {
 	return &Relay{client: client, saveToSentItems: saveToSentItems, log: log}
 }
 
 // Send converts raw (size bytes, CRLF line endings) and sends it as
 // env.Mailbox. The error, if any, is an *Error or a conversion error whose
 // methods say how to answer the SMTP client.
-func (r *Relay) Send(ctx context.Context, env *envelope.Envelope, raw io.ReaderAt, size int64) (Receipt, error) {
+func (r *Relay) Send(ctx context.Context, env *envelope.Envelope, raw io.ReaderAt, size int64) (graph.Receipt, error) {
 	start := time.Now()
 	res, err := convert.Convert(io.NewSectionReader(raw, 0, size),
 		convert.Envelope{From: env.From, Recipients: env.Recipients}, convert.Options{})
 	if err != nil {
-		return Receipt{}, fmt.Errorf("convert message %s: %w", env.ID, err)
+		return graph.Receipt{}, fmt.Errorf("convert message %s: %w", env.ID, err)
 	}
 	for _, w := range res.Warnings {
 		r.log.Info("conversion warning", "id", env.ID, "warning", w)
 	}
-	req := &SendMailRequest{Message: res.Message}
+	req := &graph.SendMailRequest{Message: res.Message}
 	if !r.saveToSentItems {
 		no := false
 		req.SaveToSentItems = &no
@@ -46,7 +50,7 @@ func (r *Relay) Send(ctx context.Context, env *envelope.Envelope, raw io.ReaderA
 	attrs := []any{"id", env.ID, "mailbox", env.Mailbox.Address, "request_id", rcpt.RequestID,
 		"client_request_id", rcpt.ClientRequestID, "elapsed_ms", float64(time.Since(start).Microseconds()) / 1000}
 	if err != nil {
-		if e, ok := err.(*Error); ok {
+		if e, ok := err.(*graph.Error); ok {
 			attrs = append(attrs, "class", e.Class.String(), "status", e.Status, "code", e.Code, "ambiguous", e.Ambiguous)
 		}
 		r.log.Warn("graph send failed", append(attrs, "err", err)...)

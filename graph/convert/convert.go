@@ -1,0 +1,117 @@
+package convert
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+
+	// The charset package registers every x/text charset with go-message,
+	// so that go-message's own decoders (used by callers and tests on the
+	// same input) agree with mailhdr.
+	_ "github.com/emersion/go-message/charset"
+
+	"github.com/graphrelay/graphrelay/graph"
+	"github.com/graphrelay/graphrelay/internal/mailhdr"
+)
+
+// Envelope is the SMTP envelope of the message.
+type Envelope struct {
+	From       string   // MAIL FROM, may be ""
+	Recipients []string // RCPT TO addresses; authoritative for who receives the mail
+}
+
+// Result is a converted message.
+type Result struct {
+	Message graph.Message
+	// Warnings lists non-fatal decoding problems worth a log line. They
+	// name the problem, never message content beyond a charset label.
+	Warnings []string
+	// HeaderFrom is the decoded From header, for the policy layer's sender
+	// checks. Message.From is left unset: whether to set it is policy.
+	HeaderFrom []mailhdr.Address
+	// MessageID is the Message-ID without angle brackets, for logs.
+	MessageID string
+}
+
+// Convert reads one complete RFC 5322 message (CRLF, bare LF or mixed line
+// endings, dot-stuffing already removed) and converts it to a Graph message
+// following the rules in the package documentation.
+//
+// It returns an *Error only when no message can be produced: empty input,
+// a top-level header block over Options.MaxHeaderBytes, or input over
+// Options.MaxBytes. A read error from r is returned wrapped, not as *Error.
+func Convert(r io.Reader, env Envelope, opts Options) (*Result, error) {
+	opts = opts.withDefaults()
+	raw, err := io.ReadAll(io.LimitReader(r, opts.MaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("convert: reading message: %w", err)
+	}
+	if int64(len(raw)) > opts.MaxBytes {
+		return nil, &Error{reason: fmt.Sprintf("message larger than %d bytes", opts.MaxBytes), tooLarge: true}
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, errorf("empty message")
+	}
+	c := &converter{opts: opts}
+	top := readHeader(raw, true, opts.MaxHeaderBytes)
+	if top.tooBig {
+		return nil, errorf("header block larger than %d bytes", opts.MaxHeaderBytes)
+	}
+	if top.header.Len() == 0 {
+		c.warn("no header fields; whole message read as body")
+	}
+	p := &parser{opts: opts, warn: c.warn}
+	root := p.parse(raw, 0, "text/plain", true)
+
+	res := &Result{}
+	m := &res.Message
+	c.mapHeaders(&root.header, m)
+	c.mapRecipients(&root.header, env, m)
+	body := c.selectBody(root)
+	m.Body = c.bodyOf(body)
+	m.Attachments = c.attachments(root, body, cidRefs(m.Body))
+
+	res.HeaderFrom = c.addresses(&root.header, "From")
+	res.MessageID = firstMsgID(root.header.Get("Message-Id"))
+	res.Warnings = c.warnings
+	return res, nil
+}
+
+// converter holds the state of one conversion.
+type converter struct {
+	opts     Options
+	warnings []string
+	seen     map[string]bool
+	dropped  int
+}
+
+// warn records a warning once; past maxWarnings it only counts them.
+func (c *converter) warn(format string, args ...any) {
+	w := fmt.Sprintf(format, args...)
+	if c.seen == nil {
+		c.seen = make(map[string]bool)
+	}
+	if c.seen[w] {
+		return
+	}
+	c.seen[w] = true
+	if len(c.warnings) >= maxWarnings {
+		c.dropped++
+		c.warnings[maxWarnings-1] = fmt.Sprintf("%d more warnings", c.dropped+1)
+		return
+	}
+	c.warnings = append(c.warnings, w)
+}
+
+// decoded returns the body of a leaf with its transfer encoding removed.
+func (c *converter) decoded(e *entity) []byte {
+	if !e.didDec {
+		var w string
+		e.decoded, w = decodeTransfer(e.header.Get("Content-Transfer-Encoding"), e.body)
+		if w != "" {
+			c.warn("%s", w)
+		}
+		e.didDec = true
+	}
+	return e.decoded
+}
