@@ -14,9 +14,12 @@ type Config struct {
 	DryRun    bool   `yaml:"dry_run"`
 	OutboxDir string `yaml:"outbox_dir"`
 
-	Log   Log   `yaml:"log"`
-	SMTP  SMTP  `yaml:"smtp"`
-	Graph Graph `yaml:"graph"`
+	Log      Log      `yaml:"log"`
+	SMTP     SMTP     `yaml:"smtp"`
+	TLS      TLS      `yaml:"tls"`
+	Graph    Graph    `yaml:"graph"`
+	Delivery Delivery `yaml:"delivery"`
+	Queue    Queue    `yaml:"queue"`
 
 	// Mailboxes are the only addresses graphrelay ever sends as. They mirror
 	// the mail-enabled security group of the Exchange Application Access
@@ -25,6 +28,20 @@ type Config struct {
 	// DefaultMailbox is used when neither the header From nor the envelope
 	// sender is one of Mailboxes.
 	DefaultMailbox string `yaml:"default_mailbox"`
+
+	// Rules decide, in order, which client may send as which mailbox; the
+	// first match wins and no match means reject. With no rules, one
+	// implicit rule applies: send as the sender when it is an allowed
+	// mailbox, else as default_mailbox with the From rewritten.
+	Rules []Rule `yaml:"rules"`
+
+	// Users may authenticate with SMTP AUTH. Passwords are bcrypt hashes
+	// made by "graphrelay passwd". UsersFile adds users from a separate
+	// YAML file (a list of the same entries) that can be mounted as a
+	// secret.
+	Users     []User `yaml:"users"`
+	UsersFile string `yaml:"users_file"`
+	Auth      Auth   `yaml:"auth"`
 }
 
 // Log configures log/slog output.
@@ -55,6 +72,139 @@ type SMTP struct {
 type Listener struct {
 	Name    string `yaml:"name"`
 	Address string `yaml:"address"`
+	// TLS is none, starttls or implicit (SMTPS, port 465). starttls and
+	// implicit need the tls section.
+	TLS string `yaml:"tls"`
+	// Networks are the client networks (CIDR) allowed to connect. The
+	// default is loopback only; 0.0.0.0/0 must be written out.
+	Networks []string `yaml:"networks"`
+	// MaxConnections and MaxConnectionsPerIP bound concurrent sessions.
+	MaxConnections      int `yaml:"max_connections"`
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// Auth is none, optional or required.
+	Auth string `yaml:"auth"`
+	// AllowInsecureAuth offers AUTH without TLS on a non-loopback listener,
+	// for old devices that cannot do TLS. It is logged as a warning.
+	AllowInsecureAuth bool `yaml:"allow_insecure_auth"`
+}
+
+// Listener TLS modes and AUTH requirements.
+const (
+	TLSNone      = "none"
+	TLSStartTLS  = "starttls"
+	TLSImplicit  = "implicit"
+	AuthNone     = "none"
+	AuthOptional = "optional"
+	AuthRequired = "required"
+)
+
+// TLS configures the server certificate for STARTTLS and implicit TLS.
+type TLS struct {
+	// CertFile and KeyFile are reloaded on SIGHUP and when they change on
+	// disk, so certificate renewals need no restart.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// SelfSigned generates a certificate at first start (kept in
+	// SelfSignedDir) when no files are given: for LAN-only use.
+	SelfSigned    bool   `yaml:"self_signed"`
+	SelfSignedDir string `yaml:"self_signed_dir"`
+	// MinVersion is 1.0, 1.1, 1.2 or 1.3. Lower than 1.2 is for old printers.
+	MinVersion string `yaml:"min_version"`
+	// LegacyCiphers adds CBC and 3DES suites some old devices need.
+	LegacyCiphers bool `yaml:"legacy_ciphers"`
+}
+
+// Auth configures SMTP AUTH hardening.
+type Auth struct {
+	// FailureDelay is waited before every 535 reply, so timing does not
+	// reveal which part of the credential was wrong.
+	FailureDelay Duration `yaml:"failure_delay"`
+	// After MaxFailures failures from one IP within Window, that IP is
+	// refused for Lockout.
+	MaxFailures int      `yaml:"max_failures"`
+	Window      Duration `yaml:"window"`
+	Lockout     Duration `yaml:"lockout"`
+}
+
+// User is one SMTP AUTH account.
+type User struct {
+	Name         string `yaml:"name"`
+	PasswordHash string `yaml:"password_hash"`
+}
+
+// From handling values for Rule.From.
+const (
+	FromKeep    = "keep"
+	FromRewrite = "rewrite"
+	FromReject  = "reject"
+)
+
+// MailboxSender in Rule.Mailbox means "the sender itself, when it is an
+// allowed mailbox".
+const MailboxSender = "sender"
+
+// Rule maps clients to a mailbox. Empty match fields match anything.
+type Rule struct {
+	Name       string   `yaml:"name"`
+	Listener   string   `yaml:"listener"`
+	Networks   []string `yaml:"networks"`
+	AuthUser   string   `yaml:"auth_user"`   // a user name, or * for any authenticated user
+	Sender     string   `yaml:"sender"`      // envelope sender pattern: address, *@domain or *
+	HeaderFrom string   `yaml:"header_from"` // header From pattern, same forms
+	// Mailbox is an allowed mailbox address, or "sender".
+	Mailbox string `yaml:"mailbox"`
+	From    string `yaml:"from"` // keep, rewrite or reject
+	// Recipients restricts recipients to these addresses and domains
+	// (alice@company.com, company.com or *@company.com). Empty allows all.
+	Recipients        []string `yaml:"recipients"`
+	MaxRecipients     int      `yaml:"max_recipients"`
+	MessagesPerMinute int      `yaml:"messages_per_minute"`
+	Format            string   `yaml:"format"` // json or mime; empty means delivery.format
+}
+
+// Delivery configures how messages are handed to Graph.
+type Delivery struct {
+	// Mode is queue (store and forward, the default) or direct
+	// (synchronous: 250 only after Graph's 202, no spool).
+	Mode string `yaml:"mode"`
+	// Format is json (convert to Graph's message) or mime (pass the original
+	// MIME through).
+	Format string `yaml:"format"`
+	// LargeMessages is upload (draft plus upload sessions, needs
+	// Mail.ReadWrite) or reject (552 at DATA).
+	LargeMessages string `yaml:"large_messages"`
+}
+
+// Delivery modes and large-message handling.
+const (
+	ModeQueue   = "queue"
+	ModeDirect  = "direct"
+	LargeUpload = "upload"
+	LargeReject = "reject"
+	FormatJSON  = "json"
+	FormatMIME  = "mime"
+)
+
+// Queue configures the durable spool and its delivery workers.
+type Queue struct {
+	Dir string `yaml:"dir"`
+	// MaxBytes and MaxMessages are the spool quota; over it, new mail gets
+	// 452 4.3.1. 0 means unlimited.
+	MaxBytes    int64 `yaml:"max_bytes"`
+	MaxMessages int   `yaml:"max_messages"`
+	// Workers bounds concurrent Graph deliveries across all mailboxes.
+	Workers int `yaml:"workers"`
+	// Retries back off exponentially with full jitter from RetryInitial up
+	// to RetryMax; a message still undelivered after MaxAge fails.
+	RetryInitial Duration `yaml:"retry_initial"`
+	RetryMax     Duration `yaml:"retry_max"`
+	MaxAge       Duration `yaml:"max_age"`
+	// NoticeTo receives a notice, sent through Graph as NoticeMailbox (or
+	// default_mailbox), for every message that fails permanently.
+	NoticeTo      string `yaml:"notice_to"`
+	NoticeMailbox string `yaml:"notice_mailbox"`
+	// DelayNoticeAfter sends a "still trying" notice once; 0 disables it.
+	DelayNoticeAfter Duration `yaml:"delay_notice_after"`
 }
 
 // Credential kinds for Graph.Credential.
@@ -112,6 +262,12 @@ type Graph struct {
 type Mailbox struct {
 	Address string `yaml:"address"`
 	ID      string `yaml:"id"`
+	// MaxConcurrency bounds in-flight Graph requests for this mailbox;
+	// Graph allows 4 per app and mailbox.
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// MessagesPerMinute paces sends; Exchange Online allows about 30. 0
+	// means no pacing.
+	MessagesPerMinute int `yaml:"messages_per_minute"`
 }
 
 // Duration is a time.Duration written as "30s" or "10m" in YAML.

@@ -135,25 +135,27 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // MarshalText prints durations the way they are written.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.D().String()), nil }
 
-// UnmarshalYAML accepts a mailbox as a plain address or as a mapping with
-// address and id.
+// UnmarshalYAML accepts a mailbox as a plain address or as a mapping.
 func (m *Mailbox) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		return m.UnmarshalText([]byte(n.Value))
 	case yaml.MappingNode:
-		*m = Mailbox{}
+		// Node.Decode has no strict mode, so unknown keys are checked here.
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			switch k.Value {
-			case "address":
-				m.Address = strings.TrimSpace(v.Value)
-			case "id":
-				m.ID = strings.TrimSpace(v.Value)
+			switch k := n.Content[i]; k.Value {
+			case "address", "id", "max_concurrency", "messages_per_minute":
 			default:
-				return fmt.Errorf("line %d: unknown key %s in a mailbox (use address and id)", k.Line, k.Value)
+				return fmt.Errorf("line %d: unknown key %s in a mailbox (use address, id, max_concurrency, messages_per_minute)", k.Line, k.Value)
 			}
 		}
+		type plain Mailbox
+		var p plain
+		if err := n.Decode(&p); err != nil {
+			return err
+		}
+		*m = Mailbox(p)
+		m.Address, m.ID = strings.TrimSpace(m.Address), strings.TrimSpace(m.ID)
 		return nil
 	}
 	return fmt.Errorf("line %d: a mailbox is an address or a mapping with address and id", n.Line)

@@ -35,6 +35,8 @@ func Validate(cfg *Config) Errors {
 	validateLog(cfg, &errs)
 	validateSMTP(cfg, &errs)
 	validateMailboxes(cfg, &errs)
+	validateListenerAccess(cfg, &errs)
+	validateDelivery(cfg, &errs)
 	if cfg.DryRunReason() != "" {
 		if strings.TrimSpace(cfg.OutboxDir) == "" {
 			errs.add("outbox_dir", "is required in dry-run mode")

@@ -13,7 +13,6 @@ import (
 	"github.com/graphrelay/graphrelay/graph"
 	"github.com/graphrelay/graphrelay/graph/relay"
 	"github.com/graphrelay/graphrelay/policy"
-	"github.com/graphrelay/graphrelay/queue"
 	"github.com/graphrelay/graphrelay/smtpd"
 )
 
@@ -28,6 +27,9 @@ type App struct {
 
 	smtp     *smtpd.Server
 	serveErr chan error
+	// stopDelivery stops the delivery side after the SMTP side is closed,
+	// so in-flight deliveries finish before the process exits.
+	stopDelivery func(context.Context) error
 	once     sync.Once
 }
 
@@ -51,7 +53,10 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("policy: %w", err)
 	}
 	rel := relay.New(client, cfg.Graph.SaveToSentItems, a.Log)
-	deliverer := queue.NewDirect(rel, "")
+	deliverer, err := a.newDeliverer(ctx, rel)
+	if err != nil {
+		return err
+	}
 
 	hostname := cfg.SMTP.Hostname
 	if hostname == "" {
@@ -119,6 +124,11 @@ func (a *App) Close() error {
 		err = a.smtp.Shutdown(ctx)
 		if serr := <-a.serveErr; serr != nil && err == nil {
 			err = serr
+		}
+		if a.stopDelivery != nil {
+			if derr := a.stopDelivery(ctx); derr != nil && err == nil {
+				err = derr
+			}
 		}
 	})
 	return err

@@ -96,6 +96,9 @@ func fakeConfig(fake *graphtest.Server, mailboxes ...string) *config.Config {
 	cfg.Graph.Timeout = config.Duration(10 * time.Second)
 	cfg.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
 	cfg.SMTP.ShutdownTimeout = config.Duration(5 * time.Second)
+	// These tests assert synchronous outcomes (4xx/5xx at DATA); the queue
+	// tests set queue mode themselves.
+	cfg.Delivery.Mode = config.ModeDirect
 	cfg.Mailboxes = nil
 	for _, m := range mailboxes {
 		addr, id, _ := strings.Cut(m, "=")

@@ -130,9 +130,9 @@ func TestInline(t *testing.T) {
 		}
 		wants := []want{
 			{"image001.png", true, "Image001.PNG@01D0"}, // disposition attachment, other case
-			{"image-2.png", true, "logo%40example.com"},  // percent-encoded reference
-			{"image-3.png", true, "bg@x"},                // CSS url(), Content-ID without brackets
-			{"unused.png", false, ""},                    // inline disposition but unreferenced
+			{"image-2.png", true, "logo%40example.com"}, // percent-encoded reference
+			{"image-3.png", true, "bg@x"},               // CSS url(), Content-ID without brackets
+			{"unused.png", false, ""},                   // inline disposition but unreferenced
 		}
 		as := res.Message.Attachments
 		if len(as) != len(wants) {

@@ -85,8 +85,7 @@ func readHeader(raw []byte, top bool, limit int) headerResult {
 		case isFieldLine(line):
 			finish(i)
 			fieldStart = i
-		case fieldStart >= 0 && !bytes.HasPrefix(line, []byte("--")) &&
-			(startsFolded(raw, next) || isFieldLine(trimEOL(raw[next:lineEnd(raw, next)]))):
+		case fieldStart >= 0 && !bytes.HasPrefix(line, []byte("--")) && headerGoesOn(raw, next):
 			// A line that lost its folding indent in the middle of
 			// the header (the header visibly goes on after it): keep
 			// it as part of the current field rather than starting
@@ -152,6 +151,27 @@ func isBlankLine(line []byte) bool {
 func startsFolded(b []byte, i int) bool {
 	return i < len(b) && (b[i] == ' ' || b[i] == '\t')
 }
+
+// headerGoesOn reports whether the lines from i look like the rest of a
+// header: the first is a field or a continuation, and a blank line follows
+// within lostFoldLookahead lines. Without the blank line the text is more
+// likely a body that starts without one ("Hello,\nRegards: me"). The
+// lookahead is bounded so that a header of many bad lines stays linear.
+func headerGoesOn(raw []byte, i int) bool {
+	if i >= len(raw) || !(startsFolded(raw, i) || isFieldLine(trimEOL(raw[i:lineEnd(raw, i)]))) {
+		return false
+	}
+	for n := 0; n < lostFoldLookahead && i < len(raw); n++ {
+		next := lineEnd(raw, i)
+		if isBlankLine(trimEOL(raw[i:next])) {
+			return true
+		}
+		i = next
+	}
+	return false
+}
+
+const lostFoldLookahead = 64
 
 // lineEnd returns the index just past the line that starts at i (past its
 // LF, or len(b) for a last line without one).

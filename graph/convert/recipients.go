@@ -25,12 +25,13 @@ import (
 // visible To recipient into Bcc, which is worse than the converse.
 //
 // A caller with no envelope (a re-send tool) gets the header To, Cc and Bcc
-// as they are.
+// as they are, each address once.
 func (c *converter) mapRecipients(h *textproto.Header, env Envelope, m *graph.Message) {
-	m.ReplyTo = recipientsOf(c.addresses(h, "Reply-To"))
+	m.ReplyTo = recipientsOf(c.addresses(h, "Reply-To"), map[string]bool{})
 	to, cc, bcc := c.addresses(h, "To"), c.addresses(h, "Cc"), c.addresses(h, "Bcc")
 	if len(envelopeAddrs(env)) == 0 {
-		m.ToRecipients, m.CcRecipients, m.BccRecipients = recipientsOf(to), recipientsOf(cc), recipientsOf(bcc)
+		seen := make(map[string]bool)
+		m.ToRecipients, m.CcRecipients, m.BccRecipients = recipientsOf(to, seen), recipientsOf(cc, seen), recipientsOf(bcc, seen)
 		return
 	}
 	type entry struct {
@@ -104,10 +105,10 @@ func (c *converter) addresses(h *textproto.Header, key string) []mailhdr.Address
 	return out
 }
 
-// recipientsOf converts addresses to Graph recipients, once each.
-func recipientsOf(list []mailhdr.Address) []graph.Recipient {
+// recipientsOf converts addresses to Graph recipients, skipping those
+// already in seen (which it updates).
+func recipientsOf(list []mailhdr.Address, seen map[string]bool) []graph.Recipient {
 	var out []graph.Recipient
-	seen := make(map[string]bool)
 	for _, a := range list {
 		if k := addrKey(a.Address); !seen[k] {
 			seen[k] = true

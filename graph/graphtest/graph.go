@@ -190,8 +190,8 @@ func (c *graphCall) run(inFlight int) apiResponse {
 	fault, faulted := s.takeGraphFault(c.route.mailbox, c.mb, c.mbKnown)
 	if faulted && !fault.AfterAccept {
 		if !s.sleep(r.Context(), fault.Delay) && fault.Status == 0 {
-			// The client gave up during the delay; like Graph, the fake
-			// does not process a request whose caller is gone.
+			// The client gave up during the delay, so the request counts as
+			// never having reached Exchange and is not processed.
 			return c.fail(newGraphError(499, "RequestCancelled", "The client closed the request."))
 		}
 		if fault.Status != 0 {

@@ -38,7 +38,7 @@ func loadSigningKeys() (signingKeys, error) {
 
 // jwkFor renders an RSA public key as a JWK for the discovery keys endpoint.
 func jwkFor(kid string, pub *rsa.PublicKey) map[string]any {
-	e := big64(pub.E)
+	e := exponentBytes(pub.E)
 	return map[string]any{
 		"kty": "RSA",
 		"use": "sig",
@@ -49,7 +49,8 @@ func jwkFor(kid string, pub *rsa.PublicKey) map[string]any {
 	}
 }
 
-func big64(e int) []byte {
+// exponentBytes is the big-endian, minimal-length encoding JWKs use for e.
+func exponentBytes(e int) []byte {
 	var b []byte
 	for e > 0 {
 		b = append([]byte{byte(e & 0xff)}, b...)

@@ -56,14 +56,16 @@ func DecodeText(raw string) string {
 }
 
 // unfold removes the line breaks of a folded header value. RFC 5322 unfolding
-// removes CRLF before whitespace; a CR or LF anywhere else cannot be part of
-// a header value either, so every CR and LF goes.
+// removes CRLF (or a bare LF) before whitespace. A lone CR is an old Mac
+// line break or noise between words, so it becomes a space.
 func unfold(s string) string {
 	if !strings.ContainsAny(s, "\r\n") {
 		return s
 	}
-	return strings.NewReplacer("\r", "", "\n", "").Replace(s)
+	return unfolder.Replace(s)
 }
+
+var unfolder = strings.NewReplacer("\r\n", "", "\n", "", "\r", " ")
 
 func isBlank(s string) bool {
 	return strings.Trim(s, " \t") == ""
