@@ -14,15 +14,23 @@ import (
 
 // Envelope is the SMTP envelope plus the policy decision for one message.
 type Envelope struct {
-	ID         string    `json:"id"`
-	Listener   string    `json:"listener"`
-	ClientIP   string    `json:"client_ip"`
-	Helo       string    `json:"helo"`
-	TLS        bool      `json:"tls"`
-	AuthUser   string    `json:"auth_user,omitempty"`
-	From       string    `json:"from"` // MAIL FROM; "" for the null sender <>
-	Recipients []string  `json:"recipients"`
-	Mailbox    Mailbox   `json:"mailbox"`
+	ID         string   `json:"id"`
+	Listener   string   `json:"listener"`
+	ClientIP   string   `json:"client_ip"`
+	Helo       string   `json:"helo"`
+	TLS        bool     `json:"tls"`
+	AuthUser   string   `json:"auth_user,omitempty"`
+	From       string   `json:"from"` // MAIL FROM; "" for the null sender <>
+	Recipients []string `json:"recipients"`
+	Mailbox    Mailbox  `json:"mailbox"`
+	// Rule names the policy rule that chose Mailbox.
+	Rule string `json:"rule,omitempty"`
+	// FromName is the display name to send with the mailbox address; ""
+	// lets Graph use the mailbox's own name.
+	FromName string `json:"from_name,omitempty"`
+	// ReplyTo is set when the From was rewritten: the original sender,
+	// added as Reply-To unless the message already has one.
+	ReplyTo    string    `json:"reply_to,omitempty"`
 	Format     string    `json:"format"`
 	ReceivedAt time.Time `json:"received_at"`
 	Size       int64     `json:"size"`

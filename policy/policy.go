@@ -1,71 +1,64 @@
-// Package policy decides which configured shared mailbox a message may be
-// sent as. It is pure logic with no I/O, so table tests cover it fully, and
-// every sender-to-mailbox decision lives here and nowhere else.
+// Package policy decides who may send, as which mailbox, to whom. It turns
+// what a client is and claims (listener, IP, TLS, authenticated user,
+// envelope sender, header From, recipients) into one decision: the mailbox
+// to send as, how the From header is handled, which recipients are allowed,
+// and the send format. It is pure logic with no I/O, so table tests cover
+// the whole decision matrix.
+//
+// Rules are checked in order and the first match wins; no match means
+// reject. A rule is narrowed down in three stages, as SMTP reveals more:
+// at MAIL (listener, network, user, envelope sender), at RCPT (allowed
+// recipients and their number), and at the end of DATA (header From). At
+// RCPT the rule is not yet final, so a recipient is accepted if any
+// remaining candidate allows it, and every recipient is checked again
+// against the final rule at the end of DATA.
 package policy
 
 import (
-	"errors"
-	"fmt"
-	"strings"
+	"net/netip"
 
-	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/envelope"
 )
 
-// Policy holds the allowed mailboxes and the default mailbox.
-type Policy struct {
-	mailboxes map[string]envelope.Mailbox // keyed by normalised address
-	def       *envelope.Mailbox
+// Input is what is known about a client at MAIL time.
+type Input struct {
+	Listener string
+	ClientIP netip.Addr
+	TLS      bool
+	AuthUser string // "" when not authenticated
+	Sender   string // MAIL FROM; "" for the null sender <>
 }
 
-// New builds a policy from the configured mailboxes. defaultMailbox may be
-// empty, in which case mail that names no allowed mailbox is refused.
-func New(mailboxes []config.Mailbox, defaultMailbox string) (*Policy, error) {
-	p := &Policy{mailboxes: map[string]envelope.Mailbox{}}
-	for _, m := range mailboxes {
-		p.mailboxes[Normalize(m.Address)] = envelope.Mailbox{Address: m.Address, ID: m.ID}
-	}
-	if defaultMailbox != "" {
-		m, ok := p.mailboxes[Normalize(defaultMailbox)]
-		if !ok {
-			return nil, fmt.Errorf("default mailbox %s is not an allowed mailbox", defaultMailbox)
-		}
-		p.def = &m
-	}
-	return p, nil
+// Address is one header address.
+type Address struct {
+	Name    string
+	Address string
 }
 
 // Decision is the outcome for one message.
 type Decision struct {
+	// Rule names the rule that decided, as "rules[2] (scanners)", for logs.
+	Rule    string
 	Mailbox envelope.Mailbox
-	// Why explains the choice for the log line.
-	Why string
+	// From is keep or rewrite.
+	From string
+	// FromName is the display name to send with the mailbox address; empty
+	// lets Graph use the mailbox's own name.
+	FromName string
+	// ReplyTo is the original sender address to put in Reply-To when the
+	// message has none (From rewrite).
+	ReplyTo string
+	Format  string
+	// MessagesPerMinute is the rule's rate limit; 0 means none.
+	MessagesPerMinute int
+	// RuleIndex identifies the rule for per-rule rate limiting.
+	RuleIndex int
 }
 
-// ErrNoMailbox means the message names no allowed mailbox and there is no
-// default to fall back to.
-var ErrNoMailbox = errors.New("neither the header From nor the envelope sender is an allowed mailbox, and no default mailbox is configured")
-
-// Decide picks the mailbox: the header From when it is an allowed mailbox
-// (the address recipients see), else the envelope sender when it is one,
-// else the default mailbox.
-func (p *Policy) Decide(envelopeFrom string, headerFrom []string) (Decision, error) {
-	for _, a := range headerFrom {
-		if m, ok := p.mailboxes[Normalize(a)]; ok {
-			return Decision{Mailbox: m, Why: "header From is an allowed mailbox"}, nil
-		}
-	}
-	if m, ok := p.mailboxes[Normalize(envelopeFrom)]; ok {
-		return Decision{Mailbox: m, Why: "envelope sender is an allowed mailbox"}, nil
-	}
-	if p.def != nil {
-		return Decision{Mailbox: *p.def, Why: "sender is not an allowed mailbox; using the default mailbox"}, nil
-	}
-	return Decision{}, ErrNoMailbox
-}
-
-// Normalize returns the form addresses are compared in. Exchange treats
-// the whole address case-insensitively, so graphrelay does too.
-func Normalize(addr string) string {
-	return strings.ToLower(strings.TrimSpace(addr))
-}
+// Mailbox handling values, mirrored from config to keep this package's
+// callers free of the config import.
+const (
+	FromKeep    = "keep"
+	FromRewrite = "rewrite"
+	FromReject  = "reject"
+)

@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/graphrelay/graphrelay/internal/mailhdr"
+	"github.com/graphrelay/graphrelay/policy"
 )
 
 // maxHeaderBytes bounds the header block read before the policy decision,
@@ -93,7 +94,7 @@ func readHeader(r io.Reader) ([]byte, io.Reader, error) {
 
 // headerFrom returns the addresses in the From header, parsed tolerantly:
 // printers write display names with '@' and unquoted specials in them.
-func headerFrom(hdr []byte) []string {
+func headerFrom(hdr []byte) []policy.Address {
 	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(hdr)))
 	if err != nil && h.Len() == 0 {
 		return nil
@@ -103,9 +104,9 @@ func headerFrom(hdr []byte) []string {
 		return nil
 	}
 	addrs, _ := mailhdr.ParseAddressList(raw)
-	out := make([]string, 0, len(addrs))
+	out := make([]policy.Address, 0, len(addrs))
 	for _, a := range addrs {
-		out = append(out, a.Address)
+		out = append(out, policy.Address{Name: a.Name, Address: a.Address})
 	}
 	return out
 }

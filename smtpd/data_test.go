@@ -55,7 +55,7 @@ func TestReadHeader(t *testing.T) {
 func TestHeaderFrom(t *testing.T) {
 	hdr := []byte("From: MFP 2nd floor scanner@printer.local <Scans@Company.com>\r\nTo: x@y\r\n\r\n")
 	got := headerFrom(hdr)
-	if len(got) != 1 || got[0] != "Scans@Company.com" {
+	if len(got) != 1 || got[0].Address != "Scans@Company.com" || got[0].Name != "MFP 2nd floor scanner@printer.local" {
 		t.Errorf("headerFrom = %v", got)
 	}
 	if got := headerFrom([]byte("Subject: none\r\n\r\n")); len(got) != 0 {

@@ -6,6 +6,8 @@ import (
 	"net"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/graphrelay/graphrelay/policy"
 )
 
 // The methods below classify errors without smtpd importing the packages
@@ -26,7 +28,10 @@ type (
 // unwrap, and turns anything else into a permanent 554.
 func toSMTPError(err error, id string) *smtp.SMTPError {
 	reply := func(code int, enh smtp.EnhancedCode, msg string) *smtp.SMTPError {
-		return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: fmt.Sprintf("%s [%s]", msg, id)}
+		if id != "" {
+			msg = fmt.Sprintf("%s [%s]", msg, id)
+		}
+		return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: msg}
 	}
 	if err == nil {
 		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + id}
@@ -41,9 +46,25 @@ func toSMTPError(err error, id string) *smtp.SMTPError {
 	if errors.Is(err, errHeaderTooLarge) {
 		return reply(552, smtp.EnhancedCode{5, 3, 4}, "Message header block too large")
 	}
-	var pe errPolicy
-	if errors.As(err, &pe) {
-		return reply(550, smtp.EnhancedCode{5, 7, 1}, "Sender not permitted to send through this relay")
+	if errors.Is(err, errAuthRequired) {
+		return reply(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
+	}
+	if pe, ok := policy.As(err); ok {
+		switch pe.Kind {
+		case policy.AuthRequired:
+			return reply(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
+		case policy.RelayDenied:
+			return reply(550, smtp.EnhancedCode{5, 7, 1}, "Relay not permitted: "+pe.Reason)
+		case policy.TooManyRecipients:
+			return reply(452, smtp.EnhancedCode{4, 5, 3}, "Too many recipients: "+pe.Reason)
+		case policy.FromDenied:
+			return reply(550, smtp.EnhancedCode{5, 7, 1}, "From not permitted: "+pe.Reason)
+		}
+		return reply(550, smtp.EnhancedCode{5, 7, 1}, "Sender not permitted: "+pe.Reason)
+	}
+	var rl errRateLimited
+	if errors.As(err, &rl) {
+		return reply(451, smtp.EnhancedCode{4, 7, 1}, "Rate limit exceeded, try again later")
 	}
 	if is[storageFull](err, func(e storageFull) bool { return e.InsufficientStorage() }) {
 		return reply(452, smtp.EnhancedCode{4, 3, 1}, "Insufficient system storage, try again later")
@@ -105,9 +126,11 @@ func hintOf(err error) string {
 	if errors.As(err, &h) {
 		return h.Hint()
 	}
-	var pe errPolicy
-	if errors.As(err, &pe) {
-		return "add the sender's address to mailboxes, or set default_mailbox"
+	if _, ok := policy.As(err); ok {
+		return "no rule permits this; check the rules (first match wins) and the mailboxes list"
+	}
+	if errors.As(err, new(errRateLimited)) {
+		return "the rule's messages_per_minute limit was reached; raise it if the sender is legitimate"
 	}
 	if errors.Is(err, smtp.ErrDataTooLarge) {
 		return "raise smtp.max_message_bytes only if the tenant's maximum message size allows it"

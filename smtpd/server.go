@@ -1,16 +1,19 @@
 // Package smtpd adapts go-smtp to graphrelay: it runs the SMTP listeners,
-// asks the policy which mailbox a message may leave as, hands the message to
-// a Deliverer, and turns the outcome into an SMTP reply. It does not know
-// what Graph is.
+// admits clients by network and connection limits, authenticates them,
+// asks the policy at MAIL, RCPT and the end of DATA which mailbox a message
+// may leave as, hands the message to a Deliverer, and turns every outcome
+// into an SMTP reply. It does not know what Graph is.
 package smtpd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -23,23 +26,51 @@ import (
 
 // Deliverer takes responsibility for an accepted message. It must consume
 // msg. A nil error means the message is delivered (direct mode) or safely
-// queued; errors are classified by the methods they implement (see reply.go).
+// queued; errors are classified by the methods they implement (reply.go).
 type Deliverer interface {
 	Deliver(ctx context.Context, env *envelope.Envelope, msg io.Reader) error
 }
 
-// Decider chooses the mailbox a message is sent as.
-type Decider interface {
-	Decide(envelopeFrom string, headerFrom []string) (policy.Decision, error)
+// Policy decides who may send as which mailbox, to whom.
+type Policy interface {
+	Mail(in policy.Input) (*policy.Pending, error)
+	Rcpt(p *policy.Pending, rcpt string, n int) error
+	Data(p *policy.Pending, headerFrom []policy.Address, recipients []string) (policy.Decision, error)
+}
+
+// Authenticator checks SMTP AUTH credentials.
+type Authenticator interface {
+	Verify(user, password string) bool
+}
+
+// Throttle tracks AUTH failures per client IP.
+type Throttle interface {
+	Blocked(ip string) (bool, time.Duration)
+	Failure(ip string) bool
+	Success(ip string)
+}
+
+// Options are the parts a Server is built from.
+type Options struct {
+	SMTP     config.SMTP
+	Auth     config.Auth
+	Hostname string
+	// TLS serves STARTTLS and implicit-TLS listeners; nil when no listener
+	// uses TLS.
+	TLS       *tls.Config
+	Deliverer Deliverer
+	Policy    Policy
+	// Users and Throttle are nil when no SMTP users are configured.
+	Users    Authenticator
+	Throttle Throttle
+	Log      *slog.Logger
 }
 
 // Server runs one go-smtp server per configured listener.
 type Server struct {
-	cfg       config.SMTP
-	deliverer Deliverer
-	decider   Decider
-	log       *slog.Logger
-	hostname  string
+	opts  Options
+	log   *slog.Logger
+	rates *rateLimiter
 
 	// ctx bounds in-flight deliveries; it is cancelled only after the
 	// shutdown deadline, so that a message being relayed during a graceful
@@ -52,15 +83,16 @@ type Server struct {
 }
 
 type listenerServer struct {
-	name string
+	cfg  config.Listener
 	srv  *smtp.Server
-	ln   net.Listener
+	ln   *accessListener
+	nets []netip.Prefix
 }
 
 // New prepares a server. Listen opens the sockets.
-func New(cfg config.SMTP, hostname string, d Deliverer, p Decider, log *slog.Logger) *Server {
+func New(o Options) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, deliverer: d, decider: p, log: log, hostname: hostname, ctx: ctx, cancel: cancel}
+	return &Server{opts: o, log: o.Log, ctx: ctx, cancel: cancel, rates: newRateLimiter(time.Now)}
 }
 
 // Listen opens every configured listener. It fails without leaving any
@@ -68,18 +100,39 @@ func New(cfg config.SMTP, hostname string, d Deliverer, p Decider, log *slog.Log
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, lc := range s.cfg.Listeners {
-		ln, err := net.Listen("tcp", lc.Address)
+	for _, lc := range s.opts.SMTP.Listeners {
+		ls, err := s.listen(lc)
 		if err != nil {
-			for _, ls := range s.servers {
-				ls.ln.Close()
+			for _, done := range s.servers {
+				done.ln.Close()
 			}
 			s.servers = nil
-			return fmt.Errorf("listener %s: %w", lc.Name, err)
+			return fmt.Errorf("listener %s (%s): %w", lc.Name, lc.Address, err)
 		}
-		s.servers = append(s.servers, &listenerServer{name: lc.Name, srv: s.newSMTPServer(lc), ln: ln})
+		s.servers = append(s.servers, ls)
 	}
 	return nil
+}
+
+func (s *Server) listen(lc config.Listener) (*listenerServer, error) {
+	ls := &listenerServer{cfg: lc}
+	for _, n := range lc.Networks {
+		p, err := config.ParseNetwork(n)
+		if err != nil {
+			return nil, err
+		}
+		ls.nets = append(ls.nets, p)
+	}
+	if lc.TLS != config.TLSNone && s.opts.TLS == nil {
+		return nil, errors.New("the listener uses TLS but no certificate is configured")
+	}
+	raw, err := net.Listen("tcp", lc.Address)
+	if err != nil {
+		return nil, err
+	}
+	ls.ln = newAccessListener(raw, lc, ls.nets, s.opts.Throttle, s.log.With("listener", lc.Name))
+	ls.srv = s.newSMTPServer(ls)
+	return ls, nil
 }
 
 // Addrs returns the bound address of each listener by name, which tests
@@ -89,19 +142,30 @@ func (s *Server) Addrs() map[string]string {
 	defer s.mu.Unlock()
 	out := map[string]string{}
 	for _, ls := range s.servers {
-		out[ls.name] = ls.ln.Addr().String()
+		out[ls.cfg.Name] = ls.ln.Addr().String()
 	}
 	return out
 }
 
-func (s *Server) newSMTPServer(lc config.Listener) *smtp.Server {
-	srv := smtp.NewServer(&backend{server: s, listener: lc.Name})
-	srv.Domain = s.hostname
-	srv.MaxMessageBytes = s.cfg.MaxMessageBytes
-	srv.MaxRecipients = s.cfg.MaxRecipients
-	srv.ReadTimeout = s.cfg.ReadTimeout.D()
-	srv.WriteTimeout = s.cfg.WriteTimeout.D()
+func (s *Server) newSMTPServer(ls *listenerServer) *smtp.Server {
+	lc := ls.cfg
+	srv := smtp.NewServer(&backend{server: s, ls: ls})
+	srv.Domain = s.opts.Hostname
+	srv.MaxMessageBytes = s.opts.SMTP.MaxMessageBytes
+	srv.MaxRecipients = s.opts.SMTP.MaxRecipients
+	srv.ReadTimeout = s.opts.SMTP.ReadTimeout.D()
+	srv.WriteTimeout = s.opts.SMTP.WriteTimeout.D()
 	srv.EnableSMTPUTF8 = true
+	if lc.TLS == config.TLSStartTLS {
+		srv.TLSConfig = s.opts.TLS
+	}
+	// go-smtp offers AUTH only over TLS unless this is set. Loopback is not
+	// sniffable, and old devices without TLS need an explicit, logged opt-in.
+	srv.AllowInsecureAuth = lc.AllowInsecureAuth || isLoopbackAddr(lc.Address)
+	if lc.AllowInsecureAuth && !isLoopbackAddr(lc.Address) && lc.Auth != config.AuthNone {
+		s.log.Warn("AUTH is offered without TLS on this listener: passwords cross the network in clear text; use it only for devices that cannot do TLS",
+			"listener", lc.Name)
+	}
 	// go-smtp's Debug writer would log AUTH exchanges verbatim, so it is
 	// never wired; protocol errors go to slog instead.
 	srv.ErrorLog = slogLogger{s.log.With("listener", lc.Name)}
@@ -115,8 +179,15 @@ func (s *Server) Serve() error {
 	s.mu.Unlock()
 	errc := make(chan error, len(servers))
 	for _, ls := range servers {
-		s.log.Info("smtp listener ready", "listener", ls.name, "addr", ls.ln.Addr().String())
-		go func() { errc <- ls.srv.Serve(ls.ln) }()
+		s.log.Info("smtp listener ready", "listener", ls.cfg.Name, "addr", ls.ln.Addr().String(),
+			"tls", ls.cfg.TLS, "auth", ls.cfg.Auth, "networks", ls.cfg.Networks)
+		go func() {
+			if ls.cfg.TLS == config.TLSImplicit {
+				errc <- ls.srv.Serve(tls.NewListener(ls.ln, s.opts.TLS))
+				return
+			}
+			errc <- ls.srv.Serve(ls.ln)
+		}()
 	}
 	var first error
 	for range servers {
@@ -139,8 +210,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			if err := ls.srv.Shutdown(ctx); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
-				s.log.Warn("smtp sessions still open at the shutdown deadline; closing them", "listener", ls.name, "err", err)
+				s.log.Warn("smtp sessions still open at the shutdown deadline; closing them", "listener", ls.cfg.Name, "err", err)
 				ls.srv.Close()
+				ls.ln.closeAll()
 			}
 		}()
 	}
@@ -162,4 +234,16 @@ func (l slogLogger) Println(v ...any) {
 // since returns elapsed milliseconds for log lines.
 func since(t time.Time) float64 {
 	return float64(time.Since(t).Microseconds()) / 1000
+}
+
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -5,41 +5,46 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/envelope"
+	"github.com/graphrelay/graphrelay/policy"
 )
 
 type backend struct {
-	server   *Server
-	listener string
+	server *Server
+	ls     *listenerServer
 }
 
-// NewSession is called by go-smtp at HELO/EHLO, and again after STARTTLS.
+// NewSession is called by go-smtp at HELO/EHLO, and again after STARTTLS,
+// which also clears any authentication, as RFC 3207 requires.
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	ip := ""
-	if addr, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
-		ip = addr.IP.String()
+	ip := netip.Addr{}
+	if tc, ok := unwrapTracked(c); ok {
+		ip = tc.ip
 	}
 	_, isTLS := c.TLSConnectionState()
 	s := &session{
 		server:   b.server,
-		listener: b.listener,
+		ls:       b.ls,
 		clientIP: ip,
 		helo:     c.Hostname(),
 		tls:      isTLS,
 	}
-	s.log = b.server.log.With("listener", b.listener, "client_ip", ip)
+	s.log = b.server.log.With("listener", b.ls.cfg.Name, "client_ip", ip.String())
 	return s, nil
 }
 
 // session is one SMTP connection's state between EHLO and QUIT.
 type session struct {
 	server   *Server
-	listener string
-	clientIP string
+	ls       *listenerServer
+	clientIP netip.Addr
 	helo     string
 	tls      bool
 	authUser string
@@ -47,49 +52,69 @@ type session struct {
 
 	from       string
 	recipients []string
+	pending    *policy.Pending
 }
 
-var _ smtp.Session = (*session)(nil)
+var _ smtp.AuthSession = (*session)(nil)
 
 func (s *session) Reset() {
 	s.from = ""
 	s.recipients = nil
+	s.pending = nil
 }
 
 func (s *session) Logout() error { return nil }
 
+var errAuthRequired = errors.New("authentication required on this listener")
+
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.Reset()
-	s.from = from
+	if s.ls.cfg.Auth == config.AuthRequired && s.authUser == "" {
+		s.log.Info("MAIL refused: authentication required", "from", from)
+		return toSMTPError(errAuthRequired, "")
+	}
+	pd, err := s.server.opts.Policy.Mail(policy.Input{
+		Listener: s.ls.cfg.Name, ClientIP: s.clientIP, TLS: s.tls, AuthUser: s.authUser, Sender: from,
+	})
+	if err != nil {
+		s.log.Warn("MAIL refused by policy", "from", from, "auth_user", s.authUser, "err", err,
+			"hint", "add or adjust a rule for this client, network or sender")
+		return toSMTPError(err, "")
+	}
+	s.from, s.pending = from, pd
 	return nil
 }
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if err := s.server.opts.Policy.Rcpt(s.pending, to, len(s.recipients)+1); err != nil {
+		s.log.Warn("RCPT refused by policy", "from", s.from, "rcpt", to, "auth_user", s.authUser, "err", err,
+			"hint", "the matching rule's recipients or max_recipients exclude this recipient")
+		return toSMTPError(err, "")
+	}
 	s.recipients = append(s.recipients, to)
 	return nil
 }
 
-// Data reads the message, decides the mailbox from its header From, and
+// Data reads the message, lets the policy decide on its header From, and
 // hands it to the Deliverer. Every outcome goes through toSMTPError.
 func (s *session) Data(r io.Reader) error {
 	start := time.Now()
 	env := &envelope.Envelope{
 		ID:         envelope.NewID(),
-		Listener:   s.listener,
-		ClientIP:   s.clientIP,
+		Listener:   s.ls.cfg.Name,
+		ClientIP:   s.clientIP.String(),
 		Helo:       s.helo,
 		TLS:        s.tls,
 		AuthUser:   s.authUser,
 		From:       s.from,
 		Recipients: append([]string(nil), s.recipients...),
-		Format:     envelope.FormatJSON,
 		ReceivedAt: start,
 	}
 	log := s.log.With("id", env.ID)
 	err := s.receive(r, env, log)
 	reply := toSMTPError(err, env.ID)
-	attrs := []any{"from", env.From, "rcpts", len(env.Recipients), "size", env.Size,
-		"mailbox", env.Mailbox.Address, "reply", reply.Code, "elapsed_ms", since(start)}
+	attrs := []any{"from", env.From, "auth_user", env.AuthUser, "rcpts", len(env.Recipients), "size", env.Size,
+		"mailbox", env.Mailbox.Address, "rule", env.Rule, "reply", reply.Code, "elapsed_ms", since(start)}
 	if err != nil {
 		log.Warn("message refused", append(attrs, "err", err, "hint", hintOf(err))...)
 	} else {
@@ -99,28 +124,27 @@ func (s *session) Data(r io.Reader) error {
 }
 
 func (s *session) receive(r io.Reader, env *envelope.Envelope, log *slog.Logger) error {
-	counted := &countingReader{r: newCRLFReader(r)}
-	hdr, rest, err := readHeader(counted)
+	hdr, rest, err := readHeader(newCRLFReader(r))
 	if err != nil {
 		return err
 	}
-	decision, err := s.server.decider.Decide(env.From, headerFrom(hdr))
+	d, err := s.server.opts.Policy.Data(s.pending, headerFrom(hdr), env.Recipients)
 	if err != nil {
-		return errPolicy{err}
+		return err
 	}
-	env.Mailbox = decision.Mailbox
-	log.Debug("mailbox chosen", "mailbox", decision.Mailbox.Address, "why", decision.Why)
+	env.Mailbox, env.Rule, env.FromName, env.ReplyTo, env.Format = d.Mailbox, d.Rule, d.FromName, d.ReplyTo, d.Format
+	log.Debug("policy decision", "mailbox", d.Mailbox.Address, "rule", d.Rule, "from_handling", d.From, "format", d.Format)
+	if !s.server.rates.allow(d.RuleIndex, d.MessagesPerMinute) {
+		return errRateLimited{rule: d.Rule, perMinute: d.MessagesPerMinute}
+	}
 	msg := io.MultiReader(bytesReader(hdr), rest)
-	err = s.server.deliverer.Deliver(s.server.ctx, env, &sizeTracker{r: msg, env: env})
-	if err != nil {
+	if err := s.server.opts.Deliverer.Deliver(s.server.ctx, env, &sizeTracker{r: msg, env: env}); err != nil {
 		return err
 	}
 	// A Deliverer that returned early must not leave the client's stream
 	// unread; draining also surfaces a size-limit or timeout error.
-	if _, err := io.Copy(io.Discard, msg); err != nil {
-		return err
-	}
-	return nil
+	_, err = io.Copy(io.Discard, msg)
+	return err
 }
 
 // sizeTracker records how many bytes the Deliverer read, for the log line.
@@ -135,21 +159,33 @@ func (t *sizeTracker) Read(p []byte) (int, error) {
 	return n, err
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// errPolicy marks a refusal by the sender policy.
-type errPolicy struct{ err error }
-
-func (e errPolicy) Error() string { return "policy: " + e.err.Error() }
-func (e errPolicy) Unwrap() error { return e.err }
-
 var errHeaderTooLarge = errors.New("the header block exceeds 1 MiB")
+
+// errRateLimited is a rule's messages-per-minute limit being exceeded.
+type errRateLimited struct {
+	rule      string
+	perMinute int
+}
+
+func (e errRateLimited) Error() string {
+	return "rate limit of " + itoa(e.perMinute) + " messages per minute exceeded for " + e.rule
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// unwrapTracked finds the accessListener's connection under go-smtp's,
+// which may be a *tls.Conn.
+func unwrapTracked(c *smtp.Conn) (*trackedConn, bool) {
+	nc := c.Conn()
+	for i := 0; i < 3; i++ {
+		switch v := nc.(type) {
+		case *trackedConn:
+			return v, true
+		case interface{ NetConn() net.Conn }:
+			nc = v.NetConn()
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}

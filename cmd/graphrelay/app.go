@@ -9,9 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/graphrelay/graphrelay/auth"
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph"
 	"github.com/graphrelay/graphrelay/graph/relay"
+	"github.com/graphrelay/graphrelay/internal/tlsconf"
 	"github.com/graphrelay/graphrelay/policy"
 	"github.com/graphrelay/graphrelay/smtpd"
 )
@@ -26,11 +28,12 @@ type App struct {
 	HTTPClient *http.Client
 
 	smtp     *smtpd.Server
+	tls      *tlsconf.Manager
 	serveErr chan error
 	// stopDelivery stops the delivery side after the SMTP side is closed,
 	// so in-flight deliveries finish before the process exits.
 	stopDelivery func(context.Context) error
-	once     sync.Once
+	once         sync.Once
 }
 
 // NewApp returns an App for cfg.
@@ -48,9 +51,16 @@ func (a *App) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pol, err := policy.New(cfg.Mailboxes, cfg.DefaultMailbox)
+	users, err := auth.Load(cfg.Users, cfg.UsersFile)
+	if err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+	pol, warnings, err := policy.New(cfg, users.Has)
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
+	}
+	for _, w := range warnings {
+		a.Log.Warn("policy: "+w, "hint", "reorder or narrow the rules; the first match wins")
 	}
 	rel := relay.New(client, cfg.Graph.SaveToSentItems, a.Log)
 	deliverer, err := a.newDeliverer(ctx, rel)
@@ -62,7 +72,18 @@ func (a *App) Start(ctx context.Context) error {
 	if hostname == "" {
 		hostname, _ = os.Hostname()
 	}
-	a.smtp = smtpd.New(cfg.SMTP, hostname, deliverer, pol, a.Log)
+	opts := smtpd.Options{SMTP: cfg.SMTP, Auth: cfg.Auth, Hostname: hostname, Deliverer: deliverer, Policy: pol, Log: a.Log}
+	if users.Len() > 0 {
+		opts.Users, opts.Throttle = users, auth.NewThrottle(cfg.Auth, nil)
+	}
+	if needsTLS(cfg) {
+		if a.tls, err = tlsconf.New(cfg.TLS, hostname, a.Log); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		opts.TLS = a.tls.ServerConfig()
+		go a.tls.Watch(ctx, 30*time.Second)
+	}
+	a.smtp = smtpd.New(opts)
 	if err := a.smtp.Listen(); err != nil {
 		return err
 	}
@@ -106,6 +127,26 @@ func (a *App) graphClient(ctx context.Context) (*graph.Client, error) {
 	}
 	a.Log.Info("graph credential loaded", attrs...)
 	return graph.NewClient(creds.Cloud.GraphURL, hc, creds.NewTokens, a.Log), nil
+}
+
+// Reload re-reads what can change without a restart: the TLS certificate.
+// serve calls it on SIGHUP.
+func (a *App) Reload() {
+	if a.tls != nil {
+		if err := a.tls.Reload(); err != nil {
+			a.Log.Error("TLS certificate reload failed; still serving the previous certificate", "err", err,
+				"hint", "check tls.cert_file and tls.key_file: both must be readable PEM and match each other")
+		}
+	}
+}
+
+func needsTLS(cfg *config.Config) bool {
+	for _, l := range cfg.SMTP.Listeners {
+		if l.TLS == config.TLSStartTLS || l.TLS == config.TLSImplicit {
+			return true
+		}
+	}
+	return false
 }
 
 // Addrs returns the SMTP listeners' bound addresses by name.

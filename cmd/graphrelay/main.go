@@ -24,6 +24,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serveCmd(args[1:], stderr)
+	case "passwd":
+		return passwdCmd(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "graphrelay", versionString())
 		return 0
@@ -41,6 +43,7 @@ func usage(w io.Writer) {
 
 Commands:
   serve     run the SMTP relay (dry-run when no tenant is configured)
+  passwd    hash an SMTP AUTH password for the users list
   version   print the version
 
 Run "graphrelay serve -h" for the serve flags.

@@ -39,7 +39,17 @@ func serveCmd(args []string, stderr io.Writer) int {
 		log.Error("startup failed", "err", err)
 		return 1
 	}
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for ctx.Err() == nil {
+		select {
+		case <-hup:
+			log.Info("SIGHUP: reloading the TLS certificate")
+			app.Reload()
+		case <-ctx.Done():
+		}
+	}
 	stop() // a second signal now kills the process the default way
 	log.Info("shutting down", "deadline", cfg.SMTP.ShutdownTimeout.D().String())
 	if err := app.Close(); err != nil {

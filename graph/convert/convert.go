@@ -42,7 +42,7 @@ type Result struct {
 // Options.MaxBytes. A read error from r is returned wrapped, not as *Error.
 func Convert(r io.Reader, env Envelope, opts Options) (*Result, error) {
 	opts = opts.withDefaults()
-	raw, err := io.ReadAll(io.LimitReader(r, opts.MaxBytes+1))
+	raw, err := readAll(r, opts.MaxBytes+1)
 	if err != nil {
 		return nil, fmt.Errorf("convert: reading message: %w", err)
 	}
@@ -75,6 +75,35 @@ func Convert(r io.Reader, env Envelope, opts Options) (*Result, error) {
 	res.MessageID = firstMsgID(root.header.Get("Message-Id"))
 	res.Warnings = c.warnings
 	return res, nil
+}
+
+// readAll reads at most limit bytes, like io.ReadAll over an
+// io.LimitReader. Readers that know their size (the spool's
+// io.SectionReader, bytes.Reader) get a buffer of the right size at once;
+// io.ReadAll's doubling would hold up to twice a large message in memory.
+func readAll(r io.Reader, limit int64) ([]byte, error) {
+	size := int64(512)
+	switch s := r.(type) {
+	case interface{ Size() int64 }:
+		size = s.Size() + 1 // +1: room for the final read that reports EOF
+	case interface{ Len() int }:
+		size = int64(s.Len()) + 1
+	}
+	buf := make([]byte, 0, min(max(size, 512), limit))
+	lr := io.LimitReader(r, limit)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // converter holds the state of one conversion.

@@ -41,6 +41,7 @@ func (r *Relay) Send(ctx context.Context, env *envelope.Envelope, raw io.ReaderA
 	for _, w := range res.Warnings {
 		r.log.Info("conversion warning", "id", env.ID, "warning", w)
 	}
+	applyFrom(&res.Message, env)
 	req := &graph.SendMailRequest{Message: res.Message}
 	if !r.saveToSentItems {
 		no := false
@@ -58,4 +59,20 @@ func (r *Relay) Send(ctx context.Context, env *envelope.Envelope, raw io.ReaderA
 	}
 	r.log.Info("graph accepted message", attrs...)
 	return rcpt, nil
+}
+
+// applyFrom sets the sender the policy decided. Graph sends as the mailbox
+// in the URL; from is set only to carry the display name, always with the
+// mailbox's own address, so Graph never sees a From it would refuse with
+// ErrorSendAsDenied. A rewritten sender's original address becomes the
+// Reply-To unless the message already has one, so replies still reach it.
+func applyFrom(m *graph.Message, env *envelope.Envelope) {
+	if env.FromName != "" {
+		m.From = &graph.Recipient{EmailAddress: graph.EmailAddress{Address: env.Mailbox.Address, Name: env.FromName}}
+	} else {
+		m.From = nil
+	}
+	if env.ReplyTo != "" && len(m.ReplyTo) == 0 {
+		m.ReplyTo = []graph.Recipient{{EmailAddress: graph.EmailAddress{Address: env.ReplyTo}}}
+	}
 }

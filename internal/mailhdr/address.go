@@ -352,7 +352,7 @@ func joinWords(toks []addrToken) []addrToken {
 		if t.kind == tokComment {
 			continue
 		}
-		if len(out) > 0 && !t.space && joinable(out[len(out)-1], t) {
+		if len(out) > 0 && joinable(out[len(out)-1], t) {
 			last := &out[len(out)-1]
 			last.text = quoteIf(*last) + quoteIf(t)
 			last.kind = tokAtom
@@ -363,14 +363,18 @@ func joinWords(toks []addrToken) []addrToken {
 	return out
 }
 
-// joinable reports whether two touching tokens belong to one address word:
-// only when one of them carries the '@' or continues a dotted local part.
+// joinable reports whether two tokens belong to one address word: touching
+// tokens that continue a dotted local part or meet at the '@', and also
+// blank-separated ones around the '@', which RFC 5322's obsolete syntax
+// allows ("john @ example.com").
 func joinable(a, b addrToken) bool {
 	if a.kind == tokQuoted && b.kind == tokQuoted {
 		return false
 	}
-	return strings.HasPrefix(b.text, "@") || strings.HasSuffix(a.text, "@") ||
-		strings.HasPrefix(b.text, ".") || strings.HasSuffix(a.text, ".")
+	if strings.HasPrefix(b.text, "@") || strings.HasSuffix(a.text, "@") {
+		return true
+	}
+	return !b.space && (strings.HasPrefix(b.text, ".") || strings.HasSuffix(a.text, "."))
 }
 
 // quoteIf re-adds the quotes of a quoted local part when it becomes part of

@@ -47,6 +47,7 @@ func TestParseAddressList(t *testing.T) {
 		{"blank", "  ", nil, nil},
 		{"phrase only", "not an address", nil, ErrNoAddress},
 		{"empty commas", ",,a@x.org,,", []A{{"", "a@x.org"}}, nil},
+		{"obsolete blanks around @", "john @ example.com", []A{{"", "john@example.com"}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

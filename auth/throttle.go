@@ -1,0 +1,205 @@
+package auth
+
+import (
+	"container/list"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/graphrelay/graphrelay/config"
+)
+
+// MaxTracked caps the number of clients the Throttle remembers. An entry is
+// about 150 bytes, so the cap bounds the memory at roughly 10 MB however
+// many addresses a scan comes from.
+const MaxTracked = 65536
+
+// Defaults for a zero config.Auth field, the same as config's defaults, so
+// a Throttle built from a zero value protects instead of blocking everyone
+// (MaxFailures 0) or nobody (Lockout 0).
+const (
+	defaultMaxFailures = 5
+	defaultWindow      = 5 * time.Minute
+	defaultLockout     = 15 * time.Minute
+)
+
+// Throttle counts AUTH failures per client. After MaxFailures failures
+// within Window the client is blocked for Lockout. Safe for concurrent use.
+//
+// The window is fixed, starting at a client's first failure, rather than
+// sliding: it needs one counter per client instead of a timestamp per
+// failure, so memory does not grow with max_failures. The price is that a
+// client timing its attempts around a window boundary can make up to
+// 2×(MaxFailures−1) attempts in a short span before being blocked; over
+// time it is still held to about MaxFailures per Window.
+//
+// A client is an IPv4 address or an IPv6 /64: one site usually gets a
+// whole /64 and can pick any address in it, so counting single IPv6
+// addresses would let one attacker step around the limit forever.
+type Throttle struct {
+	maxFailures int
+	window      time.Duration
+	lockout     time.Duration
+	now         func() time.Time
+	cap         int
+
+	mu      sync.Mutex
+	clients map[string]*list.Element // of *client
+	// order holds the clients from least to most recently failed, so the
+	// oldest is evicted first when the cap is reached.
+	order list.List
+}
+
+type client struct {
+	key      string
+	first    time.Time // start of the current window
+	failures int       // in the current window
+	until    time.Time // blocked until then; zero when not blocked
+}
+
+// NewThrottle makes a Throttle from the auth settings; now nil means
+// time.Now (tests pass a fake clock).
+func NewThrottle(cfg config.Auth, now func() time.Time) *Throttle {
+	t := &Throttle{
+		maxFailures: cfg.MaxFailures,
+		window:      cfg.Window.D(),
+		lockout:     cfg.Lockout.D(),
+		now:         now,
+		cap:         MaxTracked,
+		clients:     map[string]*list.Element{},
+	}
+	if t.maxFailures <= 0 {
+		t.maxFailures = defaultMaxFailures
+	}
+	if t.window <= 0 {
+		t.window = defaultWindow
+	}
+	if t.lockout <= 0 {
+		t.lockout = defaultLockout
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	return t
+}
+
+// Blocked reports whether ip is locked out and for how much longer.
+func (t *Throttle) Blocked(ip string) (bool, time.Duration) {
+	key := clientKey(ip)
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	el, ok := t.clients[key]
+	if !ok {
+		return false, 0
+	}
+	c := el.Value.(*client)
+	if now.Before(c.until) {
+		return true, c.until.Sub(now)
+	}
+	if t.expired(c, now) {
+		t.remove(el)
+	}
+	return false, 0
+}
+
+// Failure records a failed AUTH from ip. It returns true when this failure
+// triggered the lockout, so the caller logs it once. Failures while
+// already blocked (a second connection racing the first) neither extend
+// the lockout nor report it again.
+func (t *Throttle) Failure(ip string) bool {
+	key := clientKey(ip)
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	el, ok := t.clients[key]
+	if !ok {
+		t.makeRoom(now)
+		el = t.order.PushBack(&client{key: key, first: now})
+		t.clients[key] = el
+	} else {
+		t.order.MoveToBack(el)
+	}
+	c := el.Value.(*client)
+	if now.Before(c.until) {
+		return false
+	}
+	if !c.until.IsZero() || now.Sub(c.first) >= t.window {
+		// The lockout or the window is over: start afresh.
+		*c = client{key: key, first: now}
+	}
+	c.failures++
+	if c.failures < t.maxFailures {
+		return false
+	}
+	c.failures = 0
+	c.until = now.Add(t.lockout)
+	return true
+}
+
+// Success clears ip's failure count after a good AUTH. It does not lift a
+// lockout in force: a client that knows one valid credential must not be
+// able to use it to keep guessing others.
+func (t *Throttle) Success(ip string) {
+	key := clientKey(ip)
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	el, ok := t.clients[key]
+	if !ok {
+		return
+	}
+	if now.Before(el.Value.(*client).until) {
+		return
+	}
+	t.remove(el)
+}
+
+// expired reports whether c holds nothing worth remembering: no lockout in
+// force and no failures in a current window.
+func (t *Throttle) expired(c *client, now time.Time) bool {
+	return !now.Before(c.until) && now.Sub(c.first) >= t.window
+}
+
+// makeRoom drops expired clients from the old end and, if the map is still
+// full, the least recently failed client, even if it is blocked. An
+// attacker able to push a lockout out this way controls MaxTracked
+// addresses and could spread its guesses over them anyway.
+func (t *Throttle) makeRoom(now time.Time) {
+	for el := t.order.Front(); el != nil; {
+		next := el.Next()
+		if !t.expired(el.Value.(*client), now) {
+			break
+		}
+		t.remove(el)
+		el = next
+	}
+	for len(t.clients) >= t.cap {
+		t.remove(t.order.Front())
+	}
+}
+
+func (t *Throttle) remove(el *list.Element) {
+	delete(t.clients, el.Value.(*client).key)
+	t.order.Remove(el)
+}
+
+// clientKey maps an address to the client it stands for: an IPv4 address
+// (IPv4-mapped IPv6 included) or an IPv6 /64. A "host:port" is accepted so
+// that a caller passing RemoteAddr().String() still counts per client,
+// not per connection. Anything unparsable is used as given.
+func clientKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		ap, err2 := netip.ParseAddrPort(ip)
+		if err2 != nil {
+			return ip
+		}
+		addr = ap.Addr()
+	}
+	addr = addr.Unmap().WithZone("")
+	if addr.Is6() {
+		return netip.PrefixFrom(addr, 64).Masked().String()
+	}
+	return addr.String()
+}

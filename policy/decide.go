@@ -1,0 +1,247 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Kind says why the policy refused, which decides the SMTP reply.
+type Kind int
+
+const (
+	// AuthRequired: a rule would match an authenticated client (530 5.7.0).
+	AuthRequired Kind = iota + 1
+	// SenderDenied: no rule allows this client and envelope sender, or a
+	// reject rule matched (550 5.7.1).
+	SenderDenied
+	// RelayDenied: a recipient is outside the rule's allowed recipients
+	// (550 5.7.1 relay not permitted).
+	RelayDenied
+	// TooManyRecipients: over the rule's limit (452 4.5.3).
+	TooManyRecipients
+	// FromDenied: the header From is not allowed by the rule (550 5.7.1).
+	FromDenied
+)
+
+// Error is a policy refusal. Reason is safe to show to the client: it
+// names only what the client itself sent.
+type Error struct {
+	Kind   Kind
+	Reason string
+	Rule   string // the deciding rule, "" when none matched
+}
+
+func (e *Error) Error() string {
+	if e.Rule != "" {
+		return e.Reason + " (" + e.Rule + ")"
+	}
+	return e.Reason
+}
+
+// Pending is a transaction between MAIL and the end of DATA: the rules
+// that may still decide it.
+type Pending struct {
+	in         Input
+	candidates []*rule
+}
+
+// Mail checks the client and envelope sender at MAIL time.
+func (p *Policy) Mail(in Input) (*Pending, error) {
+	pd := &Pending{in: in}
+	authWouldHelp := false
+	for i := range p.rules {
+		r := &p.rules[i]
+		if !r.matchConn(in) {
+			if in.AuthUser == "" && r.authUser != "" && r.matchConnIgnoringAuth(in) && r.sender.match(in.Sender) {
+				authWouldHelp = true
+			}
+			continue
+		}
+		if !r.sender.match(in.Sender) {
+			continue
+		}
+		if r.from == FromReject && r.headerFrom.any && len(pd.candidates) == 0 {
+			return nil, &Error{Kind: SenderDenied, Reason: fmt.Sprintf("sender <%s> not permitted", in.Sender), Rule: r.label}
+		}
+		pd.candidates = append(pd.candidates, r)
+		// A rule that cannot fail at DATA ends the search: later rules are
+		// never reached for this message.
+		if r.headerFrom.any && r.mailbox != mailboxSender {
+			break
+		}
+	}
+	if len(pd.candidates) == 0 {
+		if authWouldHelp {
+			return nil, &Error{Kind: AuthRequired, Reason: "authentication required"}
+		}
+		return nil, &Error{Kind: SenderDenied, Reason: fmt.Sprintf("sender <%s> not permitted from this client", in.Sender)}
+	}
+	return pd, nil
+}
+
+// Rcpt checks one recipient; n counts the recipients including this one.
+func (p *Policy) Rcpt(pd *Pending, rcpt string, n int) error {
+	allowed, limit := false, 0
+	for _, r := range pd.candidates {
+		if r.from == FromReject {
+			continue
+		}
+		if r.recipients.allows(rcpt) {
+			allowed = true
+		}
+		limit = max(limit, p.limit(r))
+	}
+	if !allowed {
+		return &Error{Kind: RelayDenied, Reason: "relay not permitted"}
+	}
+	if n > limit {
+		return &Error{Kind: TooManyRecipients, Reason: fmt.Sprintf("too many recipients (at most %d)", limit)}
+	}
+	return nil
+}
+
+func (p *Policy) limit(r *rule) int {
+	if r.maxRcpts > 0 && r.maxRcpts < p.maxRcpts {
+		return r.maxRcpts
+	}
+	return p.maxRcpts
+}
+
+// Data decides at the end of DATA, once the header From is known.
+func (p *Policy) Data(pd *Pending, headerFrom []Address, recipients []string) (Decision, error) {
+	for _, r := range pd.candidates {
+		if !r.matchHeaderFrom(headerFrom) {
+			continue
+		}
+		if r.from == FromReject {
+			return Decision{}, &Error{Kind: FromDenied, Reason: "sender not permitted", Rule: r.label}
+		}
+		mb, ok := p.target(r, pd.in.Sender, headerFrom)
+		if !ok {
+			continue // "sender" rule, but the sender is not an allowed mailbox
+		}
+		for _, rc := range recipients {
+			if !r.recipients.allows(rc) {
+				return Decision{}, &Error{Kind: RelayDenied, Reason: fmt.Sprintf("relay to <%s> not permitted", rc), Rule: r.label}
+			}
+		}
+		if len(recipients) > p.limit(r) {
+			return Decision{}, &Error{Kind: TooManyRecipients, Reason: fmt.Sprintf("too many recipients (at most %d)", p.limit(r)), Rule: r.label}
+		}
+		d := Decision{Rule: r.label, RuleIndex: r.index, Mailbox: p.mailboxes[mb], Format: r.format, MessagesPerMinute: r.perMinute}
+		fromIsMailbox := len(headerFrom) == 1 && Normalize(headerFrom[0].Address) == mb
+		switch {
+		case fromIsMailbox:
+			d.From, d.FromName = FromKeep, cleanDisplayName(headerFrom[0].Name)
+		case r.from == FromKeep:
+			return Decision{}, &Error{Kind: FromDenied,
+				Reason: fmt.Sprintf("header From must be <%s>", p.mailboxes[mb].Address), Rule: r.label}
+		default:
+			d.From = FromRewrite
+			d.FromName, d.ReplyTo = rewrittenFrom(headerFrom, pd.in.Sender)
+		}
+		return d, nil
+	}
+	return Decision{}, &Error{Kind: FromDenied, Reason: "header From not permitted for this sender"}
+}
+
+// target resolves the mailbox a rule sends as.
+func (p *Policy) target(r *rule, sender string, headerFrom []Address) (string, bool) {
+	if r.mailbox != mailboxSender {
+		return r.mailbox, true
+	}
+	if len(headerFrom) == 1 {
+		if _, ok := p.mailboxes[Normalize(headerFrom[0].Address)]; ok {
+			return Normalize(headerFrom[0].Address), true
+		}
+	}
+	if _, ok := p.mailboxes[Normalize(sender)]; ok {
+		return Normalize(sender), true
+	}
+	return "", false
+}
+
+func (r *rule) matchConn(in Input) bool {
+	if !r.matchConnIgnoringAuth(in) {
+		return false
+	}
+	switch r.authUser {
+	case "":
+		return true
+	case "*":
+		return in.AuthUser != ""
+	}
+	return in.AuthUser == r.authUser
+}
+
+func (r *rule) matchConnIgnoringAuth(in Input) bool {
+	if r.listener != "" && r.listener != in.Listener {
+		return false
+	}
+	if len(r.networks) == 0 {
+		return true
+	}
+	ip := in.ClientIP.Unmap()
+	for _, n := range r.networks {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchHeaderFrom requires every From address to match, so a second
+// address cannot ride along on an allowed first one.
+func (r *rule) matchHeaderFrom(from []Address) bool {
+	if r.headerFrom.any {
+		return true
+	}
+	if len(from) == 0 {
+		return false
+	}
+	for _, a := range from {
+		if !r.headerFrom.match(a.Address) {
+			return false
+		}
+	}
+	return true
+}
+
+// rewrittenFrom builds the display name that keeps the original sender
+// visible, "MFP 2nd floor (scanner at printer.local)", and the address for
+// Reply-To. The '@' is spelt out because Graph refuses or misreads display
+// names that contain one (SMTP2Graph #28: ErrorSendAsDenied).
+func rewrittenFrom(headerFrom []Address, sender string) (name, replyTo string) {
+	orig := Address{Address: sender}
+	if len(headerFrom) > 0 && headerFrom[0].Address != "" {
+		orig = headerFrom[0]
+	}
+	if orig.Address == "" {
+		return cleanDisplayName(orig.Name), ""
+	}
+	addr := strings.ReplaceAll(orig.Address, "@", " at ")
+	n := strings.TrimSpace(orig.Name)
+	if n == "" || Normalize(n) == Normalize(orig.Address) {
+		return addr, orig.Address
+	}
+	return cleanDisplayName(n) + " (" + addr + ")", orig.Address
+}
+
+// cleanDisplayName removes what Graph cannot carry in a display name.
+func cleanDisplayName(n string) string {
+	n = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, n)
+	return strings.TrimSpace(strings.ReplaceAll(n, "@", " at "))
+}
+
+// As extracts a policy refusal from err.
+func As(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}

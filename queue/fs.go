@@ -1,0 +1,61 @@
+package queue
+
+import (
+	"io"
+	"os"
+)
+
+// FS is the filesystem the spool writes through. Production uses the
+// operating system; tests inject faults (a full disk after N bytes, a
+// refused rename) that cannot be produced reliably on a real disk, so that
+// every failure path can be shown to answer 4xx and leave nothing behind.
+// Reads go straight to the os package: a read fault is reported where it
+// happens and needs no injection.
+type FS interface {
+	Mkdir(path string) error
+	// Create makes a new file that must not exist yet.
+	Create(path string) (File, error)
+	Rename(oldpath, newpath string) error
+	RemoveAll(path string) error
+	// SyncDir fsyncs a directory, so that entries created, renamed or
+	// removed in it survive a power loss.
+	SyncDir(path string) error
+}
+
+// File is a file being written.
+type File interface {
+	io.Writer
+	Sync() error
+	Close() error
+}
+
+// OSFS is the FS of the operating system.
+type OSFS struct{}
+
+// Spool directories and files are private: messages are mail content.
+const (
+	dirPerm  = 0o700
+	filePerm = 0o600
+)
+
+func (OSFS) Mkdir(path string) error { return os.Mkdir(path, dirPerm) }
+
+func (OSFS) Create(path string) (File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+}
+
+func (OSFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
+
+func (OSFS) RemoveAll(path string) error { return os.RemoveAll(path) }
+
+func (OSFS) SyncDir(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
