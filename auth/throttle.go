@@ -9,9 +9,9 @@ import (
 	"github.com/graphrelay/graphrelay/config"
 )
 
-// MaxTracked caps the number of clients the Throttle remembers. An entry is
-// about 150 bytes, so the cap bounds the memory at roughly 10 MB however
-// many addresses a scan comes from.
+// MaxTracked caps the number of clients the Throttle remembers. An entry
+// takes about 200 bytes, so the cap bounds the memory at roughly 13 MB
+// however many addresses a scan comes from.
 const MaxTracked = 65536
 
 // Defaults for a zero config.Auth field, the same as config's defaults, so
@@ -161,22 +161,43 @@ func (t *Throttle) expired(c *client, now time.Time) bool {
 	return !now.Before(c.until) && now.Sub(c.first) >= t.window
 }
 
-// makeRoom drops expired clients from the old end and, if the map is still
-// full, the least recently failed client, even if it is blocked. An
-// attacker able to push a lockout out this way controls MaxTracked
-// addresses and could spread its guesses over them anyway.
+// evictScan bounds the work of making room in a full table, so a scan of
+// many addresses costs O(1) per new address.
+const evictScan = 64
+
+// makeRoom drops expired clients from the old end and, when the table is
+// full, frees one slot: among the evictScan least recently failed clients,
+// an expired one, else the oldest not locked out, else the oldest. A
+// lockout is thus the last thing to go; an attacker who can still push one
+// out controls tens of thousands of addresses and could spread its guesses
+// over them anyway.
 func (t *Throttle) makeRoom(now time.Time) {
-	for el := t.order.Front(); el != nil; {
-		next := el.Next()
-		if !t.expired(el.Value.(*client), now) {
-			break
-		}
+	for el := t.order.Front(); el != nil && t.expired(el.Value.(*client), now); el = t.order.Front() {
 		t.remove(el)
+	}
+	if len(t.clients) < t.cap {
+		return
+	}
+	var victim *list.Element
+	el := t.order.Front()
+	for i := 0; i < evictScan && el != nil; i++ {
+		next := el.Next()
+		c := el.Value.(*client)
+		switch {
+		case t.expired(c, now):
+			t.remove(el)
+		case victim == nil && !now.Before(c.until):
+			victim = el
+		}
 		el = next
 	}
-	for len(t.clients) >= t.cap {
-		t.remove(t.order.Front())
+	if len(t.clients) < t.cap {
+		return
 	}
+	if victim == nil {
+		victim = t.order.Front()
+	}
+	t.remove(victim)
 }
 
 func (t *Throttle) remove(el *list.Element) {

@@ -82,6 +82,9 @@ func (p *Policy) Mail(in Input) (*Pending, error) {
 
 // Rcpt checks one recipient; n counts the recipients including this one.
 func (p *Policy) Rcpt(pd *Pending, rcpt string, n int) error {
+	if relayHack(rcpt) {
+		return &Error{Kind: RelayDenied, Reason: "relay not permitted"}
+	}
 	allowed, limit := false, 0
 	for _, r := range pd.candidates {
 		if r.from == FromReject {
@@ -237,6 +240,20 @@ func cleanDisplayName(n string) string {
 		return r
 	}, n)
 	return strings.TrimSpace(strings.ReplaceAll(n, "@", " at "))
+}
+
+// relayHack spots the old ways of smuggling a relay through a local part:
+// percent hacks (user%other.example@here), bang paths (other!user),
+// quoted addresses with an inner @, and source routes (@a:user@b). None of
+// them is a real mailbox at an allowed domain, and open-relay scanners try
+// them all.
+func relayHack(rcpt string) bool {
+	a := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(rcpt), "<"), ">")
+	if strings.HasPrefix(a, "@") || strings.Count(a, "@") != 1 {
+		return true
+	}
+	local := a[:strings.LastIndexByte(a, '@')]
+	return strings.ContainsAny(local, "%!\"\\:")
 }
 
 // As extracts a policy refusal from err.

@@ -168,19 +168,26 @@ func TestImplicitRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []tcase{
-		{name: "From is an allowed mailbox", ip: "127.0.0.1", sender: "printer@lan", rcpts: []string{"a@b.example"},
+		{name: "From is an allowed mailbox", ip: "127.0.0.1", sender: "printer@lan", rcpts: []string{"ops@company.com"},
 			from: []Address{{Name: "Scans", Address: "scans@company.com"}}, mailbox: "scans@company.com", handling: FromKeep, fromName: "Scans", format: "json"},
-		{name: "envelope sender is an allowed mailbox, From rewritten", ip: "127.0.0.1", sender: "SCANS@company.com", rcpts: []string{"a@b.example"},
+		{name: "envelope sender is an allowed mailbox, From rewritten", ip: "127.0.0.1", sender: "SCANS@company.com", rcpts: []string{"ops@company.com"},
 			from: []Address{{Name: "MFP", Address: "mfp@printer.lan"}}, mailbox: "scans@company.com", handling: FromRewrite, fromName: "MFP (mfp at printer.lan)", replyTo: "mfp@printer.lan", format: "json"},
-		{name: "neither: default mailbox, From rewritten", ip: "127.0.0.1", sender: "cron@host", rcpts: []string{"a@b.example"},
+		{name: "neither: default mailbox, From rewritten", ip: "127.0.0.1", sender: "cron@host", rcpts: []string{"ops@company.com"},
 			from: []Address{{Address: "root@host"}}, mailbox: "alerts@company.com", handling: FromRewrite, fromName: "root at host", replyTo: "root@host", format: "json"},
 	}
+	cases = append(cases,
+		tcase{name: "external recipient without a written rule", ip: "127.0.0.1", sender: "cron@host", rcpts: []string{"relay@nmap.scanme.org"}, stage: "rcpt", kind: RelayDenied},
+		tcase{name: "percent hack", ip: "127.0.0.1", sender: "cron@host", rcpts: []string{"relay%nmap.scanme.org@company.com"}, stage: "rcpt", kind: RelayDenied},
+		tcase{name: "bang path", ip: "127.0.0.1", sender: "cron@host", rcpts: []string{"nmap.scanme.org!relay@company.com"}, stage: "rcpt", kind: RelayDenied},
+		tcase{name: "quoted inner @", ip: "127.0.0.1", sender: "cron@host", rcpts: []string{`"relay@nmap.scanme.org"@company.com`}, stage: "rcpt", kind: RelayDenied},
+		tcase{name: "source route", ip: "127.0.0.1", sender: "cron@host", rcpts: []string{"@company.com:relay@nmap.scanme.org"}, stage: "rcpt", kind: RelayDenied},
+	)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { runCase(t, p, tc) })
 	}
 	cfg.DefaultMailbox = ""
 	p, _, _ = New(cfg, nil)
-	runCase(t, p, tcase{name: "no default: refused", ip: "127.0.0.1", sender: "cron@host", rcpts: []string{"a@b.example"},
+	runCase(t, p, tcase{name: "no default: refused", ip: "127.0.0.1", sender: "cron@host", rcpts: []string{"ops@company.com"},
 		from: []Address{{Address: "root@host"}}, stage: "data", kind: FromDenied})
 }
 

@@ -71,11 +71,22 @@ func New(cfg *config.Config, knownUser func(string) bool) (*Policy, []string, er
 
 // implicitRules keep the simple setup working without rules: send as the
 // sender when it is an allowed mailbox, else as the default mailbox, with
-// the From rewritten so the recipient still sees who sent it.
+// the From rewritten so the recipient still sees who sent it. Recipients
+// are limited to the mailboxes' own domains, so an unconfigured relay
+// cannot be used to send to the outside world; a written rule with
+// recipients ["*"] opens that up deliberately.
 func implicitRules(cfg *config.Config) []config.Rule {
-	rs := []config.Rule{{Name: "implicit: sender is an allowed mailbox", Mailbox: mailboxSender, From: config.FromRewrite}}
+	var domains []string
+	seen := map[string]bool{}
+	for _, m := range cfg.Mailboxes {
+		if d := domainOf(m.Address); d != "" && !seen[d] {
+			seen[d] = true
+			domains = append(domains, d)
+		}
+	}
+	rs := []config.Rule{{Name: "implicit: sender is an allowed mailbox", Mailbox: mailboxSender, From: config.FromRewrite, Recipients: domains}}
 	if cfg.DefaultMailbox != "" {
-		rs = append(rs, config.Rule{Name: "implicit: default_mailbox", Mailbox: cfg.DefaultMailbox, From: config.FromRewrite})
+		rs = append(rs, config.Rule{Name: "implicit: default_mailbox", Mailbox: cfg.DefaultMailbox, From: config.FromRewrite, Recipients: domains})
 	}
 	return rs
 }

@@ -1,7 +1,3 @@
-// Package queue takes responsibility for accepted messages. In direct mode,
-// the only one so far, it relays each message synchronously, so the SMTP
-// client gets 250 only after Graph answered 202 and keeps the retry duty
-// otherwise.
 package queue
 
 import (

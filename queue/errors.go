@@ -57,3 +57,6 @@ var errStopping = errors.New("the queue is shutting down")
 func quotaError(what string) *SpoolError {
 	return &SpoolError{Op: "quota " + what + " reached", Quota: true}
 }
+
+// errLocked means another process holds the spool lock.
+var errLocked = errors.New("the spool is locked by another graphrelay process")

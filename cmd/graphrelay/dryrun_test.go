@@ -46,8 +46,8 @@ func TestDryRunSwaksWritesGraphJSON(t *testing.T) {
 	r := startRelayWithClient(t, cfg, nil)
 	host, port, _ := strings.Cut(r.addr, ":")
 	out, err := exec.Command(swaks, "--server", host, "--port", port,
-		"--from", "scanner@printer.lan", "--to", "alice@company.com,bob@company.com",
-		"--header", "Subject: =?ISO-8859-1?Q?Caf=E9?=", "--header", "To: Alice <alice@company.com>",
+		"--from", "scanner@printer.lan", "--to", "alice@example.com,bob@example.com",
+		"--header", "Subject: =?ISO-8859-1?Q?Caf=E9?=", "--header", "To: Alice <alice@example.com>",
 		"--body", "Dry-run body").CombinedOutput()
 	if err != nil {
 		t.Fatalf("swaks: %v\n%s", err, out)
@@ -69,7 +69,7 @@ func TestDryRunSwaksWritesGraphJSON(t *testing.T) {
 		t.Errorf("message = %+v", m)
 	}
 	if len(m.ToRecipients) != 1 || m.ToRecipients[0].EmailAddress.Name != "Alice" ||
-		len(m.BccRecipients) != 1 || m.BccRecipients[0].EmailAddress.Address != "bob@company.com" {
+		len(m.BccRecipients) != 1 || m.BccRecipients[0].EmailAddress.Address != "bob@example.com" {
 		t.Errorf("recipients to=%+v bcc=%+v", m.ToRecipients, m.BccRecipients)
 	}
 	if !strings.Contains(r.logs.String(), "dry-run: wrote the Graph request") {
@@ -122,7 +122,7 @@ func TestServeBinaryGracefulShutdown(t *testing.T) {
 			t.Fatalf("no listener within 20s:\n%s", strings.Join(seen, "\n"))
 		}
 	}
-	if rep := sendNetSMTP(t, addr, "cron@host.lan", []string{"root@company.com"}, crlf("Subject: cron\n\nbackup done\n")); rep.code != 250 {
+	if rep := sendNetSMTP(t, addr, "cron@host.lan", []string{"root@example.com"}, crlf("Subject: cron\n\nbackup done\n")); rep.code != 250 {
 		t.Fatalf("reply %d %s", rep.code, rep.msg)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"log/slog"
@@ -208,3 +209,5 @@ func requireClient(t *testing.T, name string) string {
 func crlf(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
 }
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

@@ -24,6 +24,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serveCmd(args[1:], stderr)
+	case "queue":
+		return queueCmd(args[1:], stdout, stderr)
 	case "passwd":
 		return passwdCmd(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
@@ -43,6 +45,7 @@ func usage(w io.Writer) {
 
 Commands:
   serve     run the SMTP relay (dry-run when no tenant is configured)
+  queue     list, show, retry, delete and requeue spooled messages
   passwd    hash an SMTP AUTH password for the users list
   version   print the version
 

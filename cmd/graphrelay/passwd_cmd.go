@@ -36,7 +36,7 @@ Hashes an SMTP AUTH password with bcrypt for the users list or users_file.
 On a terminal it prompts twice without echo; otherwise it reads the first
 line of stdin:
 
-  printf '%s\n' "$PASSWORD" | graphrelay passwd --user scanner
+  printenv SCANNER_PASSWORD | graphrelay passwd --user scanner
 
 `)
 		fs.PrintDefaults()

@@ -2,13 +2,85 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
+	"github.com/graphrelay/graphrelay/config"
+	"github.com/graphrelay/graphrelay/envelope"
 	"github.com/graphrelay/graphrelay/queue"
 	"github.com/graphrelay/graphrelay/smtpd"
 )
 
+// spoolFS replaces the spool's filesystem when set. Only tests set it, to
+// inject faults (a full disk) that a real disk cannot produce on demand.
+var spoolFS queue.FS
+
 // newDeliverer builds the delivery side for delivery.mode and records how
 // to stop it in a.stopDelivery.
 func (a *App) newDeliverer(ctx context.Context, sender queue.Sender) (smtpd.Deliverer, error) {
-	return queue.NewDirect(sender, ""), nil
+	cfg := a.Config
+	if cfg.Delivery.Mode == config.ModeDirect {
+		a.Log.Info("delivery mode direct: each message is relayed before the SMTP reply; nothing is spooled")
+		return queue.NewDirect(sender, ""), nil
+	}
+	opts := queueOptions(cfg)
+	opts.Log = a.Log
+	opts.FS = spoolFS
+	q, err := queue.Open(opts, sender)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q.Start()
+	a.stopDelivery = q.Close
+	a.Log.Info("delivery mode queue: messages are spooled durably before the 250 reply",
+		"dir", opts.Dir, "workers", opts.Workers, "notice_to", strings.Join(opts.NoticeTo, ","))
+	return q, nil
+}
+
+// queueOptions translates the configuration for the queue package.
+func queueOptions(cfg *config.Config) queue.Options {
+	qc := cfg.Queue
+	opts := queue.Options{
+		Dir:                qc.Dir,
+		MaxBytes:           qc.MaxBytes,
+		MaxMessages:        qc.MaxMessages,
+		Workers:            qc.Workers,
+		RetryInitial:       qc.RetryInitial.D(),
+		RetryMax:           qc.RetryMax.D(),
+		MaxAge:             qc.MaxAge.D(),
+		DefaultConcurrency: config.DefaultMailboxConcurrency,
+		DelayNoticeAfter:   qc.DelayNoticeAfter.D(),
+	}
+	for _, m := range cfg.Mailboxes {
+		opts.Mailboxes = append(opts.Mailboxes, queue.MailboxLimits{
+			Address: m.Address, MaxConcurrency: m.MaxConcurrency, MessagesPerMinute: m.MessagesPerMinute})
+	}
+	for _, to := range strings.Split(qc.NoticeTo, ",") {
+		if to = strings.TrimSpace(to); to != "" {
+			opts.NoticeTo = append(opts.NoticeTo, to)
+		}
+	}
+	if len(opts.NoticeTo) > 0 {
+		opts.NoticeMailbox = noticeMailbox(cfg)
+	}
+	return opts
+}
+
+// noticeMailbox is the mailbox notices are sent as: queue.notice_mailbox,
+// else default_mailbox, else the first mailbox, with its object id when
+// configured.
+func noticeMailbox(cfg *config.Config) envelope.Mailbox {
+	addr := cfg.Queue.NoticeMailbox
+	if addr == "" {
+		addr = cfg.DefaultMailbox
+	}
+	if addr == "" && len(cfg.Mailboxes) > 0 {
+		addr = cfg.Mailboxes[0].Address
+	}
+	for _, m := range cfg.Mailboxes {
+		if strings.EqualFold(m.Address, addr) {
+			return envelope.Mailbox{Address: m.Address, ID: m.ID}
+		}
+	}
+	return envelope.Mailbox{Address: addr}
 }

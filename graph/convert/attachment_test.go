@@ -8,7 +8,7 @@ import (
 	"github.com/graphrelay/graphrelay/graph"
 )
 
-// Rule: every non-body leaf is a fileAttachment with @odata.type, its
+// Rules 22-25: every non-body leaf is a fileAttachment with @odata.type, its
 // decoded name (RFC 2231 with continuations and charset, RFC 2047 in
 // quotes, raw 8-bit) or a generated one, a parameterless lower-case
 // contentType, and a sanitised name.
@@ -40,6 +40,7 @@ func TestAttachmentNames(t *testing.T) {
 	}
 }
 
+// Rules 24-25: sanitising and generating names.
 func TestSanitizeName(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"scan.pdf", "scan.pdf"},
@@ -75,7 +76,7 @@ func TestSanitizeName(t *testing.T) {
 	}
 }
 
-// Rule: a nested message/rfc822 is attached as .eml with its bytes
+// Rules 23-24: a nested message/rfc822 is attached as .eml with its bytes
 // unchanged, named by its filename, else its subject, else generated.
 func TestNestedMessage(t *testing.T) {
 	for v, b := range variants(t, "nested-message.eml") {
@@ -101,7 +102,7 @@ func TestNestedMessage(t *testing.T) {
 	}
 }
 
-// Rule: winmail.dat and unknown types pass through as attachments.
+// Rule 23: winmail.dat and unknown types pass through as attachments.
 func TestTNEFAndUnknownTypes(t *testing.T) {
 	for v, res := range convertAll(t, "tnef-unknown.eml", oneRcpt) {
 		got := []string{}
@@ -118,7 +119,7 @@ func TestTNEFAndUnknownTypes(t *testing.T) {
 	}
 }
 
-// Rule: a part whose Content-ID the HTML body references as cid: (case-
+// Rule 26: a part whose Content-ID the HTML body references as cid: (case-
 // insensitive, URL-decoded) is inline with contentId, whatever its
 // disposition; unreferenced parts are regular attachments.
 func TestInline(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"github.com/graphrelay/graphrelay/graph"
 )
 
-// Rule: body charsets are converted to UTF-8; unknown labels fall back to
+// Rule 18: body charsets are converted to UTF-8; unknown labels fall back to
 // UTF-8, else Windows-1252, with a warning; the body is never dropped.
 func TestBodyCharsets(t *testing.T) {
 	tests := []struct {
@@ -46,7 +46,7 @@ func TestBodyCharsets(t *testing.T) {
 	}
 }
 
-// Rule: an HTML part without a charset parameter uses its <meta>
+// Rule 18: an HTML part without a charset parameter uses its <meta>
 // declaration, which is rewritten to utf-8 because the body is now Unicode.
 func TestHTMLMetaCharset(t *testing.T) {
 	for v, res := range convertAll(t, "charset-html-meta.eml", oneRcpt) {
@@ -57,7 +57,7 @@ func TestHTMLMetaCharset(t *testing.T) {
 	}
 }
 
-// Rule: base64 and quoted-printable are decoded tolerantly, 7bit/8bit/
+// Rule 17: base64 and quoted-printable are decoded tolerantly, 7bit/8bit/
 // binary pass, unknown encodings are read as 8bit with a warning.
 func TestTransferEncodings(t *testing.T) {
 	for v, res := range convertAll(t, "cte-base64-truncated.eml", oneRcpt) {
@@ -94,6 +94,7 @@ func TestTransferEncodings(t *testing.T) {
 	}
 }
 
+// Rule 17: the decoders on their own.
 func TestDecoders(t *testing.T) {
 	b64 := []struct{ in, want, warn string }{
 		{"SGVsbG8=", "Hello", ""},
@@ -137,7 +138,7 @@ func TestDecoders(t *testing.T) {
 	}
 }
 
-// Rule: body selection. multipart/alternative takes the richest part
+// Rules 21-22: body selection. multipart/alternative takes the richest part
 // (HTML over text, also inside multipart/related), text-only gives Text,
 // no Content-Type reads text/plain, further text parts of a
 // multipart/mixed become attachments, and a message with only attachments
@@ -176,7 +177,7 @@ func TestBodySelection(t *testing.T) {
 	}
 }
 
-// Rule: format=flowed text is unwrapped for display.
+// Rule 19: format=flowed text is unwrapped for display.
 func TestFlowed(t *testing.T) {
 	for v, res := range convertAll(t, "flowed.eml", oneRcpt) {
 		want := "This is a long line that was wrapped by the sender.\n> Quoted text that continues.\nFrom stuffed.\n-- \nSig\n"
@@ -189,7 +190,7 @@ func TestFlowed(t *testing.T) {
 	}
 }
 
-// Rule: characters Exchange cannot store are removed or replaced.
+// Rule 20: characters Exchange cannot store are removed or replaced.
 func TestSanitizeBody(t *testing.T) {
 	for v, res := range convertAll(t, "html-nul-controls.eml", oneRcpt) {
 		if got := lf(res.Message.Body.Content); got != "<p>ab\uFFFDc\nd\uFFFDe</p>\n" {

@@ -53,15 +53,14 @@ func Convert(r io.Reader, env Envelope, opts Options) (*Result, error) {
 		return nil, errorf("empty message")
 	}
 	c := &converter{opts: opts}
-	top := readHeader(raw, true, opts.MaxHeaderBytes)
-	if top.tooBig {
-		return nil, errorf("header block larger than %d bytes", opts.MaxHeaderBytes)
-	}
-	if top.header.Len() == 0 {
-		c.warn("no header fields; whole message read as body")
-	}
 	p := &parser{opts: opts, warn: c.warn}
 	root := p.parse(raw, 0, "text/plain", true)
+	if root.opaque == "header" {
+		return nil, errorf("header block larger than %d bytes", opts.MaxHeaderBytes)
+	}
+	if root.header.Len() == 0 {
+		c.warn("no header fields; whole message read as body")
+	}
 
 	res := &Result{}
 	m := &res.Message
@@ -111,7 +110,7 @@ type converter struct {
 	opts     Options
 	warnings []string
 	seen     map[string]bool
-	dropped  int
+	extra    int // warnings dropped past maxWarnings
 }
 
 // warn records a warning once; past maxWarnings it only counts them.
@@ -125,8 +124,8 @@ func (c *converter) warn(format string, args ...any) {
 	}
 	c.seen[w] = true
 	if len(c.warnings) >= maxWarnings {
-		c.dropped++
-		c.warnings[maxWarnings-1] = fmt.Sprintf("%d more warnings", c.dropped+1)
+		c.extra++
+		c.warnings[maxWarnings-1] = fmt.Sprintf("%d more warnings", c.extra+1)
 		return
 	}
 	c.warnings = append(c.warnings, w)

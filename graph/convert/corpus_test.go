@@ -106,7 +106,7 @@ func convertBounded(raw []byte, env Envelope, limit time.Duration) (outcome, boo
 
 func TestCorpus(t *testing.T) {
 	dir, files := corpusFiles(t)
-	var clean, warned, failed, oracleOK, oracleFailed, undecodable int
+	var clean, warned, failed, oracleOK, oracleFailed, compared, undecodable int
 	var attachments, attachmentBytes int64
 	reasons := map[string]int{}
 	warnKinds := map[string]int{}
@@ -156,28 +156,46 @@ func TestCorpus(t *testing.T) {
 			continue
 		}
 		oracleOK++
-		undecodable += compareLeaves(t, rel, o.res, leaves)
+		c, u := compareLeaves(t, rel, o.res, leaves)
+		compared += c
+		undecodable += u
 	}
 	t.Logf("corpus: %d messages: %d clean, %d with warnings, %d errors %v", len(files), clean, warned, failed, reasons)
-	t.Logf("corpus: %d attachments, %d bytes; go-message oracle parsed %d messages, failed on %d; %d leaves it could not decode",
-		attachments, attachmentBytes, oracleOK, oracleFailed, undecodable)
-	t.Logf("corpus: warnings by kind: %v", sortedCounts(warnKinds))
+	t.Logf("corpus: %d attachments, %d bytes; the go-message oracle parsed %d messages (failed on %d): %d non-body parts compared byte for byte, %d it could not decode",
+		attachments, attachmentBytes, oracleOK, oracleFailed, compared, undecodable)
+	t.Logf("corpus: warnings by kind:%s", sortedCounts(warnKinds))
 }
 
-var digits = regexp.MustCompile(`[0-9]+|"[^"]*"`)
+var variable = regexp.MustCompile(`"[^"]*"|\b[0-9]+ `)
 
-// warningKind turns a warning into a category for the summary.
+// warningKind turns a warning into a category for the summary: quoted
+// labels and counts are replaced.
 func warningKind(w string) string {
-	return digits.ReplaceAllString(w, "N")
+	return variable.ReplaceAllStringFunc(w, func(m string) string {
+		if strings.HasPrefix(m, `"`) {
+			return "…"
+		}
+		return "N "
+	})
 }
 
-func sortedCounts(m map[string]int) []string {
-	var out []string
-	for k, v := range m {
-		out = append(out, fmt.Sprintf("%d×%s", v, k))
+// sortedCounts formats a histogram, most frequent first.
+func sortedCounts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i] > out[j] })
-	return out
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "\n\t%4d  %s", m[k], k)
+	}
+	return b.String()
 }
 
 var mediaTypeRE = regexp.MustCompile(`^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$`)
@@ -334,9 +352,9 @@ func oracleWalk(h textproto.Header, body io.Reader, defType string, depth int, o
 // part exists. Leaves the oracle could not decode (invalid base64 or
 // quoted-printable that the converter decodes leniently) are counted and
 // left out of the comparison; the other leaves of the message still count.
-func compareLeaves(t *testing.T, rel string, res *Result, leaves []leaf) (undecodable int) {
+func compareLeaves(t *testing.T, rel string, res *Result, leaves []leaf) (compared, undecodable int) {
 	if hasWarning(res, "nesting deeper") || hasWarning(res, "MIME parts") || hasWarning(res, "part header exceeds") {
-		return 0 // subtrees kept whole by a limit are compared by the limit tests
+		return 0, 0 // subtrees kept whole by a limit are compared by the limit tests
 	}
 	want := map[[32]byte]int{}
 	texts := map[[32]byte]int{}
@@ -355,6 +373,7 @@ func compareLeaves(t *testing.T, rel string, res *Result, leaves []leaf) (undeco
 		default:
 			want[sum]++
 			wantBytes += int64(len(l.data))
+			compared++
 		}
 	}
 	var gotBytes int64
@@ -380,5 +399,5 @@ func compareLeaves(t *testing.T, rel string, res *Result, leaves []leaf) (undeco
 	if nonEmptyText && strings.TrimSpace(res.Message.Body.Content) == "" {
 		t.Errorf("%s: empty body although a non-empty text part exists", rel)
 	}
-	return undecodable
+	return compared, undecodable
 }

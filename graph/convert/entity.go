@@ -53,10 +53,10 @@ func (p *parser) parse(raw []byte, depth int, defType string, top bool) *entity 
 	e := &entity{raw: raw, header: hr.header}
 	if hr.tooBig {
 		p.warn("part header exceeds %d bytes; part kept whole", p.opts.MaxHeaderBytes)
-		e.opaque, e.mediaType = "header", "application/octet-stream"
+		e.opaque = "header"
 		return e
 	}
-	if hr.noBlank {
+	if hr.noBlank && hr.header.Len() > 0 {
 		p.warn("header not followed by a blank line")
 	}
 	e.body = raw[hr.bodyOff:]

@@ -42,40 +42,39 @@ func (c *converter) mapHeaders(h *textproto.Header, m *graph.Message) {
 
 // importance maps the priority headers in order of authority: Importance
 // (RFC 2156: high, normal, low), then X-Priority (1-2 high, 3 normal, 4-5
-// low; written "1 (Highest)" by Outlook), then X-MSMail-Priority (Outlook:
-// High, Normal, Low), then Priority (RFC 2156: urgent, normal,
-// non-urgent). The first header present decides; normal or absent leaves
-// the field out, since normal is Graph's default.
+// low; written "1 (Highest)" by Outlook, sometimes "High"), then
+// X-MSMail-Priority (Outlook: High, Normal, Low), then Priority (RFC 2156:
+// urgent, normal, non-urgent). The first header with a recognisable value
+// decides; normal or absent leaves the field out, since normal is Graph's
+// default.
 func importance(h *textproto.Header) string {
-	imp := func(v string) (string, bool) {
-		v = strings.ToLower(strings.TrimSpace(v))
-		switch {
-		case v == "":
-			return "", false
-		case strings.HasPrefix(v, "high"), strings.HasPrefix(v, "urgent"):
-			return "high", true
-		case strings.HasPrefix(v, "low"), strings.HasPrefix(v, "non-urgent"):
-			return "low", true
+	for _, key := range []string{"Importance", "X-Priority", "X-Msmail-Priority", "Priority"} {
+		if v, ok := priorityValue(h.Get(key)); ok {
+			return v
 		}
+	}
+	return ""
+}
+
+// priorityValue reads one priority header: "high", "low", or "" for
+// normal; false when the value means nothing.
+func priorityValue(v string) (string, bool) {
+	v = strings.ToLower(strings.TrimSpace(v))
+	switch {
+	case v == "":
+		return "", false
+	case v[0] == '1' || v[0] == '2':
+		return "high", true
+	case v[0] == '3' || strings.HasPrefix(v, "normal"):
 		return "", true
+	case v[0] == '4' || v[0] == '5':
+		return "low", true
+	case strings.HasPrefix(v, "high"), strings.HasPrefix(v, "urgent"):
+		return "high", true
+	case strings.HasPrefix(v, "low"), strings.HasPrefix(v, "non-urgent"):
+		return "low", true
 	}
-	if v, ok := imp(h.Get("Importance")); ok {
-		return v
-	}
-	if v := strings.TrimSpace(h.Get("X-Priority")); v != "" {
-		switch v[0] {
-		case '1', '2':
-			return "high"
-		case '4', '5':
-			return "low"
-		}
-		return ""
-	}
-	if v, ok := imp(h.Get("X-Msmail-Priority")); ok {
-		return v
-	}
-	v, _ := imp(h.Get("Priority"))
-	return v
+	return "", false
 }
 
 // msgIDs extracts message IDs ("<local@domain>") from an In-Reply-To or

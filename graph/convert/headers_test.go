@@ -8,7 +8,7 @@ import (
 	"github.com/graphrelay/graphrelay/graph"
 )
 
-// Rule: subject and display names decode RFC 2047 in any charset, also
+// Rule 10: subject and display names decode RFC 2047 in any charset, also
 // malformed, and raw 8-bit text as UTF-8 or else Windows-1252.
 func TestSubjectAndNames(t *testing.T) {
 	tests := []struct {
@@ -35,6 +35,7 @@ func TestSubjectAndNames(t *testing.T) {
 	}
 }
 
+// Rule 10: control characters and the 255-unit subject limit.
 func TestSubjectLimits(t *testing.T) {
 	long := strings.Repeat("é", 300)
 	res := convertString(t, "Subject: "+long+"\n\nx\n", oneRcpt)
@@ -50,7 +51,7 @@ func TestSubjectLimits(t *testing.T) {
 	}
 }
 
-// Rule: Importance, else X-Priority, else X-MSMail-Priority, else Priority;
+// Rule 13: Importance, else X-Priority, else X-MSMail-Priority, else Priority;
 // normal or absent omits the field.
 func TestImportance(t *testing.T) {
 	tests := []struct{ headers, want string }{
@@ -67,7 +68,9 @@ func TestImportance(t *testing.T) {
 		{"Priority: urgent\n", "high"},
 		{"Priority: non-urgent\n", "low"},
 		{"Priority: normal\n", ""},
-		{"Importance: bogus\nX-Priority: 1\n", ""},
+		{"Importance: bogus\nX-Priority: 1\n", "high"},
+		{"X-Priority: High\n", "high"},
+		{"X-Priority: 9\nPriority: non-urgent\n", "low"},
 	}
 	for _, tt := range tests {
 		res := convertString(t, tt.headers+"Subject: p\n\nx\n", oneRcpt)
@@ -77,7 +80,7 @@ func TestImportance(t *testing.T) {
 	}
 }
 
-// Rule: up to five X- headers, preferred ones first, then message order,
+// Rules 14-16: up to five X- headers, preferred ones first, then message order,
 // priority headers last; excluded prefixes, empty values and repeated
 // names skipped; values unfolded and decoded; read receipt; threading.
 func TestHeadersFile(t *testing.T) {
@@ -112,6 +115,7 @@ func TestHeadersFile(t *testing.T) {
 	}
 }
 
+// Rule 14: unfolding, decoding, the line limit, MaxHeaders, exclusions.
 func TestXHeaderDetails(t *testing.T) {
 	msg := "X-Folded: part one\n part two =?utf-8?q?=C3=A9?=\nX-Priority: 1\nX-Long: " + strings.Repeat("é", 600) +
 		"\nX-" + strings.Repeat("n", 80) + ": too long a name\nSubject: x\n\nx\n"
@@ -135,6 +139,7 @@ func TestXHeaderDetails(t *testing.T) {
 	}
 }
 
+// Rule 16: message IDs are extracted from untidy values.
 func TestThreadingValues(t *testing.T) {
 	tests := []struct{ irt, refs, wantIRT, wantRefs string }{
 		{"<a@x>", "", "<a@x>", ""},
@@ -170,7 +175,7 @@ func TestThreadingValues(t *testing.T) {
 	}
 }
 
-// Rule: Reply-To maps to replyTo.
+// Rule 12: Reply-To maps to replyTo.
 func TestReplyTo(t *testing.T) {
 	res := convertAll(t, "recipients.eml", oneRcpt)["CRLF"]
 	want := []graph.Recipient{

@@ -24,7 +24,7 @@ func nested(depth int) string {
 	return b.String()
 }
 
-// Rule: the depth limit keeps the deeper subtree as one .eml attachment
+// Rule 6: the depth limit keeps the deeper subtree as one .eml attachment
 // with a warning; nothing above the limit is lost.
 func TestDepthLimit(t *testing.T) {
 	msg := nested(30)
@@ -54,7 +54,7 @@ func TestDepthLimit(t *testing.T) {
 	}
 }
 
-// Rule: past the parts limit the rest of the multipart is kept as one .eml
+// Rule 7: past the parts limit the rest of the multipart is kept as one .eml
 // attachment with a warning; every part below the limit is an attachment.
 func TestPartsLimit(t *testing.T) {
 	var b strings.Builder
@@ -81,7 +81,7 @@ func TestPartsLimit(t *testing.T) {
 	}
 }
 
-// Rule: never hang, bounded work: recursion bombs and part floods finish
+// Rule 9: never hang, bounded work: recursion bombs and part floods finish
 // quickly with the default limits.
 func TestBombsFinish(t *testing.T) {
 	var flood strings.Builder

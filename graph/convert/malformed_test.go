@@ -3,12 +3,13 @@ package convert
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 )
 
-// Rule: malformed structure gives a best-effort message.
+// Rules 1-4: malformed structure gives a best-effort message.
 func TestMalformed(t *testing.T) {
 	tests := []struct {
 		file    string
@@ -44,6 +45,7 @@ func TestMalformed(t *testing.T) {
 	}
 }
 
+// Rules 1-2: how a header block starts and ends.
 func TestHeaderBlockEdgeCases(t *testing.T) {
 	tests := []struct {
 		name, msg, subject, body string
@@ -63,6 +65,7 @@ func TestHeaderBlockEdgeCases(t *testing.T) {
 	}
 }
 
+// Rules 3-5: delimiters, missing parts, digest defaults.
 func TestMultipartEdgeCases(t *testing.T) {
 	tests := []struct {
 		name, msg, body string
@@ -87,7 +90,7 @@ func TestMultipartEdgeCases(t *testing.T) {
 	}
 }
 
-// Rule: Convert fails only when no message can be produced, with an error
+// Errors and rule 8: Convert fails only when no message can be produced, with an error
 // whose InvalidContent method is true and whose text carries no content.
 func TestErrors(t *testing.T) {
 	type contentError interface {
@@ -135,3 +138,30 @@ func TestErrors(t *testing.T) {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// Rule 5: no Content-Type is text/plain, an invalid one reads as text/plain.
+func TestDefaultContentType(t *testing.T) {
+	for _, ct := range []string{"", "Content-Type: text\n", "Content-Type: \"\"\n", "Content-Type: text/plain/x\n"} {
+		res := convertString(t, "Subject: d\n"+ct+"\nreadable\n", oneRcpt)
+		if res.Message.Body.ContentType != "Text" || strings.TrimSpace(res.Message.Body.Content) != "readable" {
+			t.Errorf("%q: body %+v", ct, res.Message.Body)
+		}
+	}
+}
+
+// Warnings are deduplicated and capped, so hostile input cannot grow them.
+func TestWarningsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Subject: w\nContent-Type: multipart/mixed; boundary=b\n\n")
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&b, "--b\nContent-Type: text/plain; charset=bogus-%d\n\nx\n", i)
+	}
+	res := convertString(t, b.String()+"--b--\n", oneRcpt)
+	if len(res.Warnings) != maxWarnings || res.Warnings[maxWarnings-1] != "251 more warnings" {
+		t.Errorf("%d warnings: %q", len(res.Warnings), res.Warnings)
+	}
+	res = convertString(t, strings.Repeat("Content-Type: text/plain; charset=bogus\n", 1)+"\nx\n", oneRcpt)
+	if len(res.Warnings) != 1 {
+		t.Errorf("warnings %q", res.Warnings)
+	}
+}

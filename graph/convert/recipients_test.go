@@ -19,7 +19,7 @@ func rcpts(rs []graph.Recipient) []string {
 	return out
 }
 
-// Rule: the envelope decides who receives the message. RCPTs in To go to
+// Rule 11: the envelope decides who receives the message. RCPTs in To go to
 // toRecipients, in Cc to ccRecipients, all others to bccRecipients; header
 // addresses outside the envelope receive nothing; comparison ignores case;
 // envelope order; no duplicates; names from the headers.
@@ -70,6 +70,7 @@ func TestRecipients(t *testing.T) {
 	}
 }
 
+// Rule 11: no header recipients at all, and a name containing '@'.
 func TestRecipientsWithoutHeaders(t *testing.T) {
 	res := convertString(t, "Subject: headerless\n\nx\n", Envelope{Recipients: []string{"a@x.org", "b@x.org"}})
 	if got := rcpts(res.Message.BccRecipients); !reflect.DeepEqual(got, []string{"a@x.org", "b@x.org"}) || res.Message.ToRecipients != nil {

@@ -32,6 +32,7 @@ func TestParseAddressList(t *testing.T) {
 		{"quoted local part", `"john doe"@x.org`, []A{{"", `"john doe"@x.org`}}, nil},
 		{"group", "Team: a@x.org, B <b@x.org>;, c@x.org", []A{{"", "a@x.org"}, {"B", "b@x.org"}, {"", "c@x.org"}}, nil},
 		{"empty group", "undisclosed-recipients:;", nil, nil},
+		{"empty group and comment", "unlisted-recipients:; (no To-header on input)", nil, nil},
 		{"missing commas", "A <a@x.org> B <b@x.org>", []A{{"A", "a@x.org"}, {"B", "b@x.org"}}, nil},
 		{"bare without commas", "a@x.org b@x.org", []A{{"", "a@x.org"}, {"", "b@x.org"}}, nil},
 		{"trailing name", "<a@x.org> Alice", []A{{"Alice", "a@x.org"}}, nil},

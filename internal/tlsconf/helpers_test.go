@@ -42,13 +42,32 @@ type certOpts struct {
 	notAfter  time.Time
 }
 
+// RSA 2048 generation takes up to a few hundred milliseconds, so the tests
+// reuse a small pool of keys, each made at its first use. Consecutive draws
+// are distinct keys, which is all a test needs (no test makes more than
+// keyPoolSize certificates that must not share a key).
+const keyPoolSize = 6
+
+var (
+	keyPoolMu   sync.Mutex
+	keyPool     [keyPoolSize]*rsa.PrivateKey
+	keyPoolNext int
+)
+
 func newRSAKey(t *testing.T) *rsa.PrivateKey {
 	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
+	keyPoolMu.Lock()
+	defer keyPoolMu.Unlock()
+	i := keyPoolNext % keyPoolSize
+	keyPoolNext++
+	if keyPool[i] == nil {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyPool[i] = k
 	}
-	return k
+	return keyPool[i]
 }
 
 func newECKey(t *testing.T) *ecdsa.PrivateKey {

@@ -7,6 +7,21 @@
 // The tls.Config hands out the current certificate through GetCertificate,
 // so a reload takes effect at the next handshake without rebuilding any
 // listener, and a failed reload leaves the previous certificate in service.
+//
+// Old devices, on Go 1.26 (each point is pinned by a test):
+//   - tls.min_version 1.0 or 1.1 is enough: the server negotiates TLS 1.0
+//     and 1.1 with no GODEBUG, because Config.MinVersion is set explicitly
+//     (GODEBUG tls10server=1 only changes the default used when it is 0).
+//     Go's default suites then still include ECDHE-RSA with AES-CBC-SHA.
+//   - legacy_ciphers adds RSA key exchange and 3DES for this server only,
+//     again with no GODEBUG (tlsrsakex and tls3des only govern the default
+//     list). Devices that send no elliptic-curve extension need it.
+//   - GODEBUG=fips140=on removes TLS 1.0/1.1 and those suites; New then
+//     refuses such a configuration rather than fail every handshake.
+//   - A TLS 1.2 client offering only SHA-1 signature algorithms is refused
+//     since Go 1.25 (RFC 9155), legacy_ciphers or not. Only the
+//     process-wide GODEBUG=tlssha1=1 admits it: in the service's
+//     environment, or as a //go:debug tlssha1=1 line in package main.
 package tlsconf
 
 import (

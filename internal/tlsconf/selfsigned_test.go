@@ -57,7 +57,7 @@ func TestSelfSignedGeneratedThenReused(t *testing.T) {
 
 	if runtime.GOOS != "windows" {
 		for file, want := range map[string]os.FileMode{
-			dir:                               0o700,
+			dir:                            0o700,
 			filepath.Join(dir, "key.pem"):  0o600,
 			filepath.Join(dir, "cert.pem"): 0o644,
 		} {

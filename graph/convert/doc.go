@@ -1,0 +1,162 @@
+// Package convert turns one RFC 5322 message, as an SMTP client sent it,
+// into the Graph message resource for POST /users/{id}/sendMail.
+//
+// The goal is fidelity to what the sender meant, for mail from printers,
+// scanners, NAS units, cron jobs and legacy applications, which break the
+// MIME rules in every way the test corpus records. Conversion never rejects
+// a message that has any content: it decodes what it can, keeps every byte
+// of every attachment, and reports problems as warnings. Each rule below is
+// tested by name in this package's tests.
+//
+// # Parsing
+//
+// The message is read into memory once (at most Options.MaxBytes). Parts are
+// slices of that buffer. Header blocks become go-message textproto.Headers,
+// but the lines are split by a tolerant reader, because go-message's
+// textproto.ReadHeader and multipart reader reject about a fifth of the
+// corpus (mbox "From " lines, malformed header lines, mixed line endings,
+// missing delimiters).
+//
+//  1. Line endings may be CRLF, bare LF, or mixed, in headers and between
+//     parts alike. A UTF-8 BOM, blank lines and an mbox "From " line before
+//     the first header field are skipped.
+//  2. A header ends at an empty line or a line of blanks. A line that is
+//     not a field ends it too and starts the body (warning), unless more
+//     fields and an empty line follow within a few lines; then it is a lost
+//     folding indent and joins the field above.
+//  3. A delimiter is "--boundary" at the start of a line followed by a
+//     blank, the end of the line, or "--" (close); the rest of the line is
+//     ignored (RFC 2046 §5.1.1). Preamble and epilogue are dropped. A
+//     missing close delimiter ends the last part at the end of the body
+//     (warning); delimiters after a premature close still open parts.
+//  4. A multipart without a usable boundary parameter gets its boundary
+//     guessed from the first "--token" line that opens parts (warning);
+//     with no parts at all its body is read as text/plain (warning).
+//  5. No Content-Type means text/plain (message/rfc822 inside
+//     multipart/digest); an invalid one reads as text/plain (RFC 2045
+//     §5.2). Parameters use mailhdr.ParseMediaType (RFC 2231, bad quoting).
+//
+// # Limits (never a panic, never a hang, bounded memory)
+//
+//  6. Multipart nesting deeper than Options.MaxDepth (20): the subtree is
+//     kept whole, with its header, as one attachment "nested-parts-N.eml"
+//     (message/rfc822), and a warning. A mail client opening it shows the
+//     parts inside.
+//  7. More than Options.MaxParts (1000) entities: the rest of each open
+//     multipart is kept as one attachment "remaining-parts-N.eml", a valid
+//     MIME message with the original boundary, and a warning. No part below
+//     the limit is lost; none above it is dropped.
+//  8. A header block over Options.MaxHeaderBytes (1 MiB) is an error at the
+//     top level; in a part it makes the part an opaque attachment.
+//  9. Work is linear in the input: no rescanning per delimiter, encoded
+//     word or nesting level (body choice is memoised).
+//
+// # Header fields
+//
+//  10. Subject and display names: RFC 2047 encoded words in any charset,
+//     malformed ones too (see mailhdr.DecodeText); raw 8-bit text as UTF-8
+//     where valid, else Windows-1252. Control characters become spaces. A
+//     subject over 255 UTF-16 units is cut (warning), since Exchange
+//     refuses longer ones.
+//  11. Recipients: the envelope is authoritative. Each RCPT TO, in
+//     envelope order and once, goes to toRecipients if To lists it, else
+//     to ccRecipients if Cc lists it, else to bccRecipients. Header
+//     addresses outside the envelope receive nothing. Display names come
+//     from the header entry with the same address. Addresses compare
+//     case-insensitively in local part and domain (Exchange Online does;
+//     a false mismatch would turn a visible To into a Bcc). An empty
+//     envelope falls back to the header To, Cc and Bcc.
+//  12. Reply-To maps to replyTo. Message.From is left unset (that is the
+//     policy layer's decision); Result.HeaderFrom carries the decoded From.
+//  13. Importance: the Importance header (high, normal, low), else
+//     X-Priority (1-2 high, 3 normal, 4-5 low, "1 (Highest)" accepted),
+//     else X-MSMail-Priority, else Priority (urgent high, non-urgent low).
+//     The first header with a recognisable value decides; normal or absent
+//     omits the field.
+//  14. internetMessageHeaders: at most Options.MaxHeaders (Graph's 5) X-
+//     headers: first X-Mailer (which device sent it), X-Auto-Response-
+//     Suppress (stops Exchange auto-replies to robots), X-Originating-IP,
+//     then the others in message order, and X-Priority/X-MSMail-Priority
+//     last (importance carries them). Names as written, each once;
+//     X-MS-*, X-Microsoft-*, X-Forefront-*, X-Exchange-*, X-Spam*, X-Virus*
+//     are never carried (Exchange trusts its own, and foreign verdicts
+//     mislead filters). Values are unfolded, decoded, made one line, and cut
+//     so "Name: value" fits 998 octets; names over 76 octets and empty
+//     values are skipped. No qualifying header omits the field (Graph
+//     refuses an empty collection).
+//  15. Disposition-Notification-To sets isReadReceiptRequested.
+//  16. In-Reply-To (first message ID) and References (all IDs, first plus
+//     the most recent within 4096 bytes) go to singleValueExtendedProperties
+//     "String 0x1042" and "String 0x1039", since Graph refuses them as
+//     internet headers.
+//
+// # Body
+//
+//  17. Transfer encodings: base64 skips whitespace, skips other junk
+//     (warning), restarts after padding, and keeps the whole bytes of a
+//     truncated end (warning); quoted-printable accepts lower-case hex,
+//     keeps a stray "=", removes trailing blanks; 7bit/8bit/binary and
+//     spellings like "7-bit" pass through; x-uuencode is decoded; unknown
+//     encodings are read as 8bit (warning). Multipart entities ignore
+//     their Content-Transfer-Encoding, as go-message does.
+//  18. Charsets: the charset parameter, via mailhdr.DecodeCharset (every
+//     x/text charset plus aliases: ISO-8859-x, Windows-125x, ISO-2022-JP,
+//     Shift_JIS, EUC-JP, GB2312/GBK, Big5, KOI8-R, ks_c_5601-1987,
+//     UTF-16/32 with BOM detection, UTF-7). An unknown label reads as UTF-8
+//     where valid, else Windows-1252 (warning). An HTML part without a
+//     usable parameter uses its <meta> charset, and the <meta> declaration
+//     is rewritten to utf-8 because the body is now Unicode.
+//  19. format=flowed text is unwrapped (RFC 3676), so Graph's Text body
+//     shows paragraphs instead of hard breaks at 72 columns.
+//  20. Characters Exchange cannot store (XML 1.0 forbidden) are replaced:
+//     NUL removed, form feed and vertical tab become line breaks, other
+//     C0 controls and U+FFFE/U+FFFF become U+FFFD.
+//  21. Body choice. Candidates are text/plain, text/html and text/enriched
+//     leaves not marked as files (no "attachment" disposition, no file
+//     name). multipart/alternative takes its richest alternative that Graph
+//     can show (HTML, then plain, then enriched; a whitespace-only
+//     candidate ranks last; the last among equals, per RFC 2046), also when
+//     it is nested in multipart/related or mixed. multipart/related takes
+//     its root (the start parameter, else the first part). Other
+//     multiparts take their first non-empty candidate; further text parts
+//     become attachments, never appended to the body. Text/html becomes
+//     contentType HTML with its cid: references intact; anything else
+//     Text. No candidate gives an empty Text body.
+//
+// # Attachments
+//
+//  22. Every leaf that is not the body becomes a fileAttachment with
+//     @odata.type, in document order, except the other text renderings of
+//     the body in a multipart/alternative and empty text parts. Other parts
+//     of a multipart/alternative (a text/calendar invitation, say) are kept.
+//  23. contentBytes are the part with only its transfer encoding removed:
+//     text attachments keep their charset, and a message/rfc822 or
+//     message/global part keeps its bytes unchanged. contentType is the
+//     lower-case type/subtype without parameters. winmail.dat
+//     (application/ms-tnef) and unknown types pass through like any file.
+//  24. The name: Content-Disposition filename (RFC 2231 form with
+//     continuations and charset first, then the plain form), then the
+//     Content-Type name (same), each possibly RFC 2047-encoded inside
+//     quotes or raw 8-bit; for an attached message its Subject plus ".eml";
+//     else a generated "image-2.png", "message-3.eml", "attachment-1.pdf"
+//     (N is the attachment's position), or the name clients expect
+//     (winmail.dat, smime.p7s, signature.asc).
+//  25. Names are sanitised but keep their Unicode: a full path becomes its
+//     last element, other "/" and "\" become "_", control characters and
+//     bidirectional overrides (extension spoofing) are removed, and the
+//     name is cut to 255 UTF-16 units keeping the extension.
+//  26. Inline: a part whose Content-ID the chosen HTML body references as
+//     cid: (in any attribute or CSS url(), compared case-insensitively and
+//     URL-decoded) gets isInline true and contentId set to the reference as
+//     the HTML writes it (what Outlook matches), whatever its
+//     Content-Disposition says. Unreferenced parts are regular attachments.
+//
+// # Errors
+//
+// Convert returns *Error only when no message can be produced: empty input,
+// a top-level header block over the limit, or input over Options.MaxBytes.
+// *Error has InvalidContent() (always true; the SMTP layer answers 554
+// 5.6.0) and TooLarge() (552 5.3.4), and its text names the reason only. A
+// read error from the reader is returned wrapped, as it is not the
+// message's fault.
+package convert

@@ -1,0 +1,100 @@
+// Package queue takes responsibility for accepted messages, in one of two
+// modes chosen by delivery.mode.
+//
+// # Queue mode (store and forward, the default)
+//
+// Queue is the smtpd.Deliverer. Deliver writes the message and its
+// envelope into the spool and returns nil only once both are durable:
+// written into tmp/<id>/, each file fsynced, the directory fsynced, renamed
+// to queue/<id>/, and queue/ fsynced. Only then does smtpd answer
+// "250 2.0.0 queued as <id>". Every failure before that answers 4xx and
+// leaves nothing behind: the spool quota (queue.max_messages,
+// queue.max_bytes), a full disk (ENOSPC, EDQUOT) answer 452 4.3.1 through
+// SpoolError.InsufficientStorage; any other disk error answers 451.
+// FORMAT.md describes the spool for admins.
+//
+// Delivery starts at once: Deliver hands the message to the scheduler,
+// which starts the attempt before the client has read its 250 when the
+// mailbox has room. Attempts are bounded globally (queue.workers) and per
+// mailbox (mailboxes[].max_concurrency, 4 by default, which is Graph's
+// per-app, per-mailbox limit), and optionally paced per mailbox
+// (messages_per_minute). Each mailbox waits in its own line, and the
+// scheduler takes one message per mailbox in turn, so a throttled mailbox
+// never holds workers that another mailbox could use.
+//
+// Each attempt is recorded in record.json before the request goes out,
+// together with a pessimistic next try, so that a crash leaves an honest
+// attempt count and a restart does not retry at once what may have just
+// crashed the daemon. Outcomes:
+//
+//   - 202: the message directory is removed.
+//   - Permanent (graph.Error.Permanent, or a message the converter
+//     refuses): the message becomes a dead letter at once.
+//   - Transient (429, 5xx, timeouts, network and token failures, and any
+//     error nobody classified): retried after exponential backoff with full
+//     jitter, uniform in [0, min(retry_max, retry_initial·2ⁿ⁻¹)] after n
+//     failures. A Retry-After from Graph, fractional seconds included, is a
+//     floor for the whole mailbox: no attempt for that mailbox starts before
+//     it elapses, and the message itself waits at least that long.
+//   - Still failing queue.max_age after it was received (or requeued): a
+//     dead letter, with reason "expired". The last attempt is made at the
+//     deadline itself.
+//
+// Dead letters move to failed/<id>/ in one rename, with every attempt's
+// HTTP status, Graph error code, request-id, client-request-id and hint in
+// their record. If queue.notice_to is set, a notice goes to it through
+// Graph, sent as queue.notice_mailbox: a multipart/mixed message naming the
+// original's subject, sender and recipients, the reason and the hint, with
+// the original attached as message/rfc822 (only its header when it is over
+// 2 MiB). A notice is itself a spooled message, marked in its record and
+// with an X-Graphrelay-Notice header and the null sender <>; no notice is
+// ever sent about a notice, nor about a message whose sender was <>. With
+// queue.delay_notice_after, one "delayed" notice is sent when a message has
+// waited that long.
+//
+// # At least once
+//
+// Graph's sendMail has no idempotency key. A request that timed out, or
+// got a 5xx after Graph may have acted on it, or was in flight when the
+// daemon was killed, may have sent the mail; graphrelay cannot know, so it
+// retries, and the recipient may get the message twice. graphrelay
+// therefore delivers at least once, and duplicates are limited to those
+// cases. Each is logged as "possible duplicate" (or, after a crash,
+// "attempt was interrupted") with the message's queue id and, when a
+// request went out, its client-request-id, which Graph's support can trace;
+// the attempt is marked "ambiguous" in record.json. The removal of a
+// delivered message is not fsynced, so a power loss right after a delivery
+// can also repeat it.
+//
+// # Shutdown and restart
+//
+// Close (after smtpd has stopped accepting) starts no new attempt and lets
+// the ones in flight finish until the shutdown deadline; then it cancels
+// them, records them as interrupted with next try "now", and releases the
+// spool. At the next start every message in queue/ resumes at its next
+// try; leftovers in tmp/ are removed.
+//
+// # Operating the queue while the daemon runs
+//
+// The daemon holds an exclusive flock on <queue.dir>/lock for its whole
+// life, and is the only process that changes queue/ and failed/ while it
+// runs. The admin commands (Admin: "graphrelay queue list|show|failed")
+// read records without a lock: every file is replaced by rename, so a
+// reader sees a whole old or new record. Changes ("retry", "delete",
+// "requeue") are requests: the command writes ctl/<rid>.req (by rename),
+// the daemon carries it out within queue's control interval and answers
+// in ctl/<rid>.res. When no daemon holds the lock, the command takes it
+// and makes the change itself, with the same code. A message being
+// delivered when "delete" arrives is removed when that attempt ends.
+//
+// # Direct mode
+//
+// Direct relays each message synchronously: the client gets 250 only after
+// Graph's 202 and keeps the retry duty otherwise; nothing is spooled. It
+// suits stateless deployments (a container without a persistent volume, a
+// sidecar per application) whose senders retry 4xx replies properly, such
+// as Postfix or an application's mail library. Queue mode suits devices
+// that send once and give up on a 4xx: printers, scanners, NAS units,
+// UPSes, cron. Queue mode needs a persistent queue.dir on a local
+// filesystem with working fsync and flock.
+package queue

@@ -1,0 +1,141 @@
+package queue
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// faultFS is the OS filesystem with injected faults, standing in for a
+// full disk or a failing device.
+type faultFS struct {
+	OSFS
+	mu sync.Mutex
+	// budget is how many more bytes fit before writes fail with ENOSPC;
+	// negative means unlimited.
+	budget int64
+	// fail maps "op:name" (op is create, write, sync, rename or syncdir;
+	// name is the base name of the path, or "*") to the error to return.
+	fail     map[string]error
+	syncDirs int
+}
+
+func newFaultFS() *faultFS { return &faultFS{budget: -1, fail: map[string]error{}} }
+
+func (f *faultFS) fault(op, path string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err, ok := f.fail[op+":"+filepath.Base(path)]; ok {
+		return err
+	}
+	return f.fail[op+":*"]
+}
+
+func (f *faultFS) set(key string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		delete(f.fail, key)
+	} else {
+		f.fail[key] = err
+	}
+}
+
+func (f *faultFS) setBudget(n int64) {
+	f.mu.Lock()
+	f.budget = n
+	f.mu.Unlock()
+}
+
+func (f *faultFS) Create(path string) (File, error) {
+	if err := f.fault("create", path); err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	file, err := f.OSFS.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	return &faultFile{File: file, fs: f, path: path}, nil
+}
+
+func (f *faultFS) Rename(oldpath, newpath string) error {
+	if err := f.fault("rename", newpath); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return f.OSFS.Rename(oldpath, newpath)
+}
+
+func (f *faultFS) SyncDir(path string) error {
+	f.mu.Lock()
+	f.syncDirs++
+	f.mu.Unlock()
+	if err := f.fault("syncdir", path); err != nil {
+		return &os.PathError{Op: "sync", Path: path, Err: err}
+	}
+	return f.OSFS.SyncDir(path)
+}
+
+type faultFile struct {
+	File
+	fs   *faultFS
+	path string
+}
+
+func (w *faultFile) Write(p []byte) (int, error) {
+	if err := w.fs.fault("write", w.path); err != nil {
+		return 0, &os.PathError{Op: "write", Path: w.path, Err: err}
+	}
+	w.fs.mu.Lock()
+	n := len(p)
+	full := false
+	if w.fs.budget >= 0 {
+		if int64(n) > w.fs.budget {
+			n, full = int(w.fs.budget), true
+		}
+		w.fs.budget -= int64(n)
+	}
+	w.fs.mu.Unlock()
+	k, err := w.File.Write(p[:n])
+	if err == nil && full {
+		err = &os.PathError{Op: "write", Path: w.path, Err: syscall.ENOSPC}
+	}
+	return k, err
+}
+
+func (w *faultFile) Sync() error {
+	if err := w.fs.fault("sync", w.path); err != nil {
+		return &os.PathError{Op: "sync", Path: w.path, Err: err}
+	}
+	return w.File.Sync()
+}
+
+// listTree returns every path under dir, relative, for leftovers checks.
+func listTree(dir string) []string {
+	var out []string
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && p != dir {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out
+}
+
+// messageFiles lists what the spool holds besides its fixed layout.
+func messageFiles(dir string) []string {
+	var out []string
+	for _, p := range listTree(dir) {
+		switch p {
+		case areaTmp, areaQueue, areaFailed, areaCtl, fileLock:
+			continue
+		}
+		if strings.HasPrefix(p, areaCtl+"/") {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}

@@ -1,0 +1,93 @@
+package queue
+
+import (
+	"container/heap"
+	"strings"
+	"time"
+)
+
+// mailbox gates delivery for one Graph mailbox. Graph's limits are per app
+// and mailbox (4 concurrent requests; Exchange's ~30 messages a minute), and
+// a throttled mailbox must not hold up the others, so each mailbox has its
+// own waiting line, concurrency count, pacing and Retry-After floor.
+type mailbox struct {
+	key   string
+	limit int // max concurrent attempts
+	// interval is the pacing gap between attempt starts, from
+	// messages_per_minute; 0 means no pacing.
+	interval  time.Duration
+	lastStart time.Time
+	// notBefore is the Retry-After floor: no attempt for this mailbox
+	// starts before it.
+	notBefore time.Time
+	inflight  int
+	waiting   itemHeap
+}
+
+// mailboxKey is how messages are grouped: Graph counts concurrency per
+// mailbox, and one mailbox is one configured address.
+func mailboxKey(address, id string) string {
+	if address != "" {
+		return strings.ToLower(address)
+	}
+	return strings.ToLower(id)
+}
+
+// readyAt returns when the first waiting message may start, and false when
+// nothing can start until an attempt ends (none waiting, or the
+// concurrency limit reached).
+func (m *mailbox) readyAt() (time.Time, bool) {
+	if len(m.waiting) == 0 || m.inflight >= m.limit {
+		return time.Time{}, false
+	}
+	t := m.waiting[0].next
+	if m.notBefore.After(t) {
+		t = m.notBefore
+	}
+	if m.interval > 0 && !m.lastStart.IsZero() {
+		if p := m.lastStart.Add(m.interval); p.After(t) {
+			t = p
+		}
+	}
+	return t, true
+}
+
+// floor raises the Retry-After floor to t.
+func (m *mailbox) floor(t time.Time) {
+	if t.After(m.notBefore) {
+		m.notBefore = t
+	}
+}
+
+// itemHeap orders a mailbox's waiting messages by next try, then by id,
+// which is arrival order.
+type itemHeap []*item
+
+func (h itemHeap) Len() int { return len(h) }
+func (h itemHeap) Less(i, j int) bool {
+	if !h[i].next.Equal(h[j].next) {
+		return h[i].next.Before(h[j].next)
+	}
+	return h[i].id < h[j].id
+}
+func (h itemHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *itemHeap) Push(x any) {
+	it := x.(*item)
+	it.index = len(*h)
+	*h = append(*h, it)
+}
+func (h *itemHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	it.index = -1
+	return it
+}
+
+func (m *mailbox) push(it *item)   { heap.Push(&m.waiting, it) }
+func (m *mailbox) pop() *item      { return heap.Pop(&m.waiting).(*item) }
+func (m *mailbox) unlink(it *item) { heap.Remove(&m.waiting, it.index) }

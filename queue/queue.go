@@ -1,0 +1,328 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/graphrelay/graphrelay/envelope"
+)
+
+// Options configure a Queue. Zero durations and counts take the defaults
+// noted on each field, which are config/default.yaml's.
+type Options struct {
+	// Dir is the spool directory (queue.dir).
+	Dir string
+	// MaxBytes and MaxMessages are the spool quota for messages waiting in
+	// queue/; 0 is unlimited. Dead letters in failed/ do not count.
+	MaxBytes    int64
+	MaxMessages int
+	// Workers bounds concurrent Graph deliveries over all mailboxes
+	// (default 16).
+	Workers int
+	// RetryInitial, RetryMax and MaxAge shape retries (defaults 30s, 15m,
+	// 24h).
+	RetryInitial, RetryMax, MaxAge time.Duration
+	// Mailboxes are the per-mailbox limits. A message for a mailbox not
+	// listed gets DefaultConcurrency and no pacing.
+	Mailboxes []MailboxLimits
+	// DefaultConcurrency is Graph's per-app, per-mailbox limit (default 4).
+	DefaultConcurrency int
+	// NoticeTo receives notices about dead letters (and delays, see
+	// DelayNoticeAfter); empty disables notices. NoticeMailbox is the
+	// mailbox they are sent as.
+	NoticeTo         []string
+	NoticeMailbox    envelope.Mailbox
+	DelayNoticeAfter time.Duration
+	// ControlInterval is how often the daemon looks for admin requests
+	// (default 200ms).
+	ControlInterval time.Duration
+	// LockWait is how long Open waits for an admin command that holds the
+	// spool lock (default 10s).
+	LockWait time.Duration
+	// FS is where the spool writes; nil is the operating system.
+	FS  FS
+	Log *slog.Logger
+}
+
+// MailboxLimits are one mailbox's delivery limits.
+type MailboxLimits struct {
+	Address           string
+	MaxConcurrency    int
+	MessagesPerMinute int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Workers <= 0 {
+		o.Workers = 16
+	}
+	if o.RetryInitial <= 0 {
+		o.RetryInitial = 30 * time.Second
+	}
+	if o.RetryMax < o.RetryInitial {
+		o.RetryMax = max(15*time.Minute, o.RetryInitial)
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = 24 * time.Hour
+	}
+	if o.DefaultConcurrency <= 0 {
+		o.DefaultConcurrency = 4
+	}
+	if o.ControlInterval <= 0 {
+		o.ControlInterval = 200 * time.Millisecond
+	}
+	if o.LockWait <= 0 {
+		o.LockWait = 10 * time.Second
+	}
+	if o.FS == nil {
+		o.FS = OSFS{}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Queue is the store-and-forward Deliverer: it answers only once a
+// message is durable in the spool, then delivers it through the Sender
+// with bounded concurrency, retries and dead letters.
+type Queue struct {
+	opts   Options
+	spool  *Spool
+	sender Sender
+	log    *slog.Logger
+	lock   *os.File
+
+	// ctx is passed to every Send; it is cancelled only when Close runs
+	// out of time, so in-flight requests may finish during a shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	quotaMu   sync.Mutex
+	usedMsgs  int
+	usedBytes int64
+
+	mu       sync.Mutex // guards everything below and items' scheduling fields
+	items    map[string]*item
+	boxes    map[string]*mailbox
+	order    []*mailbox // round-robin order for fairness
+	rr       int
+	inflight int
+	// stopping is set by Close; Deliver refuses and no attempt starts.
+	stopping atomic.Bool
+
+	wake      chan struct{}
+	quit      chan struct{}
+	loopsDone sync.WaitGroup
+	attempts  sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Open locks the spool at opts.Dir, clears what an interrupted process
+// left in it, and loads every waiting message. Nothing is delivered until
+// Start.
+func Open(opts Options, sender Sender) (*Queue, error) {
+	opts = opts.withDefaults()
+	if opts.Dir == "" {
+		return nil, errors.New("queue: no spool directory (queue.dir)")
+	}
+	sp, err := openSpool(opts.Dir, opts.FS)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := waitLock(opts.Dir, opts.LockWait)
+	if err != nil {
+		return nil, err
+	}
+	notePID(lock)
+	ctx, cancel := context.WithCancel(context.Background())
+	q := &Queue{
+		opts: opts, spool: sp, sender: sender, log: opts.Log, lock: lock,
+		ctx: ctx, cancel: cancel,
+		items: map[string]*item{}, boxes: map[string]*mailbox{},
+		wake: make(chan struct{}, 1), quit: make(chan struct{}),
+	}
+	for _, m := range opts.Mailboxes {
+		q.mailboxFor(m.Address, "")
+	}
+	if err := q.load(); err != nil {
+		cancel()
+		unlockSpool(lock)
+		return nil, err
+	}
+	return q, nil
+}
+
+// waitLock takes the spool lock, waiting briefly for an admin command
+// that holds it; another daemon holding it is an error.
+func waitLock(dir string, wait time.Duration) (*os.File, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		f, err := lockSpool(dir)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, errLocked) || time.Now().After(deadline) {
+			if errors.Is(err, errLocked) {
+				return nil, fmt.Errorf("queue.dir %s is in use by another graphrelay process (see %s/%s for its pid): %w", dir, dir, fileLock, err)
+			}
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// load recovers the spool and schedules every message in queue/.
+func (q *Queue) load() error {
+	removed, err := q.spool.recover()
+	if err != nil {
+		return fmt.Errorf("queue: recover spool: %w", err)
+	}
+	if removed > 0 {
+		q.log.Info("removed leftovers of an interrupted run from the spool", "count", removed)
+	}
+	recs, problems := q.spool.scan(areaQueue)
+	for _, p := range problems {
+		q.log.Error("spool entry skipped; inspect it by hand", "err", p)
+	}
+	resumed := 0
+	for _, rec := range recs {
+		id := rec.Envelope.ID
+		if rec.Dead != nil && !rec.Dead.At.Before(rec.RequeuedAt) {
+			// The process died between writing the dead-letter reason and
+			// moving the directory: finish the move.
+			if err := q.spool.move(id, areaQueue, areaFailed); err != nil {
+				q.log.Error("cannot finish moving a dead letter to failed/", "id", id, "err", err)
+			}
+			continue
+		}
+		if last := rec.LastAttempt(); last != nil && last.Outcome == OutcomeStarted {
+			last.Outcome = OutcomeInterrupted
+			last.Ambiguous = true
+			last.Error = "attempt interrupted: graphrelay stopped before Graph answered"
+			q.log.Warn("an attempt was interrupted by a crash or kill; Graph may have accepted the message, so it may arrive twice",
+				"id", id, "attempt", last.N, "started", last.Start, "mailbox", rec.Envelope.Mailbox.Address)
+		}
+		q.usedMsgs++
+		q.usedBytes += rec.Envelope.Size
+		q.insert(&item{id: id, rec: rec, next: rec.NextTry})
+		resumed++
+	}
+	if resumed > 0 {
+		q.log.Info("resuming spooled messages", "count", resumed, "dir", q.opts.Dir)
+	}
+	return nil
+}
+
+// Start begins delivering, and serving admin requests.
+func (q *Queue) Start() {
+	q.loopsDone.Add(2)
+	go q.dispatchLoop()
+	go q.controlLoop()
+}
+
+// Deliver spools msg durably and returns nil only then; delivery starts at
+// once in the background.
+func (q *Queue) Deliver(ctx context.Context, env *envelope.Envelope, msg io.Reader) error {
+	start := time.Now()
+	it, err := q.accept(env, msg, "", "")
+	if err != nil {
+		return err
+	}
+	q.log.Info("queued", "id", env.ID, "client_ip", env.ClientIP, "auth_user", env.AuthUser,
+		"mailbox", env.Mailbox.Address, "rcpts", len(env.Recipients), "size", it.rec.Envelope.Size,
+		"elapsed_ms", ms(time.Since(start)))
+	q.add(it)
+	return nil
+}
+
+// accept writes a message into the spool and returns its item, not yet
+// scheduled. notice marks a message graphrelay generated itself; notices
+// are not refused by the quota, because they report on mail already
+// accepted.
+func (q *Queue) accept(env *envelope.Envelope, msg io.Reader, notice, noticeFor string) (*item, error) {
+	force := notice != ""
+	if err := q.reserve(1, 0, force); err != nil {
+		return nil, err
+	}
+	var reserved int64
+	account := func(n int64) error {
+		if err := q.reserve(0, n, force); err != nil {
+			return err
+		}
+		reserved += n
+		return nil
+	}
+	var rec *Record
+	_, err := q.spool.create(env.ID, msg, account, func(size int64) *Record {
+		e := *env
+		e.Recipients = append([]string(nil), env.Recipients...)
+		e.Size = size
+		rec = &Record{Version: recordVersion, Envelope: e, Notice: notice, NoticeFor: noticeFor,
+			NextTry: time.Now(), Attempts: []Attempt{}}
+		return rec
+	})
+	if err != nil {
+		q.release(1, reserved)
+		return nil, err
+	}
+	return &item{id: env.ID, rec: rec, next: rec.NextTry}, nil
+}
+
+// reserve takes quota for msgs messages and n bytes.
+func (q *Queue) reserve(msgs int, n int64, force bool) error {
+	q.quotaMu.Lock()
+	defer q.quotaMu.Unlock()
+	if q.stopping.Load() {
+		return &SpoolError{Op: "accept", Err: errStopping}
+	}
+	if !force && msgs > 0 && q.opts.MaxMessages > 0 && q.usedMsgs+msgs > q.opts.MaxMessages {
+		return quotaError(fmt.Sprintf("queue.max_messages (%d)", q.opts.MaxMessages))
+	}
+	if !force && n > 0 && q.opts.MaxBytes > 0 && q.usedBytes+n > q.opts.MaxBytes {
+		return quotaError(fmt.Sprintf("queue.max_bytes (%d)", q.opts.MaxBytes))
+	}
+	q.usedMsgs += msgs
+	q.usedBytes += n
+	return nil
+}
+
+// release returns quota when a message leaves queue/.
+func (q *Queue) release(msgs int, n int64) {
+	q.quotaMu.Lock()
+	q.usedMsgs -= msgs
+	q.usedBytes -= n
+	q.quotaMu.Unlock()
+}
+
+// Close stops starting attempts, waits for the attempts in flight until ctx
+// ends, then cancels what is left (each interrupted attempt is recorded
+// and resumes at the next start) and releases the spool.
+func (q *Queue) Close(ctx context.Context) error {
+	q.closeOnce.Do(func() {
+		q.stopping.Store(true)
+		close(q.quit)
+		q.loopsDone.Wait()
+		done := make(chan struct{})
+		go func() { q.attempts.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			q.log.Warn("Graph requests still in flight at the shutdown deadline; aborting them, they resume at the next start")
+			q.cancel()
+			<-done
+		}
+		q.cancel()
+		unlockSpool(q.lock)
+	})
+	return nil
+}
+
+// ms returns milliseconds with microsecond precision, for log lines.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

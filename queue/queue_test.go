@@ -1,0 +1,522 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/graphrelay/graphrelay/envelope"
+	"github.com/graphrelay/graphrelay/graph"
+)
+
+func TestDeliverSpoolsThenDelivers(t *testing.T) {
+	s := newFakeSender()
+	opts := testOptions(t)
+	q := startQueue(t, opts, s)
+	id := deliver(t, q, "alerts@example.com", "first")
+	s.waitDelivered(t, 1, 5*time.Second)
+	if got := string(s.bodies[id]); got != testMessage("first") {
+		t.Errorf("sent body = %q", got)
+	}
+	eventually(t, 5*time.Second, "message removed after delivery", func() bool { return len(messageFiles(opts.Dir)) == 0 })
+}
+
+// TestAttemptRecordedBeforeSend: while Graph holds the request, the record
+// on disk already counts the attempt.
+func TestAttemptRecordedBeforeSend(t *testing.T) {
+	s := newFakeSender()
+	s.hold = make(chan struct{})
+	opts := testOptions(t)
+	q := startQueue(t, opts, s)
+	id := deliver(t, q, "alerts@example.com", "held")
+	eventually(t, 5*time.Second, "send started", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.perID[id] == 1
+	})
+	rec, err := q.spool.readRecord(areaQueue, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Attempts) != 1 || rec.Attempts[0].Outcome != OutcomeStarted || !rec.NextTry.After(rec.Attempts[0].Start) {
+		t.Errorf("record during the attempt = %+v next %v", rec.Attempts, rec.NextTry)
+	}
+	close(s.hold)
+	s.waitDelivered(t, 1, 5*time.Second)
+}
+
+func TestPerMailboxAndGlobalConcurrency(t *testing.T) {
+	s := newFakeSender()
+	s.delay = 20 * time.Millisecond
+	opts := testOptions(t)
+	opts.Workers = 6
+	opts.Mailboxes = []MailboxLimits{{Address: "two@example.com", MaxConcurrency: 2}}
+	q := startQueue(t, opts, s)
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mb := []string{"a@example.com", "b@example.com", "two@example.com"}[i%3]
+			deliver(t, q, mb, "load")
+		}()
+	}
+	wg.Wait()
+	s.waitDelivered(t, 60, 20*time.Second)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.maxInflight["a@example.com"] > 4 || s.maxInflight["b@example.com"] > 4 {
+		t.Errorf("in flight per mailbox = %v; the default limit is 4", s.maxInflight)
+	}
+	if s.maxInflight["two@example.com"] > 2 {
+		t.Errorf("two@ had %d in flight, its limit is 2", s.maxInflight["two@example.com"])
+	}
+	if s.maxTotal > 6 {
+		t.Errorf("%d in flight overall; queue.workers is 6", s.maxTotal)
+	}
+	if s.maxInflight["a@example.com"] < 2 {
+		t.Errorf("mailbox a never had parallel requests (%d); the limit is not used", s.maxInflight["a@example.com"])
+	}
+}
+
+// TestRetryAfterIsAMailboxFloor: a 429 with Retry-After on one mailbox
+// holds every message of that mailbox, while another keeps flowing.
+func TestRetryAfterIsAMailboxFloor(t *testing.T) {
+	s := newFakeSender()
+	const ra = 1500 * time.Millisecond
+	var once sync.Once
+	throttled := make(chan time.Time, 1)
+	s.setScript(func(env *envelope.Envelope, n int) error {
+		if env.Mailbox.Address != "busy@example.com" {
+			return nil
+		}
+		var err error
+		once.Do(func() {
+			throttled <- time.Now()
+			err = &graph.Error{Op: "sendMail", Class: graph.Transient, Status: 429, Code: "TooManyRequests", RetryAfter: ra}
+		})
+		return err
+	})
+	opts := testOptions(t)
+	q := startQueue(t, opts, s)
+	first := deliver(t, q, "busy@example.com", "b0")
+	throttleEnd := <-throttled
+	floor := throttleEnd.Add(ra)
+	eventually(t, 5*time.Second, "the 429 is recorded", func() bool {
+		r, err := q.spool.readRecord(areaQueue, first)
+		return err == nil && len(r.Attempts) == 1 && r.Attempts[0].Outcome == OutcomeTransient
+	})
+	for i := range 3 {
+		deliver(t, q, "busy@example.com", "b"+string(rune('1'+i)))
+	}
+	for range 5 {
+		deliver(t, q, "free@example.com", "f")
+	}
+	s.waitDelivered(t, 5, 10*time.Second)
+	if now := time.Now(); !now.Before(floor) {
+		t.Errorf("the free mailbox's messages were delivered only %s after the other mailbox's Retry-After ended", now.Sub(floor))
+	}
+	for _, c := range s.allCalls() {
+		if c.mailbox != "free@example.com" && c.start.After(throttleEnd) {
+			t.Errorf("a request for the throttled mailbox at %s after the 429, %s before Retry-After elapsed",
+				c.start.Sub(throttleEnd), floor.Sub(c.start))
+		}
+	}
+	s.waitDelivered(t, 4, 10*time.Second)
+	for _, c := range s.allCalls() {
+		if c.mailbox == "busy@example.com" && c.start.After(throttleEnd) && c.start.Before(floor) {
+			t.Errorf("a request for the throttled mailbox %s after the 429, before Retry-After elapsed", c.start.Sub(throttleEnd))
+		}
+	}
+	if n := len(s.callsFor(first)); n != 2 {
+		t.Errorf("the throttled message was tried %d times, want 2", n)
+	}
+}
+
+func TestPacingSpacesAttempts(t *testing.T) {
+	s := newFakeSender()
+	// Permanent failures keep the records, whose attempt starts are the
+	// dispatch times that pacing controls.
+	s.setScript(func(*envelope.Envelope, int) error {
+		return &graph.Error{Op: "sendMail", Class: graph.Permanent, Status: 400, Code: "ErrorInvalidRecipients"}
+	})
+	opts := testOptions(t)
+	opts.Mailboxes = []MailboxLimits{{Address: "paced@example.com", MessagesPerMinute: 600}} // one per 100ms
+	q := startQueue(t, opts, s)
+	for range 4 {
+		deliver(t, q, "paced@example.com", "p")
+	}
+	a, _ := OpenAdmin(opts.Dir)
+	eventually(t, 10*time.Second, "all four tried", func() bool {
+		recs, _ := a.Failed()
+		return len(recs) == 4
+	})
+	recs, _ := a.Failed()
+	var starts []time.Time
+	for _, r := range recs {
+		starts = append(starts, r.Attempts[0].Start)
+	}
+	sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
+	for i := 1; i < len(starts); i++ {
+		if gap := starts[i].Sub(starts[i-1]); gap < 100*time.Millisecond {
+			t.Errorf("attempts %d and %d started %s apart; pacing is 100ms", i-1, i, gap)
+		}
+	}
+}
+
+func TestTransientThenDelivered(t *testing.T) {
+	s := newFakeSender()
+	s.setScript(func(env *envelope.Envelope, n int) error {
+		if n < 3 {
+			return &graph.Error{Op: "sendMail", Class: graph.Transient, Status: 503, Code: "ServiceUnavailable"}
+		}
+		return nil
+	})
+	opts := testOptions(t)
+	q := startQueue(t, opts, s)
+	id := deliver(t, q, "alerts@example.com", "retry me")
+	s.waitDelivered(t, 1, 10*time.Second)
+	if n := len(s.callsFor(id)); n != 3 {
+		t.Errorf("attempts = %d, want 3", n)
+	}
+	eventually(t, 5*time.Second, "removed", func() bool { return len(messageFiles(opts.Dir)) == 0 })
+}
+
+func TestPermanentFailureIsDeadLetteredWithNotice(t *testing.T) {
+	s := newFakeSender()
+	s.setScript(func(env *envelope.Envelope, n int) error {
+		if env.Mailbox.Address == "denied@example.com" {
+			return &graph.Error{Op: "sendMail", Class: graph.Permanent, Status: 403, Code: "ErrorAccessDenied",
+				Message: "Access to OData is disabled.", RequestID: "rid-403"}
+		}
+		return nil
+	})
+	opts := testOptions(t)
+	opts.NoticeTo = []string{"postmaster@example.com"}
+	opts.NoticeMailbox = envelope.Mailbox{Address: "alerts@example.com"}
+	q := startQueue(t, opts, s)
+	id := deliver(t, q, "denied@example.com", "Quarterly report")
+
+	// The notice is delivered as alerts@ to the postmaster.
+	ids := s.waitDelivered(t, 1, 10*time.Second)
+	nid := ids[0]
+	nenv := s.envs[nid]
+	if nenv.Mailbox.Address != "alerts@example.com" || strings.Join(nenv.Recipients, ",") != "postmaster@example.com" || nenv.From != "" {
+		t.Errorf("notice envelope = %+v", nenv)
+	}
+	body := string(s.bodies[nid])
+	for _, want := range []string{"X-Graphrelay-Notice: failed; id=" + id, "Quarterly report", "alice@example.com",
+		"ErrorAccessDenied", "rid-403", "message/rfc822", "queue requeue " + id} {
+		if !strings.Contains(body, want) {
+			t.Errorf("notice lacks %q", want)
+		}
+	}
+	if n := len(s.callsFor(id)); n != 1 {
+		t.Errorf("a permanent failure was tried %d times", n)
+	}
+	a, _ := OpenAdmin(opts.Dir)
+	eventually(t, 5*time.Second, "notice delivered and removed", func() bool {
+		recs, _ := a.List()
+		return len(recs) == 0
+	})
+	failed, _ := a.Failed()
+	if len(failed) != 1 || failed[0].Envelope.ID != id {
+		t.Fatalf("failed/ = %+v", failed)
+	}
+	d := failed[0].Dead
+	if d == nil || d.Reason != "permanent" || d.Code != "ErrorAccessDenied" || d.RequestID != "rid-403" || d.NoticeID != nid {
+		t.Errorf("dead letter = %+v", d)
+	}
+	at := failed[0].Attempts
+	if len(at) != 1 || at[0].Outcome != OutcomePermanent || at[0].Status != 403 || at[0].ClientRequestID == "" {
+		t.Errorf("attempts = %+v", at)
+	}
+}
+
+// No notice is sent about a notice, nor for a message from <>.
+func TestNoNoticeForNoticesOrNullSender(t *testing.T) {
+	s := newFakeSender()
+	perm := &graph.Error{Op: "sendMail", Class: graph.Permanent, Status: 404, Code: "ErrorInvalidUser"}
+	s.setScript(func(env *envelope.Envelope, n int) error { return perm }) // every mailbox fails, the notice's too
+	opts := testOptions(t)
+	opts.NoticeTo = []string{"postmaster@example.com"}
+	opts.NoticeMailbox = envelope.Mailbox{Address: "alerts@example.com"}
+	q := startQueue(t, opts, s)
+	bounce := testEnv("alerts@example.com", "")
+	if err := q.Deliver(context.Background(), bounce, strings.NewReader(testMessage("bounce"))); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, q, "alerts@example.com", "normal")
+	a, _ := OpenAdmin(opts.Dir)
+	// The bounce and the normal message fail; only the normal one gets a
+	// notice, which fails too and gets none.
+	eventually(t, 10*time.Second, "three dead letters", func() bool {
+		recs, _ := a.Failed()
+		return len(recs) == 3
+	})
+	time.Sleep(100 * time.Millisecond)
+	failed, _ := a.Failed()
+	notices := 0
+	for _, r := range failed {
+		if r.Notice != "" {
+			notices++
+			if r.Dead.NoticeID != "" {
+				t.Error("a notice caused a notice")
+			}
+		}
+		if r.Envelope.From == "" && r.Notice == "" && r.Dead.NoticeID != "" {
+			t.Error("a message from <> caused a notice")
+		}
+	}
+	if len(failed) != 3 || notices != 1 {
+		t.Errorf("failed/ holds %d messages, %d notices; want 3 and 1", len(failed), notices)
+	}
+}
+
+func TestExpiredAfterMaxAge(t *testing.T) {
+	s := newFakeSender()
+	s.setScript(func(env *envelope.Envelope, n int) error {
+		return &graph.Error{Op: "sendMail", Class: graph.Transient, Status: 503}
+	})
+	opts := testOptions(t)
+	opts.MaxAge = 300 * time.Millisecond
+	q := startQueue(t, opts, s)
+	id := deliver(t, q, "alerts@example.com", "never")
+	a, _ := OpenAdmin(opts.Dir)
+	eventually(t, 10*time.Second, "expired", func() bool {
+		recs, _ := a.Failed()
+		return len(recs) == 1
+	})
+	failed, _ := a.Failed()
+	d := failed[0].Dead
+	if failed[0].Envelope.ID != id || d.Reason != "expired" || d.Status != 503 {
+		t.Errorf("dead letter = %+v", d)
+	}
+	calls := s.callsFor(id)
+	last := calls[len(calls)-1]
+	if len(calls) < 2 || last.start.Sub(failed[0].Envelope.ReceivedAt) < opts.MaxAge-10*time.Millisecond {
+		t.Errorf("%d attempts, the last %s after receipt; the last attempt belongs at max_age", len(calls), last.start.Sub(failed[0].Envelope.ReceivedAt))
+	}
+}
+
+func TestDelayNoticeSentOnce(t *testing.T) {
+	s := newFakeSender()
+	var mu sync.Mutex
+	fail := true
+	s.setScript(func(env *envelope.Envelope, n int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail && env.From != "" {
+			return &graph.Error{Op: "token", Class: graph.Transient, Code: "AADSTS7000222"}
+		}
+		return nil
+	})
+	opts := testOptions(t)
+	opts.NoticeTo = []string{"it@example.com"}
+	opts.NoticeMailbox = envelope.Mailbox{Address: "alerts@example.com"}
+	opts.DelayNoticeAfter = 100 * time.Millisecond
+	q := startQueue(t, opts, s)
+	id := deliver(t, q, "alerts@example.com", "slow")
+	ids := s.waitDelivered(t, 1, 10*time.Second) // the delay notice
+	if !strings.Contains(string(s.bodies[ids[0]]), "X-Graphrelay-Notice: delayed; id="+id) {
+		t.Fatalf("first delivery is not the delay notice:\n%s", s.bodies[ids[0]])
+	}
+	time.Sleep(300 * time.Millisecond) // more failed attempts, no more notices
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	got := s.waitDelivered(t, 1, 10*time.Second)
+	if got[0] != id {
+		t.Errorf("second delivery %s is not the message; a second delay notice?", got[0])
+	}
+	select {
+	case extra := <-s.delivered:
+		t.Errorf("unexpected extra delivery %s", extra)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func TestQuotaRefusesWith452(t *testing.T) {
+	s := newFakeSender()
+	s.hold = make(chan struct{}) // nothing leaves
+	opts := testOptions(t)
+	opts.MaxMessages = 2
+	q := startQueue(t, opts, s)
+	deliver(t, q, "a@example.com", "1")
+	deliver(t, q, "a@example.com", "2")
+	err := q.Deliver(context.Background(), testEnv("a@example.com", "x@example.com"), strings.NewReader(testMessage("3")))
+	if !isStorageFull(err) {
+		t.Fatalf("third message: err = %v, want insufficient storage", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(opts.Dir, "queue")); len(entries) != 2 {
+		t.Errorf("queue/ holds %d messages, want 2", len(entries))
+	}
+	close(s.hold)
+	s.waitDelivered(t, 2, 5*time.Second)
+	eventually(t, 5*time.Second, "quota released", func() bool {
+		return q.Deliver(context.Background(), testEnv("a@example.com", "x@example.com"), strings.NewReader(testMessage("4"))) == nil
+	})
+}
+
+func TestByteQuota(t *testing.T) {
+	s := newFakeSender()
+	s.hold = make(chan struct{})
+	defer close(s.hold)
+	opts := testOptions(t)
+	opts.MaxBytes = 100_000
+	q := startQueue(t, opts, s)
+	big := testMessage("big") + strings.Repeat("y", 80_000)
+	if err := q.Deliver(context.Background(), testEnv("a@example.com", "x@example.com"), strings.NewReader(big)); err != nil {
+		t.Fatal(err)
+	}
+	err := q.Deliver(context.Background(), testEnv("a@example.com", "x@example.com"), strings.NewReader(big))
+	if !isStorageFull(err) {
+		t.Fatalf("err = %v, want insufficient storage", err)
+	}
+	if left := listTree(filepath.Join(opts.Dir, "tmp")); len(left) != 0 {
+		t.Errorf("tmp/ holds %v", left)
+	}
+}
+
+func isStorageFull(err error) bool {
+	var s interface{ InsufficientStorage() bool }
+	return errors.As(err, &s) && s.InsufficientStorage()
+}
+
+func TestInjectedDiskFullAnswersStorageError(t *testing.T) {
+	f := newFaultFS()
+	opts := testOptions(t)
+	opts.FS = f
+	q := startQueue(t, opts, newFakeSender())
+	f.setBudget(50)
+	err := q.Deliver(context.Background(), testEnv("a@example.com", "x@example.com"), strings.NewReader(testMessage("full")))
+	if !isStorageFull(err) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("err = %v", err)
+	}
+	if left := messageFiles(opts.Dir); len(left) != 0 {
+		t.Errorf("partial files: %v", left)
+	}
+	// The quota accounting is back to zero: a small quota still admits.
+	f.setBudget(-1)
+	deliver(t, q, "a@example.com", "after")
+}
+
+// TestRestartResumes: messages waiting at Close are delivered by the next
+// Queue on the same spool; an attempt a crash interrupted is reported.
+func TestRestartResumes(t *testing.T) {
+	s := newFakeSender()
+	s.setScript(func(env *envelope.Envelope, n int) error {
+		return &graph.Error{Op: "sendMail", Class: graph.Transient, Status: 503}
+	})
+	opts := testOptions(t)
+	opts.RetryInitial, opts.RetryMax = time.Hour, time.Hour
+	q, err := Open(opts, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Start()
+	a := deliver(t, q, "alerts@example.com", "a")
+	b := deliver(t, q, "alerts@example.com", "b")
+	eventually(t, 5*time.Second, "both tried", func() bool { return len(s.callsFor(a)) == 1 && len(s.callsFor(b)) == 1 })
+	eventually(t, 5*time.Second, "records written", func() bool {
+		r, err := q.spool.readRecord(areaQueue, b)
+		return err == nil && r.Attempts[0].Outcome == OutcomeTransient
+	})
+	q.Close(context.Background())
+
+	// Simulate a kill -9 during b's second attempt, and a stray temp file.
+	rec, _ := q.spool.readRecord(areaQueue, b)
+	rec.Attempts = append(rec.Attempts, Attempt{N: 2, Start: time.Now(), Outcome: OutcomeStarted})
+	if err := q.spool.writeRecord(areaQueue, rec); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(opts.Dir, "tmp", "junk"), []byte("x"), 0o600)
+	// Both are due now (an admin retry while the daemon was down).
+	for _, id := range []string{a, b} {
+		r, _ := q.spool.readRecord(areaQueue, id)
+		r.NextTry = time.Now()
+		q.spool.writeRecord(areaQueue, r)
+	}
+
+	s2 := newFakeSender()
+	logs := &lockedBuffer{}
+	opts.Log = newTextLogger(logs)
+	q2 := startQueue(t, opts, s2)
+	_ = q2
+	got := s2.waitDelivered(t, 2, 5*time.Second)
+	if !(got[0] == a && got[1] == b || got[0] == b && got[1] == a) {
+		t.Errorf("delivered %v, want %s and %s", got, a, b)
+	}
+	if !strings.Contains(logs.String(), "interrupted by a crash") || !strings.Contains(logs.String(), "id="+b) {
+		t.Errorf("the interrupted attempt is not logged:\n%s", logs)
+	}
+	if _, err := os.Stat(filepath.Join(opts.Dir, "tmp", "junk")); !os.IsNotExist(err) {
+		t.Error("tmp/ leftovers survived the restart")
+	}
+}
+
+// TestCloseLetsInFlightFinish: Close waits for a running attempt; past the
+// deadline it cancels it and records it as interrupted, due at once.
+func TestCloseLetsInFlightFinish(t *testing.T) {
+	t.Run("finishes", func(t *testing.T) {
+		s := newFakeSender()
+		s.delay = 200 * time.Millisecond
+		opts := testOptions(t)
+		q, err := Open(opts, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Start()
+		deliver(t, q, "alerts@example.com", "in flight")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		q.Close(ctx)
+		if len(s.delivered) != 1 {
+			t.Error("Close did not let the in-flight request finish")
+		}
+		if left := messageFiles(opts.Dir); len(left) != 0 {
+			t.Errorf("left in spool: %v", left)
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		s := newFakeSender()
+		s.hold = make(chan struct{})
+		opts := testOptions(t)
+		q, err := Open(opts, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Start()
+		id := deliver(t, q, "alerts@example.com", "stuck")
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		q.Close(ctx)
+		rec, err := q.spool.readRecord(areaQueue, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := rec.LastAttempt()
+		if last.Outcome != OutcomeInterrupted || !last.Ambiguous || rec.NextTry.After(time.Now()) {
+			t.Errorf("after a cancelled attempt: %+v, next %v", last, rec.NextTry)
+		}
+		if err := q.Deliver(context.Background(), testEnv("a@example.com", "x@example.com"), strings.NewReader("x")); err == nil {
+			t.Error("a closed queue accepted a message")
+		}
+	})
+}
+
+func TestSecondDaemonIsRefused(t *testing.T) {
+	opts := testOptions(t)
+	startQueue(t, opts, newFakeSender())
+	opts.LockWait = 100 * time.Millisecond
+	if _, err := Open(opts, newFakeSender()); err == nil || !strings.Contains(err.Error(), "in use by another graphrelay") {
+		t.Fatalf("second Open on one spool: %v", err)
+	}
+}

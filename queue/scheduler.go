@@ -1,0 +1,210 @@
+package queue
+
+import (
+	"time"
+)
+
+// item is one message in queue/ as the scheduler sees it. Its record is
+// owned by whoever holds the item: the scheduler while it waits (guarded
+// by Queue.mu), a worker while an attempt runs, an admin request while it
+// is checked out.
+type item struct {
+	id    string
+	rec   *Record
+	box   *mailbox
+	next  time.Time
+	index int // in box.waiting; -1 when not waiting
+	state itemState
+	// deleteRequested is set by "queue delete" during an attempt; the
+	// worker removes the message when the attempt ends.
+	deleteRequested bool
+}
+
+type itemState int
+
+const (
+	stateWaiting itemState = iota
+	stateInFlight
+	stateCheckedOut
+)
+
+// mailboxFor returns the gate for a mailbox, creating it with the
+// configured limits.
+func (q *Queue) mailboxFor(address, id string) *mailbox {
+	key := mailboxKey(address, id)
+	if m, ok := q.boxes[key]; ok {
+		return m
+	}
+	m := &mailbox{key: key, limit: q.opts.DefaultConcurrency}
+	for _, l := range q.opts.Mailboxes {
+		if mailboxKey(l.Address, "") == key {
+			if l.MaxConcurrency > 0 {
+				m.limit = l.MaxConcurrency
+			}
+			if l.MessagesPerMinute > 0 {
+				m.interval = time.Minute / time.Duration(l.MessagesPerMinute)
+			}
+		}
+	}
+	q.boxes[key] = m
+	q.order = append(q.order, m)
+	return m
+}
+
+// insert puts an item in its mailbox's line. Callers hold q.mu, or run
+// before Start.
+func (q *Queue) insert(it *item) {
+	if it.box == nil {
+		it.box = q.mailboxFor(it.rec.Envelope.Mailbox.Address, it.rec.Envelope.Mailbox.ID)
+	}
+	it.state = stateWaiting
+	q.items[it.id] = it
+	it.box.push(it)
+}
+
+// add schedules a freshly accepted item and starts it at once if its
+// mailbox has room, so that the attempt is already running when the
+// client reads its 250.
+func (q *Queue) add(it *item) {
+	q.mu.Lock()
+	q.insert(it)
+	q.dispatchLocked(time.Now())
+	q.mu.Unlock()
+	q.poke()
+}
+
+// poke wakes the dispatcher to recompute its timer.
+func (q *Queue) poke() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dispatchLoop starts attempts when they are due. It sleeps until the
+// earliest moment something could start, or until poked by an
+// acceptance, a finished attempt or an admin request.
+func (q *Queue) dispatchLoop() {
+	defer q.loopsDone.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		q.mu.Lock()
+		wait, ok := q.dispatchLocked(time.Now())
+		q.mu.Unlock()
+		if ok {
+			timer.Reset(wait)
+		} else {
+			timer.Stop()
+		}
+		select {
+		case <-q.quit:
+			return
+		case <-q.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// dispatchLocked starts every attempt that may start now, taking one
+// message per mailbox in turn so that a busy mailbox cannot take all the
+// workers. It returns how long until the next one could start, and false
+// if only a finished attempt or a new message can change that.
+func (q *Queue) dispatchLocked(now time.Time) (time.Duration, bool) {
+	if q.stopping.Load() {
+		return 0, false
+	}
+	var soonest time.Time
+	n := len(q.order)
+	for progress := true; progress && q.inflight < q.opts.Workers; {
+		progress = false
+		soonest = time.Time{}
+		for i := 0; i < n && q.inflight < q.opts.Workers; i++ {
+			m := q.order[(q.rr+i)%n]
+			at, ok := m.readyAt()
+			if !ok {
+				continue
+			}
+			if at.After(now) {
+				if soonest.IsZero() || at.Before(soonest) {
+					soonest = at
+				}
+				continue
+			}
+			q.start(m.pop(), now)
+			progress = true
+		}
+		if n > 0 {
+			q.rr = (q.rr + 1) % n
+		}
+	}
+	if q.inflight >= q.opts.Workers || soonest.IsZero() {
+		return 0, false
+	}
+	return soonest.Sub(now), true
+}
+
+// start hands an item to a new worker goroutine.
+func (q *Queue) start(it *item, now time.Time) {
+	it.state = stateInFlight
+	it.box.inflight++
+	it.box.lastStart = now
+	q.inflight++
+	q.attempts.Add(1)
+	go q.attempt(it, now)
+}
+
+// finish ends an attempt: the item waits again until next, or, when gone
+// is true, it has left queue/ (delivered, dead, deleted).
+func (q *Queue) finish(it *item, gone bool, next time.Time) {
+	q.mu.Lock()
+	it.box.inflight--
+	q.inflight--
+	if gone {
+		delete(q.items, it.id)
+	} else {
+		it.next = next
+		it.state = stateWaiting
+		it.box.push(it)
+	}
+	q.mu.Unlock()
+	if gone {
+		q.release(1, it.rec.Envelope.Size)
+	}
+	q.poke()
+}
+
+// checkout takes a waiting item away from the scheduler for an admin
+// request. It returns the item and its state; only a waiting item is
+// checked out.
+func (q *Queue) checkout(id string) (*item, itemState, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	it, ok := q.items[id]
+	if !ok {
+		return nil, 0, false
+	}
+	st := it.state
+	if st == stateWaiting {
+		it.box.unlink(it)
+		it.state = stateCheckedOut
+	}
+	return it, st, true
+}
+
+// checkin returns a checked-out item to the scheduler (gone false) or
+// drops it (gone true).
+func (q *Queue) checkin(it *item, gone bool) {
+	q.mu.Lock()
+	if gone {
+		delete(q.items, it.id)
+	} else {
+		q.insert(it)
+		q.dispatchLocked(time.Now())
+	}
+	q.mu.Unlock()
+	if gone {
+		q.release(1, it.rec.Envelope.Size)
+	}
+	q.poke()
+}

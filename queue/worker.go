@@ -1,0 +1,164 @@
+package queue
+
+import (
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// attempt makes one delivery attempt for it, which the dispatcher has
+// marked in flight at start, and decides what becomes of the message.
+func (q *Queue) attempt(it *item, start time.Time) {
+	defer q.attempts.Done()
+	rec := it.rec
+	n := len(rec.Attempts) + 1
+	prevNext := rec.NextTry
+	rec.Attempts = append(rec.Attempts, Attempt{N: n, Start: start, Outcome: OutcomeStarted})
+	// Record the attempt, and a pessimistic next try, before the request:
+	// a crash now leaves an honest count and no immediate retry storm.
+	rec.NextTry = start.Add(q.backoff(n))
+	if err := q.spool.writeRecord(areaQueue, rec); err != nil {
+		rec.Attempts = rec.Attempts[:n-1]
+		rec.NextTry = prevNext
+		next := start.Add(q.backoff(n))
+		q.log.Error("cannot record the delivery attempt, so it is not made; retrying later", append(q.msgAttrs(rec),
+			"err", err, "retry_at", next, "hint", (&SpoolError{Err: err}).Hint())...)
+		q.finish(it, false, next)
+		return
+	}
+	res := q.send(it)
+	end := time.Now()
+	res.fill(&rec.Attempts[n-1], end)
+
+	q.mu.Lock()
+	if res.retryAfter > 0 {
+		// The floor applies to the whole mailbox at once, before any other
+		// worker can start a request for it.
+		it.box.floor(end.Add(res.retryAfter))
+	}
+	deleteRequested := it.deleteRequested
+	q.mu.Unlock()
+
+	if res.ambiguous {
+		q.log.Warn("possible duplicate: Graph may have accepted this message although no success was seen; a retry can deliver it twice",
+			append(q.msgAttrs(rec), "attempt", n, "client_request_id", res.clientRequestID, "request_id", res.requestID, "err", res.err)...)
+	}
+	switch {
+	case res.outcome == "":
+		q.delivered(it, n, res, start, end)
+	case deleteRequested:
+		q.removeDeleted(it)
+	case res.outcome == OutcomePermanent:
+		q.deadLetter(it, "permanent", res, end)
+	case res.outcome == OutcomeInterrupted:
+		// Resume as soon as the daemon is back.
+		rec.NextTry = end
+		q.saveRecord(rec)
+		q.log.Info("interrupted", append(q.msgAttrs(rec), "attempt", n, "client_request_id", res.clientRequestID)...)
+		q.finish(it, false, end)
+	default:
+		q.defer_(it, n, res, end)
+	}
+}
+
+// send opens the spooled message and hands it to the Sender.
+func (q *Queue) send(it *item) result {
+	f, err := os.Open(q.spool.messagePath(areaQueue, it.id))
+	if err != nil {
+		r := result{outcome: OutcomeLocal, err: err, hint: "the spooled message file cannot be read; check queue.dir"}
+		if errors.Is(err, fs.ErrNotExist) {
+			// Without its bytes the message can never be sent.
+			r.outcome = OutcomePermanent
+			r.hint = "message.eml is missing from the spool; it was removed outside graphrelay"
+		}
+		return r
+	}
+	defer f.Close()
+	rcpt, err := q.sender.Send(q.ctx, &it.rec.Envelope, f, it.rec.Envelope.Size)
+	return classify(rcpt, err, q.stopping.Load())
+}
+
+// delivered removes a message Graph accepted.
+func (q *Queue) delivered(it *item, n int, res result, start, end time.Time) {
+	rec := it.rec
+	if err := q.spool.remove(areaQueue, it.id); err != nil {
+		// The message would be sent again after a restart.
+		q.log.Error("delivered, but cannot remove it from the spool; it may be sent again after a restart",
+			append(q.msgAttrs(rec), "err", err)...)
+	}
+	q.log.Info("delivered", append(q.msgAttrs(rec), "attempt", n, "request_id", res.requestID,
+		"client_request_id", res.clientRequestID, "attempt_ms", ms(end.Sub(start)),
+		"elapsed_ms", ms(end.Sub(rec.Envelope.ReceivedAt)))...)
+	q.finish(it, true, time.Time{})
+}
+
+// defer_ schedules the next attempt after a transient failure, or gives
+// the message up when queue.max_age has passed.
+func (q *Queue) defer_(it *item, n int, res result, now time.Time) {
+	rec := it.rec
+	deadline := rec.expiry(q.opts.MaxAge)
+	if !now.Before(deadline) {
+		q.deadLetter(it, "expired", res, now)
+		return
+	}
+	delay := q.backoff(n)
+	if res.retryAfter > delay {
+		delay = res.retryAfter
+	}
+	// The last attempt is made at the deadline itself.
+	next := min64(now.Add(delay), deadline)
+	rec.NextTry = next
+	if q.opts.DelayNoticeAfter > 0 && rec.DelayNoticeID == "" && q.wantsNotice(rec) &&
+		now.Sub(rec.Envelope.ReceivedAt) >= q.opts.DelayNoticeAfter {
+		if id, err := q.notify(noticeDelayed, rec, res, now); err != nil {
+			q.log.Error("cannot queue the delay notice", append(q.msgAttrs(rec), "err", err)...)
+		} else {
+			rec.DelayNoticeID = id
+		}
+	}
+	q.saveRecord(rec)
+	q.log.Warn("deferred", append(q.msgAttrs(rec), "attempt", n, "op", res.op, "status", res.status, "code", res.code,
+		"request_id", res.requestID, "client_request_id", res.clientRequestID, "ambiguous", res.ambiguous,
+		"retry_in", next.Sub(now).Round(time.Millisecond).String(), "elapsed_ms", ms(now.Sub(rec.Envelope.ReceivedAt)),
+		"err", res.err, "hint", res.hint)...)
+	q.finish(it, false, next)
+}
+
+func min64(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// removeDeleted carries out a "queue delete" that arrived during the
+// attempt.
+func (q *Queue) removeDeleted(it *item) {
+	if err := q.spool.remove(areaQueue, it.id); err != nil {
+		q.log.Error("cannot delete message", append(q.msgAttrs(it.rec), "err", err)...)
+	}
+	q.log.Info("deleted by admin", q.msgAttrs(it.rec)...)
+	q.finish(it, true, time.Time{})
+}
+
+// saveRecord writes a record after an attempt. Failing to is logged, not
+// fatal: the in-memory schedule goes on, and the record on disk is only
+// behind by this attempt's outcome.
+func (q *Queue) saveRecord(rec *Record) {
+	if err := q.spool.writeRecord(areaQueue, rec); err != nil {
+		q.log.Error("cannot update the message record", append(q.msgAttrs(rec), "err", err)...)
+	}
+}
+
+// msgAttrs are the fields every per-message log line carries.
+func (q *Queue) msgAttrs(rec *Record) []any {
+	e := &rec.Envelope
+	attrs := []any{"id", e.ID, "client_ip", e.ClientIP, "auth_user", e.AuthUser,
+		"mailbox", e.Mailbox.Address, "rcpts", len(e.Recipients), "size", e.Size}
+	if rec.Notice != "" {
+		attrs = append(attrs, slog.String("notice", rec.Notice), slog.String("notice_for", rec.NoticeFor))
+	}
+	return attrs
+}
