@@ -61,6 +61,11 @@ type SMTP struct {
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
 	// MaxRecipients defaults to 500, Graph's per-message default.
 	MaxRecipients int `yaml:"max_recipients"`
+	// MaxLineLength bounds every line, commands and message lines alike
+	// (go-smtp applies one limit to both). RFC 5322 says 998, but legacy
+	// applications write longer HTML lines, so the default is 10000; a
+	// longer line is answered with 500 5.4.0 and the connection is closed.
+	MaxLineLength int `yaml:"max_line_length"`
 	// ReadTimeout bounds the wait for each command and, because go-smtp sets
 	// the deadline once per command, the whole DATA transfer too.
 	ReadTimeout     Duration `yaml:"read_timeout"`

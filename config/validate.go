@@ -86,6 +86,9 @@ func validateSMTP(cfg *Config, errs *Errors) {
 	if s.MaxRecipients <= 0 || s.MaxRecipients > 1000 {
 		errs.add("smtp.max_recipients", "must be between 1 and 1000 (Graph's highest per-message limit), not %d", s.MaxRecipients)
 	}
+	if s.MaxLineLength < 1000 || s.MaxLineLength > 1<<20 {
+		errs.add("smtp.max_line_length", "must be between 1000 (RFC 5321's 998 plus CRLF) and 1048576, not %d", s.MaxLineLength)
+	}
 	for key, d := range map[string]Duration{
 		"smtp.read_timeout": s.ReadTimeout, "smtp.write_timeout": s.WriteTimeout, "smtp.shutdown_timeout": s.ShutdownTimeout,
 	} {

@@ -96,18 +96,16 @@ func (r *Record) LastAttempt() *Attempt {
 	return &r.Attempts[len(r.Attempts)-1]
 }
 
-// LastError summarises the latest failure for listings.
+// LastError summarises the latest failure for listings. An attempt that
+// is still "started" has no outcome yet (it is running, or the daemon died
+// during it), so the failure before it is the last one known.
 func (r *Record) LastError() string {
 	if r.Dead != nil && r.Dead.Error != "" {
 		return r.Dead.Error
 	}
 	for i := len(r.Attempts) - 1; i >= 0; i-- {
-		a := r.Attempts[i]
-		switch {
-		case a.Error != "":
+		if a := r.Attempts[i]; a.Error != "" {
 			return a.Error
-		case a.Outcome == OutcomeStarted || a.Outcome == OutcomeInterrupted:
-			return "attempt interrupted (restart or crash)"
 		}
 	}
 	return ""

@@ -43,8 +43,17 @@ func toSMTPError(err error, id string) *smtp.SMTPError {
 	if errors.Is(err, smtp.ErrDataTooLarge) {
 		return smtp.ErrDataTooLarge
 	}
+	if errors.Is(err, smtp.ErrTooLongLine) {
+		return reply(500, smtp.EnhancedCode{5, 4, 0}, "Line too long")
+	}
 	if errors.Is(err, errHeaderTooLarge) {
 		return reply(552, smtp.EnhancedCode{5, 3, 4}, "Message header block too large")
+	}
+	if errors.Is(err, errBadSender) {
+		return reply(553, smtp.EnhancedCode{5, 1, 7}, "Bad sender address syntax")
+	}
+	if errors.Is(err, errBadRecipient) {
+		return reply(553, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
 	}
 	if errors.Is(err, errAuthRequired) {
 		return reply(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")

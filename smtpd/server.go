@@ -153,6 +153,7 @@ func (s *Server) newSMTPServer(ls *listenerServer) *smtp.Server {
 	srv.Domain = s.opts.Hostname
 	srv.MaxMessageBytes = s.opts.SMTP.MaxMessageBytes
 	srv.MaxRecipients = s.opts.SMTP.MaxRecipients
+	srv.MaxLineLength = s.opts.SMTP.MaxLineLength
 	srv.ReadTimeout = s.opts.SMTP.ReadTimeout.D()
 	srv.WriteTimeout = s.opts.SMTP.WriteTimeout.D()
 	srv.EnableSMTPUTF8 = true

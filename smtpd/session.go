@@ -73,6 +73,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.log.Info("MAIL refused: authentication required", "from", from)
 		return toSMTPError(errAuthRequired, "")
 	}
+	if from != "" && !validPath(from) {
+		return toSMTPError(errBadSender, "")
+	}
 	pd, err := s.server.opts.Policy.Mail(policy.Input{
 		Listener: s.ls.cfg.Name, ClientIP: s.clientIP, TLS: s.tls, AuthUser: s.authUser, Sender: from,
 	})
@@ -86,6 +89,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if !validPath(to) {
+		return toSMTPError(errBadRecipient, "")
+	}
 	if err := s.server.opts.Policy.Rcpt(s.pending, to, len(s.recipients)+1); err != nil {
 		s.log.Warn("RCPT refused by policy", "from", s.from, "rcpt", to, "auth_user", s.authUser, "err", err,
 			"hint", "the matching rule's recipients or max_recipients exclude this recipient")
@@ -159,7 +165,11 @@ func (t *sizeTracker) Read(p []byte) (int, error) {
 	return n, err
 }
 
-var errHeaderTooLarge = errors.New("the header block exceeds 1 MiB")
+var (
+	errHeaderTooLarge = errors.New("the header block exceeds 1 MiB")
+	errBadSender      = errors.New("the sender address is not a usable mailbox")
+	errBadRecipient   = errors.New("the recipient address is not a usable mailbox")
+)
 
 // errRateLimited is a rule's messages-per-minute limit being exceeded.
 type errRateLimited struct {
