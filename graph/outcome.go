@@ -245,6 +245,14 @@ func tokenHint(code string, status int) string {
 		return "the application is disabled in Entra; enable it"
 	case "AADSTS90038":
 		return "the tenant belongs to another national cloud; set graph.cloud accordingly"
+	case "AADSTS700021":
+		return "the client assertion names another application than graph.client_id; check graph.client_id"
+	case "AADSTS9001023":
+		return "graph.tenant_id must be your tenant's ID or verified domain, not common, organizations or consumers"
+	case "AADSTS500011":
+		return "the Graph resource was not found in this tenant: check graph.cloud and graph.scope (the scope names the resource, not the host you send to)"
+	case "AADSTS700211", "AADSTS700212", "AADSTS700213":
+		return "no federated credential on the app matches the workload identity token (issuer, audience api://AzureADTokenExchange, subject); check the federated credential and the service account"
 	}
 	if status >= 500 || status == http.StatusTooManyRequests {
 		return "Entra ID had a temporary failure; the token request is retried"

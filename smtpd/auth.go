@@ -49,18 +49,26 @@ func (s *session) authenticate(user, pass string) error {
 	ip := s.clientIP.String()
 	if th := s.server.opts.Throttle; th != nil {
 		if blocked, left := th.Blocked(ip); blocked {
-			s.log.Warn("AUTH refused: client is locked out after repeated failures", "user", user, "retry_in", left.Round(time.Second).String())
+			s.log.Warn("AUTH refused: client is locked out after repeated failures", "retry_in", left.Round(time.Second).String())
 			return errTooManyFailures
 		}
 	}
-	if !s.server.opts.Users.Verify(user, pass) {
+	select {
+	case s.server.verifying <- struct{}{}:
+	case <-time.After(10 * time.Second):
+		s.log.Warn("AUTH refused: too many password checks in progress", "hint", "many clients are authenticating at once; this may be a distributed password-guessing attack")
+		return errTooManyFailures
+	}
+	ok := s.server.opts.Users.Verify(user, pass)
+	<-s.server.verifying
+	if !ok {
 		return s.authFailed(user, "wrong user name or password")
 	}
 	if th := s.server.opts.Throttle; th != nil {
 		th.Success(ip)
 	}
-	s.authUser = user
-	s.log.Info("AUTH succeeded", "user", user, "tls", s.tls)
+	s.authUser, _ = s.server.opts.Users.Canonical(user)
+	s.log.Info("AUTH succeeded", "user", s.authUser, "tls", s.tls)
 	return nil
 }
 
@@ -69,9 +77,15 @@ func (s *session) authFailed(user, why string) error {
 	ip := s.clientIP.String()
 	if th := s.server.opts.Throttle; th != nil && th.Failure(ip) {
 		s.log.Warn("brute-force protection: client locked out after repeated AUTH failures",
-			"user", user, "lockout", s.server.opts.Auth.Lockout.D().String(),
+			"lockout", s.server.opts.Auth.Lockout.D().String(),
 			"hint", "if this is a device with a wrong password, fix its configuration; the lockout ends by itself")
 	}
-	s.log.Warn("AUTH failed", "user", user, "reason", why)
+	// An unknown name is not logged: people type their password into the
+	// user name field often enough.
+	if name, known := s.server.opts.Users.Canonical(user); known {
+		s.log.Warn("AUTH failed", "user", name, "reason", why)
+	} else {
+		s.log.Warn("AUTH failed", "user_known", false, "reason", why)
+	}
 	return smtp.ErrAuthFailed
 }

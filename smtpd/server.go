@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -41,6 +42,9 @@ type Policy interface {
 // Authenticator checks SMTP AUTH credentials.
 type Authenticator interface {
 	Verify(user, password string) bool
+	// Canonical returns the user name as configured, so rules written for
+	// "scanner" match a device that logs in as "SCANNER".
+	Canonical(name string) (string, bool)
 }
 
 // Throttle tracks AUTH failures per client IP.
@@ -71,6 +75,10 @@ type Server struct {
 	opts  Options
 	log   *slog.Logger
 	rates *rateLimiter
+	// verifying bounds concurrent password checks: each costs a bcrypt
+	// hash, and the per-IP lockout alone cannot stop many IPs at once from
+	// using up the CPU.
+	verifying chan struct{}
 
 	// ctx bounds in-flight deliveries; it is cancelled only after the
 	// shutdown deadline, so that a message being relayed during a graceful
@@ -92,7 +100,8 @@ type listenerServer struct {
 // New prepares a server. Listen opens the sockets.
 func New(o Options) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{opts: o, log: o.Log, ctx: ctx, cancel: cancel, rates: newRateLimiter(time.Now)}
+	return &Server{opts: o, log: o.Log, ctx: ctx, cancel: cancel, rates: newRateLimiter(time.Now),
+		verifying: make(chan struct{}, max(2, runtime.NumCPU()))}
 }
 
 // Listen opens every configured listener. It fails without leaving any

@@ -157,6 +157,16 @@ s.quit()
 			checkRewritten(t, fake, "nas@nas.lan")
 		})
 	}
+	t.Run("user name in another case matches the rule", func(t *testing.T) {
+		fake.Reset()
+		out, err := exec.Command(swaks, "--server", "127.0.0.1", "--port", port(t, r, "submission"), "-tls",
+			"--auth", "LOGIN", "--auth-user", "NAS", "--auth-password", nasPassword,
+			"--from", "nas@nas.lan", "--to", "ops@company.com", "--data", msgFile).CombinedOutput()
+		if err != nil {
+			t.Fatalf("swaks as NAS: %v\n%s", err, out)
+		}
+		checkRewritten(t, fake, "nas@nas.lan")
+	})
 	t.Run("wrong password", func(t *testing.T) {
 		out, _ := exec.Command(swaks, "--server", "127.0.0.1", "--port", port(t, r, "submission"), "-tls",
 			"--auth", "LOGIN", "--auth-user", "nas", "--auth-password", "wrong",

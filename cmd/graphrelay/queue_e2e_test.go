@@ -22,7 +22,7 @@ import (
 const queueSecret = "queue-test-secret~value"
 
 // newQueueFake starts a fake tenant that accepts queueSecret.
-func newQueueFake(t *testing.T, cfg graphtest.Config) *graphtest.Server {
+func newQueueFake(t testing.TB, cfg graphtest.Config) *graphtest.Server {
 	cfg.Secrets = append(cfg.Secrets, graphtest.Secret{Value: queueSecret})
 	return graphtest.New(t, cfg)
 }
