@@ -39,10 +39,12 @@ func (c *converter) attachments(root, body *entity, refs map[string]string) []gr
 // file the sender attached.
 func (c *converter) leafAttachment(e *entity, n int, refs map[string]string) graph.Attachment {
 	a := graph.Attachment{
-		ODataType:    graph.FileAttachmentType,
-		Name:         c.attachmentName(e, n),
-		ContentType:  e.mediaType,
-		ContentBytes: c.decoded(e),
+		ODataType:   graph.FileAttachmentType,
+		Name:        c.attachmentName(e, n),
+		ContentType: e.mediaType,
+	}
+	if !c.deferAttachment(e, e.body, n-1) {
+		a.ContentBytes = c.detach(c.decoded(e))
 	}
 	if a.ContentBytes == nil {
 		a.ContentBytes = []byte{}
@@ -63,12 +65,16 @@ func (c *converter) opaqueAttachment(e *entity, n int) graph.Attachment {
 	if e.opaque == "parts" {
 		prefix = "remaining-parts"
 	}
-	return graph.Attachment{
+	a := graph.Attachment{
 		ODataType:    graph.FileAttachmentType,
 		Name:         prefix + "-" + itoa(n) + ".eml",
 		ContentType:  "message/rfc822",
-		ContentBytes: e.raw,
+		ContentBytes: []byte{},
 	}
+	if !c.deferAttachment(e, e.raw, n-1) {
+		a.ContentBytes = c.detach(e.raw)
+	}
+	return a
 }
 
 // cidPattern finds cid: URLs in HTML attribute values and CSS url().

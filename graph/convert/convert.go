@@ -31,6 +31,9 @@ type Result struct {
 	HeaderFrom []mailhdr.Address
 	// MessageID is the Message-ID without angle brackets, for logs.
 	MessageID string
+	// Deferred lists the attachments whose bytes were left in the input
+	// (Options.DeferAttachments), in attachment order.
+	Deferred []Deferred
 }
 
 // Convert reads one complete RFC 5322 message (CRLF, bare LF or mixed line
@@ -52,7 +55,7 @@ func Convert(r io.Reader, env Envelope, opts Options) (*Result, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, errorf("empty message")
 	}
-	c := &converter{opts: opts}
+	c := &converter{opts: opts, input: raw}
 	p := &parser{opts: opts, warn: c.warn}
 	root := p.parse(raw, 0, "text/plain", true)
 	if root.opaque == "header" {
@@ -73,6 +76,7 @@ func Convert(r io.Reader, env Envelope, opts Options) (*Result, error) {
 	res.HeaderFrom = c.addresses(&root.header, "From")
 	res.MessageID = firstMsgID(root.header.Get("Message-Id"))
 	res.Warnings = c.warnings
+	res.Deferred = c.deferred
 	return res, nil
 }
 
@@ -108,6 +112,8 @@ func readAll(r io.Reader, limit int64) ([]byte, error) {
 // converter holds the state of one conversion.
 type converter struct {
 	opts     Options
+	input    []byte     // the whole message; entities are slices of it
+	deferred []Deferred // attachments left in the input
 	warnings []string
 	seen     map[string]bool
 	extra    int // warnings dropped past maxWarnings

@@ -150,6 +150,13 @@
 //     URL-decoded) gets isInline true and contentId set to the reference as
 //     the HTML writes it (what Outlook matches), whatever its
 //     Content-Disposition says. Unreferenced parts are regular attachments.
+//  27. Deferred content: with Options.DeferAttachments, a base64 or
+//     7bit/8bit/binary attachment (or a subtree kept whole by a limit)
+//     whose encoded body reaches that size keeps its bytes in the input.
+//     Result.Deferred gives its decoded size and reads it back, decoded by
+//     the same lenient rules (17), from the spooled message, so a relay can
+//     upload a large file chunk by chunk without a decoded copy in memory.
+//     Every other attachment is then a copy, so no result holds the input.
 //
 // # Errors
 //

@@ -64,6 +64,13 @@ type Options struct {
 	// MaxBytes bounds the input (default 256 MiB); above it Convert fails
 	// with an error whose TooLarge method reports true.
 	MaxBytes int64
+	// DeferAttachments, when positive, leaves in the input the content of
+	// every base64 or 7bit/8bit/binary attachment whose encoded body has at
+	// least this many bytes: its ContentBytes is empty and Result.Deferred
+	// says where to read it (rule 27). Attachments kept in memory are then
+	// copies, never slices of the input, so the input buffer is garbage
+	// once Convert returns. Zero decodes everything into memory.
+	DeferAttachments int64
 }
 
 func (o Options) withDefaults() Options {

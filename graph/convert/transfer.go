@@ -78,35 +78,56 @@ var b64 = func() (t [256]byte) {
 // it holds. A message cut short by a client therefore still delivers every
 // complete byte of the attachment.
 func decodeBase64(src []byte) ([]byte, string) {
-	dst := make([]byte, 0, len(src)*3/4+3)
-	var acc uint32
-	n, junk := 0, 0
+	var d b64Decoder
+	dst := d.decode(make([]byte, 0, len(src)*3/4+3), src)
+	return d.finish(dst)
+}
+
+// b64Decoder is decodeBase64's state machine, kept between calls so that a
+// deferred attachment can be decoded block by block from the spooled
+// message (see Deferred) with exactly the bytes decodeBase64 would give.
+type b64Decoder struct {
+	acc  uint32
+	n    int // sextets in acc
+	junk int // characters skipped that are neither base64 nor blanks
+}
+
+// decode appends the bytes that src completes to dst.
+func (d *b64Decoder) decode(dst, src []byte) []byte {
 	for _, c := range src {
 		v := b64[c]
 		switch {
 		case v < 64:
-			acc = acc<<6 | uint32(v)
-			n++
-			if n == 4 {
-				dst = append(dst, byte(acc>>16), byte(acc>>8), byte(acc))
-				acc, n = 0, 0
+			d.acc = d.acc<<6 | uint32(v)
+			d.n++
+			if d.n == 4 {
+				dst = append(dst, byte(d.acc>>16), byte(d.acc>>8), byte(d.acc))
+				d.acc, d.n = 0, 0
 			}
 		case v == 0xFE:
-			dst = flushQuantum(dst, acc, n)
-			acc, n = 0, 0
+			dst = flushQuantum(dst, d.acc, d.n)
+			d.acc, d.n = 0, 0
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
 		default:
-			junk++
+			d.junk++
 		}
 	}
+	return dst
+}
+
+// finish appends the whole bytes of a final partial quantum and returns the
+// warning the input deserves, if any.
+func (d *b64Decoder) finish(dst []byte) ([]byte, string) {
 	var warn string
 	switch {
-	case n == 1:
+	case d.n == 1:
 		warn = "truncated base64: final partial byte dropped"
-	case junk > 0:
-		warn = fmt.Sprintf("base64 body with %d invalid characters skipped", junk)
+	case d.junk > 0:
+		warn = fmt.Sprintf("base64 body with %d invalid characters skipped", d.junk)
 	}
-	return flushQuantum(dst, acc, n), warn
+	dst = flushQuantum(dst, d.acc, d.n)
+	d.acc, d.n = 0, 0
+	return dst, warn
 }
 
 // flushQuantum emits the whole bytes held by n (0..3) pending sextets.
