@@ -31,6 +31,8 @@ smtp:
     - name: tls
       address: 127.0.0.1:$tls_port
       tls: starttls
+admin:
+  listen: 127.0.0.1:0
 tls:
   self_signed: true
   self_signed_dir: $work/tls

@@ -20,6 +20,7 @@ type Config struct {
 	Graph    Graph    `yaml:"graph"`
 	Delivery Delivery `yaml:"delivery"`
 	Queue    Queue    `yaml:"queue"`
+	Admin    Admin    `yaml:"admin"`
 
 	// Mailboxes are the only addresses graphrelay ever sends as. They mirror
 	// the mail-enabled security group of the Exchange Application Access
@@ -102,6 +103,13 @@ const (
 	AuthOptional = "optional"
 	AuthRequired = "required"
 )
+
+// Admin configures the HTTP endpoint for /metrics, /healthz and /readyz.
+type Admin struct {
+	// Listen is host:port; loopback by default because the endpoint has no
+	// authentication. Empty disables it.
+	Listen string `yaml:"listen"`
+}
 
 // TLS configures the server certificate for STARTTLS and implicit TLS.
 type TLS struct {

@@ -37,6 +37,11 @@ func Validate(cfg *Config) Errors {
 	validateMailboxes(cfg, &errs)
 	validateListenerAccess(cfg, &errs)
 	validateDelivery(cfg, &errs)
+	if cfg.Admin.Listen != "" {
+		if err := checkListenAddress(cfg.Admin.Listen); err != nil {
+			errs.add("admin.listen", "%v", err)
+		}
+	}
 	if cfg.DryRunReason() != "" {
 		if strings.TrimSpace(cfg.OutboxDir) == "" {
 			errs.add("outbox_dir", "is required in dry-run mode")

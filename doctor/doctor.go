@@ -62,16 +62,11 @@ type Options struct {
 	Report func(Result)
 }
 
-// runner carries what the steps learn for the steps after them.
+// runner collects the results of one Run.
 type runner struct {
 	opts    Options
 	now     time.Time
 	cfg     *config.Config
-	hc      *http.Client
-	cloud   graph.Cloud
-	creds   *graph.Credentials
-	client  *graph.Client
-	claims  graph.TokenClaims
 	results []Result
 }
 
@@ -91,6 +86,7 @@ func Run(ctx context.Context, opts Options) []Result {
 		r.add(Result{Name: "tenant", Status: Warn,
 			Detail: "dry-run mode (" + reason + "): the credential, clock, token, permission and mailbox steps are skipped",
 			Fix:    "set graph.tenant_id, graph.client_id and a credential to send for real (docs/tenant-setup.md)"})
+		r.skipSendTest("dry-run mode sends nothing")
 	} else {
 		r.tenant(ctx)
 	}
@@ -123,43 +119,42 @@ func (r *runner) tenant(ctx context.Context) {
 	cloud, err := graph.ResolveCloud(g)
 	if err != nil {
 		r.add(Result{Name: "token", Status: Fail, Detail: err.Error(), Fix: "check graph.cloud, graph.authority_url, graph.graph_url and graph.scope"})
+		r.skipSendTest("there is no token")
 		return
 	}
-	r.cloud = cloud
-	r.hc = r.opts.HTTPClient
-	if r.hc == nil {
-		if r.hc, err = graph.NewHTTPClient(g.CAFile, g.Timeout.D()); err != nil {
+	hc := r.opts.HTTPClient
+	if hc == nil {
+		if hc, err = graph.NewHTTPClient(g.CAFile, g.Timeout.D()); err != nil {
 			r.add(Result{Name: "token", Status: Fail, Detail: err.Error(), Fix: "graph.ca_file must hold the PEM certificate of the TLS-inspecting proxy"})
+			r.skipSendTest("there is no token")
 			return
 		}
 	}
-	r.add(checkClock(ctx, r.hc, cloud.LoginURL, g.TenantID))
+	r.add(checkClock(ctx, hc, cloud.LoginURL, g.TenantID))
 
 	if cred.Status == Fail {
 		r.add(Result{Name: "token", Status: Warn,
 			Detail: "skipped: the credential did not load, so no token, permission or mailbox check is possible",
 			Fix:    "fix the credential step first"})
+		r.skipSendTest("there is no token")
 		return
 	}
-	var tok string
-	var tokRes Result
-	tokRes, r.creds, tok = checkToken(ctx, g, r.hc)
+	tokRes, creds, tok := checkToken(ctx, g, hc)
 	r.add(tokRes)
 	if tok == "" {
 		r.add(Result{Name: "permissions", Status: Warn,
 			Detail: "skipped: without a token the permissions and mailbox access cannot be checked",
 			Fix:    "fix the token step first"})
+		r.skipSendTest("there is no token")
 		return
 	}
-	var perm Result
-	var mailSend bool
-	perm, r.claims, mailSend = checkRoles(tok, r.cfg)
+	perm, mailSend := checkRoles(tok, r.cfg)
 	r.add(perm)
 
-	r.client = graph.NewClient(r.creds.Cloud.GraphURL, r.hc, r.creds.NewTokens, discardLog)
+	client := graph.NewClient(creds.Cloud.GraphURL, hc, creds.NewTokens, discardLog)
 	if mailSend {
 		for _, m := range r.cfg.Mailboxes {
-			r.add(checkAccess(ctx, r.client, m))
+			r.add(checkAccess(ctx, client, m))
 		}
 	} else {
 		r.add(Result{Name: "access", Status: Warn,
@@ -167,10 +162,20 @@ func (r *runner) tenant(ctx context.Context) {
 			Fix:    "fix the permissions step first"})
 	}
 	if r.opts.SendTest != "" {
-		for _, res := range sendTests(ctx, r.client, r.cfg, r.opts) {
+		for _, res := range sendTests(ctx, client, r.cfg, r.opts) {
 			r.add(res)
 		}
 	}
+}
+
+// skipSendTest reports a requested test message that could not be sent, so
+// its absence is not mistaken for a delivery.
+func (r *runner) skipSendTest(why string) {
+	if r.opts.SendTest == "" {
+		return
+	}
+	r.add(Result{Name: "send-test", Status: Warn, Detail: "skipped: " + why + "; no test message was sent",
+		Fix: "fix the steps above, then run the check again with --send-test"})
 }
 
 // Failed reports whether any result is a FAIL.

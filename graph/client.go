@@ -88,25 +88,38 @@ func (c *Client) userURL(mailbox string, rest ...string) string {
 
 // do sends one request, retrying once with a fresh token after a 401.
 func (c *Client) do(ctx context.Context, op, mailbox, method, target, contentType string, body []byte) (Receipt, error) {
-	rcpt, err := c.once(ctx, op, mailbox, method, target, contentType, body)
+	return c.exchange(ctx, op, mailbox, method, target, contentType, body, nil)
+}
+
+// exchange is do, and decodes a successful response's JSON into out when
+// out is not nil.
+func (c *Client) exchange(ctx context.Context, op, mailbox, method, target, contentType string, body []byte, out any) (Receipt, error) {
+	rcpt, err := c.once(ctx, op, mailbox, method, target, contentType, body, out)
 	if e, ok := err.(*Error); ok && e.Status == http.StatusUnauthorized && e.Code != "MailboxNotEnabledForRESTAPI" && c.newTokens != nil {
 		c.log.Warn("graph rejected the access token; fetching a new one", "op", op, "mailbox", mailbox, "request_id", e.RequestID)
 		c.mu.Lock()
 		c.tokens = c.newTokens()
 		c.mu.Unlock()
-		rcpt, err = c.once(ctx, op, mailbox, method, target, contentType, body)
+		rcpt, err = c.once(ctx, op, mailbox, method, target, contentType, body, out)
 	}
 	return rcpt, err
 }
 
-func (c *Client) once(ctx context.Context, op, mailbox, method, target, contentType string, body []byte) (Receipt, error) {
+// maxResponseBytes bounds a successful response that is decoded. Creating
+// a draft answers with the whole message resource, body included, so it
+// can approach the 4 MB of the request.
+const maxResponseBytes = 16 << 20
+
+func (c *Client) once(ctx context.Context, op, mailbox, method, target, contentType string, body []byte, out any) (Receipt, error) {
 	crid, _ := newUUIDv4()
 	rcpt := Receipt{ClientRequestID: crid}
 	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 	if err != nil {
 		return rcpt, fmt.Errorf("build %s request: %w", op, err)
 	}
-	req.Header.Set("Content-Type", contentType)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	req.Header.Set("client-request-id", crid)
 	req.Header.Set("return-client-request-id", "true")
 	if c.newTokens != nil {
@@ -124,7 +137,11 @@ func (c *Client) once(ctx context.Context, op, mailbox, method, target, contentT
 		return rcpt, classify(op, mailbox, nil, nil, err, true)
 	}
 	defer resp.Body.Close()
-	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	limit := int64(64 << 10)
+	if out != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		limit = maxResponseBytes
+	}
+	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
 	rcpt.RequestID = resp.Header.Get("request-id")
 	if e := classify(op, mailbox, resp, respBody, nil, true); e != nil {
 		if e.ClientRequestID == "" {
@@ -132,7 +149,27 @@ func (c *Client) once(ctx context.Context, op, mailbox, method, target, contentT
 		}
 		return rcpt, e
 	}
+	if out != nil {
+		if err := json.Unmarshal(respBody, out); err != nil {
+			return rcpt, &Error{Op: op, Class: Transient, Status: resp.StatusCode, RequestID: rcpt.RequestID, ClientRequestID: crid,
+				Message: "the response is not the JSON Graph documents", hint: "an HTTPS proxy or a Graph change altered the response; the message is retried", err: err}
+		}
+	}
 	c.log.Debug("graph request accepted", "op", op, "mailbox", mailbox, "status", resp.StatusCode,
 		"request_id", rcpt.RequestID, "client_request_id", crid)
 	return rcpt, nil
+}
+
+// TokenReady reports whether an access token is cached or can be obtained
+// now, for the readiness endpoint. It returns nil for a client that needs
+// no token (dry-run).
+func (c *Client) TokenReady() error {
+	if c.newTokens == nil {
+		return nil
+	}
+	c.mu.Lock()
+	ts := c.tokens
+	c.mu.Unlock()
+	_, err := ts.Token()
+	return err
 }

@@ -40,7 +40,7 @@ func (c Class) String() string {
 
 // Error is a failed Graph or token exchange, classified.
 type Error struct {
-	Op              string // token, sendMail, createMessage, uploadSession, upload, send
+	Op              string // token, sendMail, createMessage, addAttachment, uploadSession, upload, send, deleteMessage
 	Class           Class
 	Status          int    // HTTP status; 0 when no response arrived
 	Code            string // Graph error.code, or AADSTSnnnn for Entra
@@ -164,12 +164,16 @@ func graphOutcome(e *Error, mailbox string) (Class, string) {
 	case e.Status == http.StatusUnauthorized && e.Code == "MailboxNotEnabledForRESTAPI",
 		e.Code == "MailboxNotEnabledForRESTAPI":
 		return Permanent, fmt.Sprintf("%s has no Exchange Online mailbox (unlicensed, on-premises, or deleted); use a licensed or shared mailbox", mailbox)
+	case e.Status == http.StatusUnauthorized && e.Op == "upload":
+		return Transient, "the upload service refused the upload URL's own authtoken (the session expired or was ended); the message is retried from a new draft"
 	case e.Status == http.StatusUnauthorized:
 		return Transient, "Graph rejected the access token; the token is refreshed and the message retried. If it persists, check the system clock and that graph.cloud matches the tenant"
 	case e.Status == http.StatusTooManyRequests:
 		return Transient, fmt.Sprintf("Graph throttled mailbox %s; graphrelay waits for Retry-After. Sustained throttling means more than 4 concurrent requests or over 30 messages per minute for this mailbox", mailbox)
 	case e.Code == "ErrorAccessDenied" && strings.Contains(msg, "odata is disabled"):
 		return Permanent, fmt.Sprintf("the Exchange Application Access Policy (or RBAC for Applications scope) excludes %s: add it to the policy's mail-enabled security group, allow up to an hour, then check with Test-ApplicationAccessPolicy or graphrelay check", mailbox)
+	case e.Code == "ErrorAccessDenied" && needsReadWrite(e.Op):
+		return Permanent, "large messages need the Mail.ReadWrite application permission (for the draft and its upload sessions): grant Mail.ReadWrite (Application) with admin consent, or set delivery.large_messages: reject to refuse messages over the " + RequestLimitText
 	case e.Code == "ErrorAccessDenied":
 		return Permanent, "the app lacks the Mail.Send application permission or admin consent: grant Mail.Send (Application, not Delegated) and click 'Grant admin consent'"
 	case e.Code == "ErrorSendAsDenied":
@@ -183,12 +187,23 @@ func graphOutcome(e *Error, mailbox string) (Class, string) {
 	case e.Code == "ErrorInvalidRecipients":
 		return Permanent, "Graph refused a recipient address as invalid; check the addresses the sender used"
 	case e.Code == "InvalidInternetMessageHeader", e.Code == "InvalidInternetMessageHeaderCollection",
-		e.Code == "ErrorMimeContentInvalidBase64String", e.Code == "RequestBodyRead", e.Code == "BadRequest":
+		e.Code == "ErrorMimeContentInvalidBase64String", e.Code == "RequestBodyRead", e.Code == "BadRequest",
+		e.Code == "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize", e.Code == "InvalidRange":
 		return Permanent, "Graph refused the request graphrelay built; this is a graphrelay bug, please report it with the request-id"
 	case e.Status == http.StatusRequestTimeout, e.Status >= 500:
 		return Transient, "Microsoft Graph had a temporary failure; the message is retried"
 	}
 	return Permanent, "Graph refused the message; see the error code in the Graph documentation"
+}
+
+// needsReadWrite reports the operations of the large-message path that
+// Graph authorises with Mail.ReadWrite rather than Mail.Send.
+func needsReadWrite(op string) bool {
+	switch op {
+	case "createMessage", "addAttachment", "uploadSession", "deleteMessage":
+		return true
+	}
+	return false
 }
 
 var aadstsRE = regexp.MustCompile(`AADSTS(\d+)`)

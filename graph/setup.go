@@ -47,6 +47,13 @@ func ResolveCloud(g config.Graph) (Cloud, error) {
 // LoadCredentials loads the configured credential and prepares its token
 // source. ctx must live as long as the daemon: token refreshes use it.
 func LoadCredentials(ctx context.Context, g config.Graph, hc *http.Client) (*Credentials, error) {
+	return LoadCredentialsObserved(ctx, g, hc, nil)
+}
+
+// LoadCredentialsObserved is LoadCredentials with observe, when not nil,
+// receiving each token request's outcome as the classified error code (""
+// on success), for metrics.
+func LoadCredentialsObserved(ctx context.Context, g config.Graph, hc *http.Client, observe func(code string)) (*Credentials, error) {
 	cloud, err := ResolveCloud(g)
 	if err != nil {
 		return nil, err
@@ -57,6 +64,21 @@ func LoadCredentials(ctx context.Context, g config.Graph, hc *http.Client) (*Cre
 		Scope:          cloud.Scope(),
 		ClientID:       g.ClientID,
 		RequestTimeout: g.Timeout.D(),
+	}
+	if observe != nil {
+		tc.Observe = func(err error) {
+			if err == nil {
+				observe("")
+				return
+			}
+			code := "network"
+			if e := classify("token", "", nil, nil, err, false); e != nil && e.Code != "" {
+				code = e.Code
+			} else if e != nil && e.Status != 0 {
+				code = fmt.Sprintf("HTTP %d", e.Status)
+			}
+			observe(code)
+		}
 	}
 	creds := &Credentials{Cloud: cloud, Kind: g.CredentialKind()}
 	switch creds.Kind {

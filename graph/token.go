@@ -58,6 +58,9 @@ type TokenConfig struct {
 	// RequestTimeout bounds each token request; 0 means
 	// DefaultTokenRequestTimeout.
 	RequestTimeout time.Duration
+	// Observe, when set, is called after every token request with its
+	// error (nil on success), for metrics.
+	Observe func(err error)
 	// Now stamps the client assertion's nbf, iat and exp; nil means
 	// time.Now. Whether a cached token is still valid is always judged by
 	// the wall clock, because x/oauth2 checks it with time.Now.
@@ -100,6 +103,7 @@ func NewTokenSource(ctx context.Context, cfg TokenConfig) (oauth2.TokenSource, e
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, cfg.HTTPClient)
 	}
 	src := &singleRefreshSource{
+		observe: cfg.Observe,
 		ctx:     ctx,
 		timeout: cfg.RequestTimeout,
 		fetch:   fetch,
@@ -226,6 +230,7 @@ type singleRefreshSource struct {
 	timeout time.Duration
 	fetch   tokenFetcher
 	kind    string // for error messages
+	observe func(error)
 
 	mu       sync.Mutex
 	lastErr  error
@@ -244,6 +249,9 @@ func (s *singleRefreshSource) Token() (*oauth2.Token, error) {
 	if err == nil && tok.Expiry.IsZero() {
 		// x/oauth2 would cache a token without expiry forever.
 		err = errors.New("token response has no expiry")
+	}
+	if s.observe != nil {
+		s.observe(err)
 	}
 	if err != nil {
 		s.lastErr = fmt.Errorf("get Graph token (%s): %w", s.kind, err)

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 )
 
@@ -29,30 +29,42 @@ func OpenAdmin(dir string) (*Admin, error) {
 			return nil, fmt.Errorf("%s is not a graphrelay spool (no %s/ directory); check queue.dir or --dir", dir, a)
 		}
 	}
-	fsys := OSFS{}
-	return &Admin{spool: &Spool{root: dir, fs: fsys,
-		syncQueue:  newDirSyncer(fsys, filepath.Join(dir, areaQueue)),
-		syncFailed: newDirSyncer(fsys, filepath.Join(dir, areaFailed)),
-	}, Timeout: 30 * time.Second}, nil
+	return &Admin{spool: newSpool(dir, OSFS{}), Timeout: 30 * time.Second}, nil
 }
 
 // List returns the waiting messages, oldest first, and the entries that
-// could not be read.
-func (a *Admin) List() ([]*Record, []error) { return a.sorted(areaQueue) }
+// could not be read. An attempt under way (or cut short by a crash, if no
+// daemon runs) shows as "started".
+func (a *Admin) List() ([]*Record, []error) {
+	msgs, problems := a.spool.scan(areaQueue)
+	entries, err := readJournal(filepath.Join(a.spool.root, areaJournal))
+	if err != nil {
+		problems = append(problems, err)
+	}
+	recs := make([]*Record, 0, len(msgs))
+	for _, m := range msgs {
+		if e, ok := entries[m.rec.Envelope.ID]; ok {
+			applyJournal(m.rec, e, OutcomeStarted)
+		}
+		recs = append(recs, m.rec)
+	}
+	return recs, problems
+}
 
 // Failed returns the dead letters, oldest first.
-func (a *Admin) Failed() ([]*Record, []error) { return a.sorted(areaFailed) }
-
-func (a *Admin) sorted(area string) ([]*Record, []error) {
-	recs, problems := a.spool.scan(area)
-	sort.Slice(recs, func(i, j int) bool { return recs[i].Envelope.ID < recs[j].Envelope.ID })
+func (a *Admin) Failed() ([]*Record, []error) {
+	msgs, problems := a.spool.scan(areaFailed)
+	recs := make([]*Record, 0, len(msgs))
+	for _, m := range msgs {
+		recs = append(recs, m.rec)
+	}
 	return recs, problems
 }
 
 // Message is one message as "queue show" prints it.
 type Message struct {
 	Area   string  // "queue" or "failed"
-	Path   string  // its directory
+	Path   string  // its .msg file
 	Record *Record //
 	Header []byte  // the message's header block
 }
@@ -63,16 +75,23 @@ func (a *Admin) Show(id string) (*Message, error) {
 		return nil, fmt.Errorf("%q is not a queue id", id)
 	}
 	for _, area := range []string{areaQueue, areaFailed} {
-		rec, err := a.spool.readRecord(area, id)
+		st, err := a.spool.read(area, id)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		m := &Message{Area: area, Path: a.spool.dir(area, id), Record: rec}
-		if f, err := os.Open(a.spool.messagePath(area, id)); err == nil {
-			m.Header, _ = readHeaderBlock(f)
+		if area == areaQueue {
+			if entries, err := readJournal(filepath.Join(a.spool.root, areaJournal)); err == nil {
+				if e, ok := entries[id]; ok {
+					applyJournal(st.rec, e, OutcomeStarted)
+				}
+			}
+		}
+		m := &Message{Area: area, Path: a.spool.msgPath(area, id), Record: st.rec}
+		if f, msg, err := a.spool.openMessage(area, id, st.offset, st.rec.Envelope.Size); err == nil {
+			m.Header, _ = readHeaderBlock(msg)
 			f.Close()
 		}
 		return m, nil
@@ -91,6 +110,11 @@ func (a *Admin) Do(req Request) (Response, error) {
 		return Response{}, err
 	}
 	defer unlockSpool(lock)
+	// Bring the spool to the state the next daemon would start from, so
+	// that the change is not undone by what a crash left.
+	if _, err := a.spool.settle(slog.New(slog.DiscardHandler)); err != nil {
+		return Response{}, err
+	}
 	return execute(offline{a.spool}, req), nil
 }
 
@@ -98,23 +122,23 @@ func (a *Admin) Do(req Request) (Response, error) {
 type offline struct{ s *Spool }
 
 func (o offline) retry(id string) (string, error) {
-	rec, err := o.s.readRecord(areaQueue, id)
+	st, err := o.s.read(areaQueue, id)
 	if err != nil {
 		return "", o.s.notWaiting(id, err)
 	}
-	rec.NextTry = time.Now()
-	if err := o.s.writeRecord(areaQueue, rec); err != nil {
+	st.rec.NextTry = time.Now()
+	if err := o.s.writeState(areaQueue, st.rec); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%s scheduled for delivery at the next start of graphrelay", id), nil
 }
 
 func (o offline) retryAll() (int, error) {
-	recs, _ := o.s.scan(areaQueue)
+	msgs, _ := o.s.scan(areaQueue)
 	n := 0
-	for _, rec := range recs {
-		rec.NextTry = time.Now()
-		if err := o.s.writeRecord(areaQueue, rec); err != nil {
+	for _, m := range msgs {
+		m.rec.NextTry = time.Now()
+		if err := o.s.writeState(areaQueue, m.rec); err != nil {
 			return n, err
 		}
 		n++
@@ -144,8 +168,8 @@ func (o offline) requeue(id string) (string, error) {
 // requeue moves a dead letter back to queue/ with a fresh max_age. The
 // record is updated first, while the message is still in failed/, so a
 // crash in between leaves a dead letter, never a half-requeued message.
-func (s *Spool) requeue(id string) (*Record, error) {
-	rec, err := s.readRecord(areaFailed, id)
+func (s *Spool) requeue(id string) (*stored, error) {
+	st, err := s.read(areaFailed, id)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if s.exists(areaQueue, id) {
@@ -156,15 +180,15 @@ func (s *Spool) requeue(id string) (*Record, error) {
 		return nil, err
 	}
 	now := time.Now()
-	rec.RequeuedAt = now
-	rec.NextTry = now
-	if err := s.writeRecord(areaFailed, rec); err != nil {
+	st.rec.RequeuedAt = now
+	st.rec.NextTry = now
+	if err := s.writeState(areaFailed, st.rec); err != nil {
 		return nil, err
 	}
 	if err := s.move(id, areaFailed, areaQueue); err != nil {
 		return nil, err
 	}
-	return rec, nil
+	return st, nil
 }
 
 // notWaiting explains why id cannot be retried.
@@ -195,7 +219,7 @@ func (q *Queue) retry(id string) (string, error) {
 	now := time.Now()
 	it.rec.NextTry = now
 	it.next = now
-	err := q.spool.writeRecord(areaQueue, it.rec)
+	err := q.spool.writeState(areaQueue, it.rec)
 	q.checkin(it, false)
 	if err != nil {
 		return "", err
@@ -224,7 +248,7 @@ func (q *Queue) retryAll() (int, error) {
 		}
 		now := time.Now()
 		it.rec.NextTry, it.next = now, now
-		err := q.spool.writeRecord(areaQueue, it.rec)
+		err := q.spool.writeState(areaQueue, it.rec)
 		q.checkin(it, false)
 		if err != nil {
 			return n, err
@@ -264,12 +288,13 @@ func (q *Queue) deleteMessage(id string) (string, error) {
 }
 
 func (q *Queue) requeue(id string) (string, error) {
-	rec, err := q.spool.requeue(id)
+	st, err := q.spool.requeue(id)
 	if err != nil {
 		return "", err
 	}
+	rec := st.rec
 	_ = q.reserve(1, rec.Envelope.Size, true)
 	q.log.Info("requeued by admin", q.msgAttrs(rec)...)
-	q.add(&item{id: id, rec: rec, next: rec.NextTry})
+	q.add(&item{id: id, rec: rec, offset: st.offset, next: rec.NextTry})
 	return fmt.Sprintf("%s moved back to the queue and scheduled now", id), nil
 }

@@ -136,9 +136,9 @@ func TestAdminOffline(t *testing.T) {
 	if err != nil || !resp.OK || !strings.Contains(resp.Message, "next start") {
 		t.Fatalf("offline requeue = %+v %v", resp, err)
 	}
-	rec, err := a.spool.readRecord(areaQueue, dead)
-	if err != nil || rec.RequeuedAt.IsZero() || rec.Dead == nil {
-		t.Fatalf("requeued record = %+v, %v", rec, err)
+	st, err := a.spool.read(areaQueue, dead)
+	if err != nil || st.rec.RequeuedAt.IsZero() || st.rec.Dead == nil {
+		t.Fatalf("requeued record = %+v, %v", st, err)
 	}
 	s2 := newFakeSender()
 	startQueue(t, opts, s2)

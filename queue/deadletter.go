@@ -20,7 +20,7 @@ func (q *Queue) deadLetter(it *item, reason string, res result, now time.Time) {
 	}
 	rec.Dead = d
 	if q.wantsNotice(rec) {
-		if id, err := q.notify(noticeFailed, rec, res, now); err != nil {
+		if id, err := q.notify(noticeFailed, it, res, now); err != nil {
 			q.log.Error("cannot queue the failure notice", append(q.msgAttrs(rec), "err", err)...)
 		} else {
 			d.NoticeID = id

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/graphrelay/graphrelay/envelope"
 	"github.com/graphrelay/graphrelay/graph"
@@ -21,13 +22,15 @@ type Sender interface {
 type Direct struct {
 	sender Sender
 	tmpDir string
+	// Observer receives delivery events; set it before use.
+	Observer Observer
 }
 
 // NewDirect returns a Deliverer that sends inline. Message bytes are staged
 // in tmpDir ("" means the system default) so a 35 MB message is not held in
 // memory while it is converted.
 func NewDirect(s Sender, tmpDir string) *Direct {
-	return &Direct{sender: s, tmpDir: tmpDir}
+	return &Direct{sender: s, tmpDir: tmpDir, Observer: nopObserver{}}
 }
 
 // Deliver stages msg in a temporary file and sends it.
@@ -50,8 +53,30 @@ func (d *Direct) Deliver(ctx context.Context, env *envelope.Envelope, msg io.Rea
 		// the reply names them.
 		return err
 	}
+	start := time.Now()
 	_, err = d.sender.Send(ctx, env, f, n)
-	return err
+	if err != nil {
+		code, class := "", "transient"
+		var ge *graph.Error
+		if errors.As(err, &ge) {
+			code, class = ge.Code, ge.Class.String()
+		} else if isPermanent(err) {
+			class = "permanent"
+		}
+		// In direct mode the client retries, not graphrelay.
+		d.Observer.DeliveryFailed(env.Mailbox.Address, code, class, false)
+		return err
+	}
+	d.Observer.Delivered(env.Mailbox.Address, time.Since(start))
+	return nil
+}
+
+// isPermanent reports errors that declare themselves permanent, such as a
+// message that cannot be converted.
+func isPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	var ic interface{ InvalidContent() bool }
+	return (errors.As(err, &p) && p.Permanent()) || (errors.As(err, &ic) && ic.InvalidContent())
 }
 
 // stagingError is a local disk failure: temporary, and a full disk is

@@ -9,7 +9,8 @@ import (
 )
 
 // faultFS is the OS filesystem with injected faults, standing in for a
-// full disk or a failing device.
+// full disk or a failing device. Fault keys name the base name of the
+// path, except that every .msg file is "msg" and every spare "spare".
 type faultFS struct {
 	OSFS
 	mu sync.Mutex
@@ -27,7 +28,14 @@ func newFaultFS() *faultFS { return &faultFS{budget: -1, fail: map[string]error{
 func (f *faultFS) fault(op, path string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err, ok := f.fail[op+":"+filepath.Base(path)]; ok {
+	name := filepath.Base(path)
+	switch {
+	case strings.HasSuffix(name, extMsg):
+		name = "msg"
+	case filepath.Base(filepath.Dir(path)) == areaSpare:
+		name = "spare"
+	}
+	if err, ok := f.fail[op+":"+name]; ok {
 		return err
 	}
 	return f.fail[op+":*"]
@@ -54,6 +62,28 @@ func (f *faultFS) Create(path string) (File, error) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	file, err := f.OSFS.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	return &faultFile{File: file, fs: f, path: path}, nil
+}
+
+func (f *faultFS) Reuse(path string, truncate bool) (File, error) {
+	if err := f.fault("create", path); err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	file, err := f.OSFS.Reuse(path, truncate)
+	if err != nil {
+		return nil, err
+	}
+	return &faultFile{File: file, fs: f, path: path}, nil
+}
+
+func (f *faultFS) Append(path string) (File, error) {
+	if err := f.fault("create", path); err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	file, err := f.OSFS.Append(path)
 	if err != nil {
 		return nil, err
 	}
@@ -124,16 +154,22 @@ func listTree(dir string) []string {
 	return out
 }
 
-// messageFiles lists what the spool holds besides its fixed layout.
+// messageFiles lists the files the spool holds for messages: everything
+// but its fixed layout, spare files (always empty) and journal segments.
 func messageFiles(dir string) []string {
 	var out []string
 	for _, p := range listTree(dir) {
 		switch p {
-		case areaTmp, areaQueue, areaFailed, areaCtl, fileLock:
+		case areaTmp, areaQueue, areaFailed, areaCtl, areaSpare, areaJournal, fileLock:
 			continue
 		}
-		if strings.HasPrefix(p, areaCtl+"/") {
+		if strings.HasPrefix(p, areaCtl+"/") || strings.HasPrefix(p, areaJournal+"/") {
 			continue
+		}
+		if strings.HasPrefix(p, areaSpare+"/") {
+			if fi, err := os.Stat(filepath.Join(dir, p)); err == nil && fi.Size() == 0 {
+				continue
+			}
 		}
 		out = append(out, p)
 	}

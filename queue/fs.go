@@ -12,11 +12,15 @@ import (
 // Reads go straight to the os package: a read fault is reported where it
 // happens and needs no injection.
 type FS interface {
-	Mkdir(path string) error
 	// Create makes a new file that must not exist yet.
 	Create(path string) (File, error)
+	// Reuse opens an existing file for writing from its start, emptying
+	// it when truncate is set.
+	Reuse(path string, truncate bool) (File, error)
+	// Append opens a file for appending, creating it if needed.
+	Append(path string) (File, error)
 	Rename(oldpath, newpath string) error
-	RemoveAll(path string) error
+	Remove(path string) error
 	// SyncDir fsyncs a directory, so that entries created, renamed or
 	// removed in it survive a power loss.
 	SyncDir(path string) error
@@ -38,15 +42,25 @@ const (
 	filePerm = 0o600
 )
 
-func (OSFS) Mkdir(path string) error { return os.Mkdir(path, dirPerm) }
-
 func (OSFS) Create(path string) (File, error) {
 	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 }
 
+func (OSFS) Reuse(path string, truncate bool) (File, error) {
+	flags := os.O_WRONLY
+	if truncate {
+		flags |= os.O_TRUNC
+	}
+	return os.OpenFile(path, flags, filePerm)
+}
+
+func (OSFS) Append(path string) (File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, filePerm)
+}
+
 func (OSFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
 
-func (OSFS) RemoveAll(path string) error { return os.RemoveAll(path) }
+func (OSFS) Remove(path string) error { return os.Remove(path) }
 
 func (OSFS) SyncDir(path string) error {
 	d, err := os.Open(path)

@@ -168,6 +168,22 @@ func (noSyncFS) Create(path string) (File, error) {
 	return noSyncFile{f}, nil
 }
 
+func (noSyncFS) Reuse(path string, truncate bool) (File, error) {
+	f, err := OSFS{}.Reuse(path, truncate)
+	if err != nil {
+		return nil, err
+	}
+	return noSyncFile{f}, nil
+}
+
+func (noSyncFS) Append(path string) (File, error) {
+	f, err := OSFS{}.Append(path)
+	if err != nil {
+		return nil, err
+	}
+	return noSyncFile{f}, nil
+}
+
 type noSyncFile struct{ File }
 
 func (noSyncFile) Sync() error { return nil }

@@ -9,7 +9,6 @@ import (
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net/textproto"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -49,9 +48,9 @@ func (q *Queue) wantsNotice(rec *Record) bool {
 // is an ordinary spooled message (durable, retried, limited like any
 // other) whose record is marked as a notice and whose envelope sender is
 // <>, so it can never cause a notice itself.
-func (q *Queue) notify(kind string, rec *Record, res result, now time.Time) (string, error) {
-	path := q.spool.messagePath(areaQueue, rec.Envelope.ID)
-	f, err := os.Open(path)
+func (q *Queue) notify(kind string, it *item, res result, now time.Time) (string, error) {
+	rec := it.rec
+	f, orig, err := q.spool.openMessage(areaQueue, rec.Envelope.ID, it.offset, rec.Envelope.Size)
 	if err != nil {
 		return "", fmt.Errorf("read the original for the notice: %w", err)
 	}
@@ -59,9 +58,9 @@ func (q *Queue) notify(kind string, rec *Record, res result, now time.Time) (str
 	in := noticeInput{
 		Kind: kind, ID: envelope.NewID(), From: q.opts.NoticeMailbox.Address, To: q.opts.NoticeTo,
 		Now: now, Rec: rec, Res: res, Expiry: rec.expiry(q.opts.MaxAge),
-		Kept: filepath.Join(q.opts.Dir, areaFailed, rec.Envelope.ID),
+		Kept: filepath.Join(q.opts.Dir, areaFailed, rec.Envelope.ID+extMsg),
 	}
-	raw, err := buildNotice(in, f, rec.Envelope.Size)
+	raw, err := buildNotice(in, orig, rec.Envelope.Size)
 	if err != nil {
 		return "", err
 	}
@@ -69,12 +68,12 @@ func (q *Queue) notify(kind string, rec *Record, res result, now time.Time) (str
 		ID: in.ID, Listener: "graphrelay", Helo: "graphrelay", From: "", Recipients: q.opts.NoticeTo,
 		Mailbox: q.opts.NoticeMailbox, Format: envelope.FormatJSON, ReceivedAt: now,
 	}
-	it, err := q.accept(env, bytes.NewReader(raw), kind, rec.Envelope.ID)
+	nit, err := q.accept(env, bytes.NewReader(raw), kind, rec.Envelope.ID)
 	if err != nil {
 		return "", err
 	}
-	q.log.Info("queued", append(q.msgAttrs(it.rec), "notice_to", strings.Join(q.opts.NoticeTo, ","))...)
-	q.add(it)
+	q.log.Info("queued", append(q.msgAttrs(nit.rec), "notice_to", strings.Join(q.opts.NoticeTo, ","))...)
+	q.add(nit)
 	return in.ID, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,11 +94,12 @@ func (o Options) withDefaults() Options {
 // message is durable in the spool, then delivers it through the Sender
 // with bounded concurrency, retries and dead letters.
 type Queue struct {
-	opts   Options
-	spool  *Spool
-	sender Sender
-	log    *slog.Logger
-	lock   *os.File
+	opts    Options
+	spool   *Spool
+	journal *journal
+	sender  Sender
+	log     *slog.Logger
+	lock    *os.File
 
 	// ctx is passed to every Send; it is cancelled only when Close runs
 	// out of time, so in-flight requests may finish during a shutdown.
@@ -178,44 +180,23 @@ func waitLock(dir string, wait time.Duration) (*os.File, error) {
 	}
 }
 
-// load recovers the spool and schedules every message in queue/.
+// load settles the spool and schedules every message in queue/.
 func (q *Queue) load() error {
-	removed, err := q.spool.recover()
+	msgs, err := q.spool.settle(q.log)
 	if err != nil {
-		return fmt.Errorf("queue: recover spool: %w", err)
+		return fmt.Errorf("queue: %w", err)
 	}
-	if removed > 0 {
-		q.log.Info("removed leftovers of an interrupted run from the spool", "count", removed)
-	}
-	recs, problems := q.spool.scan(areaQueue)
-	for _, p := range problems {
-		q.log.Error("spool entry skipped; inspect it by hand", "err", p)
-	}
-	resumed := 0
-	for _, rec := range recs {
-		id := rec.Envelope.ID
-		if rec.Dead != nil && !rec.Dead.At.Before(rec.RequeuedAt) {
-			// The process died between writing the dead-letter reason and
-			// moving the directory: finish the move.
-			if err := q.spool.move(id, areaQueue, areaFailed); err != nil {
-				q.log.Error("cannot finish moving a dead letter to failed/", "id", id, "err", err)
-			}
-			continue
-		}
-		if last := rec.LastAttempt(); last != nil && last.Outcome == OutcomeStarted {
-			last.Outcome = OutcomeInterrupted
-			last.Ambiguous = true
-			last.Error = "attempt interrupted: graphrelay stopped before Graph answered"
-			q.log.Warn("an attempt was interrupted by a crash or kill; Graph may have accepted the message, so it may arrive twice",
-				"id", id, "attempt", last.N, "started", last.Start, "mailbox", rec.Envelope.Mailbox.Address)
-		}
+	for _, m := range msgs {
+		rec := m.rec
 		q.usedMsgs++
 		q.usedBytes += rec.Envelope.Size
-		q.insert(&item{id: id, rec: rec, next: rec.NextTry})
-		resumed++
+		q.insert(&item{id: rec.Envelope.ID, rec: rec, offset: m.offset, next: rec.NextTry})
 	}
-	if resumed > 0 {
-		q.log.Info("resuming spooled messages", "count", resumed, "dir", q.opts.Dir)
+	if q.journal, err = openJournal(filepath.Join(q.opts.Dir, areaJournal), q.opts.FS); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	if len(msgs) > 0 {
+		q.log.Info("resuming spooled messages", "count", len(msgs), "dir", q.opts.Dir)
 	}
 	return nil
 }
@@ -259,20 +240,17 @@ func (q *Queue) accept(env *envelope.Envelope, msg io.Reader, notice, noticeFor 
 		reserved += n
 		return nil
 	}
-	var rec *Record
-	_, err := q.spool.create(env.ID, msg, account, func(size int64) *Record {
-		e := *env
-		e.Recipients = append([]string(nil), env.Recipients...)
-		e.Size = size
-		rec = &Record{Version: recordVersion, Envelope: e, Notice: notice, NoticeFor: noticeFor,
-			NextTry: time.Now(), Attempts: []Attempt{}}
-		return rec
-	})
+	e := *env
+	e.Recipients = append([]string(nil), env.Recipients...)
+	rec := &Record{Version: recordVersion, Envelope: e, Notice: notice, NoticeFor: noticeFor,
+		NextTry: time.Now(), Attempts: []Attempt{}}
+	size, offset, err := q.spool.create(rec, msg, account)
 	if err != nil {
 		q.release(1, reserved)
 		return nil, err
 	}
-	return &item{id: env.ID, rec: rec, next: rec.NextTry}, nil
+	rec.Envelope.Size = size
+	return &item{id: env.ID, rec: rec, offset: offset, next: rec.NextTry}, nil
 }
 
 // reserve takes quota for msgs messages and n bytes.
@@ -319,6 +297,7 @@ func (q *Queue) Close(ctx context.Context) error {
 			<-done
 		}
 		q.cancel()
+		q.journal.close()
 		unlockSpool(q.lock)
 	})
 	return nil

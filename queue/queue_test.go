@@ -41,12 +41,16 @@ func TestAttemptRecordedBeforeSend(t *testing.T) {
 		defer s.mu.Unlock()
 		return s.perID[id] == 1
 	})
-	rec, err := q.spool.readRecord(areaQueue, id)
+	entries, err := readJournal(filepath.Join(opts.Dir, "journal"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.Attempts) != 1 || rec.Attempts[0].Outcome != OutcomeStarted || !rec.NextTry.After(rec.Attempts[0].Start) {
-		t.Errorf("record during the attempt = %+v next %v", rec.Attempts, rec.NextTry)
+	if e, ok := entries[id]; !ok || e.N != 1 || !e.NextTry.After(e.Start) {
+		t.Errorf("journal during the attempt = %+v", entries)
+	}
+	a, _ := OpenAdmin(opts.Dir)
+	if recs, _ := a.List(); len(recs) != 1 || len(recs[0].Attempts) != 1 || recs[0].Attempts[0].Outcome != OutcomeStarted {
+		t.Errorf("queue list during the attempt = %+v", recs)
 	}
 	close(s.hold)
 	s.waitDelivered(t, 1, 5*time.Second)
@@ -110,8 +114,8 @@ func TestRetryAfterIsAMailboxFloor(t *testing.T) {
 	throttleEnd := <-throttled
 	floor := throttleEnd.Add(ra)
 	eventually(t, 5*time.Second, "the 429 is recorded", func() bool {
-		r, err := q.spool.readRecord(areaQueue, first)
-		return err == nil && len(r.Attempts) == 1 && r.Attempts[0].Outcome == OutcomeTransient
+		st, err := q.spool.read(areaQueue, first)
+		return err == nil && len(st.rec.Attempts) == 1 && st.rec.Attempts[0].Outcome == OutcomeTransient
 	})
 	for i := range 3 {
 		deliver(t, q, "busy@example.com", "b"+string(rune('1'+i)))
@@ -355,8 +359,8 @@ func TestQuotaRefusesWith452(t *testing.T) {
 	if !isStorageFull(err) {
 		t.Fatalf("third message: err = %v, want insufficient storage", err)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(opts.Dir, "queue")); len(entries) != 2 {
-		t.Errorf("queue/ holds %d messages, want 2", len(entries))
+	if ids, _ := q.spool.ids(areaQueue); len(ids) != 2 {
+		t.Errorf("queue/ holds %d messages, want 2", len(ids))
 	}
 	close(s.hold)
 	s.waitDelivered(t, 2, 5*time.Second)
@@ -426,35 +430,36 @@ func TestRestartResumes(t *testing.T) {
 	b := deliver(t, q, "alerts@example.com", "b")
 	eventually(t, 5*time.Second, "both tried", func() bool { return len(s.callsFor(a)) == 1 && len(s.callsFor(b)) == 1 })
 	eventually(t, 5*time.Second, "records written", func() bool {
-		r, err := q.spool.readRecord(areaQueue, b)
-		return err == nil && r.Attempts[0].Outcome == OutcomeTransient
+		st, err := q.spool.read(areaQueue, b)
+		return err == nil && len(st.rec.Attempts) == 1 && st.rec.Attempts[0].Outcome == OutcomeTransient
 	})
 	q.Close(context.Background())
 
-	// Simulate a kill -9 during b's second attempt, and a stray temp file.
-	rec, _ := q.spool.readRecord(areaQueue, b)
-	rec.Attempts = append(rec.Attempts, Attempt{N: 2, Start: time.Now(), Outcome: OutcomeStarted})
-	if err := q.spool.writeRecord(areaQueue, rec); err != nil {
+	// Both are due now (an admin retry while the daemon was down) ...
+	for _, id := range []string{a, b} {
+		st, _ := q.spool.read(areaQueue, id)
+		st.rec.NextTry = time.Now()
+		q.spool.writeState(areaQueue, st.rec)
+	}
+	// ... and a kill -9 caught b's second attempt in flight.
+	j, err := openJournal(filepath.Join(opts.Dir, "journal"), OSFS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.begin(journalEntry{ID: b, N: 2, Start: time.Now(), NextTry: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(opts.Dir, "tmp", "junk"), []byte("x"), 0o600)
-	// Both are due now (an admin retry while the daemon was down).
-	for _, id := range []string{a, b} {
-		r, _ := q.spool.readRecord(areaQueue, id)
-		r.NextTry = time.Now()
-		q.spool.writeRecord(areaQueue, r)
-	}
 
 	s2 := newFakeSender()
 	logs := &lockedBuffer{}
 	opts.Log = newTextLogger(logs)
-	q2 := startQueue(t, opts, s2)
-	_ = q2
+	startQueue(t, opts, s2)
 	got := s2.waitDelivered(t, 2, 5*time.Second)
 	if !(got[0] == a && got[1] == b || got[0] == b && got[1] == a) {
 		t.Errorf("delivered %v, want %s and %s", got, a, b)
 	}
-	if !strings.Contains(logs.String(), "interrupted by a crash") || !strings.Contains(logs.String(), "id="+b) {
+	if !strings.Contains(logs.String(), "interrupted by a crash") || !strings.Contains(logs.String(), "id="+b+" attempt=2") {
 		t.Errorf("the interrupted attempt is not logged:\n%s", logs)
 	}
 	if _, err := os.Stat(filepath.Join(opts.Dir, "tmp", "junk")); !os.IsNotExist(err) {
@@ -498,10 +503,11 @@ func TestCloseLetsInFlightFinish(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		q.Close(ctx)
-		rec, err := q.spool.readRecord(areaQueue, id)
+		st, err := q.spool.read(areaQueue, id)
 		if err != nil {
 			t.Fatal(err)
 		}
+		rec := st.rec
 		last := rec.LastAttempt()
 		if last.Outcome != OutcomeInterrupted || !last.Ambiguous || rec.NextTry.After(time.Now()) {
 			t.Errorf("after a cancelled attempt: %+v, next %v", last, rec.NextTry)

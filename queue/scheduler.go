@@ -9,9 +9,10 @@ import (
 // by Queue.mu), a worker while an attempt runs, an admin request while it
 // is checked out.
 type item struct {
-	id    string
-	rec   *Record
-	box   *mailbox
+	id     string
+	rec    *Record
+	offset int64 // where the message starts in its .msg file
+	box    *mailbox
 	next  time.Time
 	index int // in box.waiting; -1 when not waiting
 	state itemState

@@ -2,6 +2,8 @@ package queue
 
 import (
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,48 +22,89 @@ func newTestSpool(t *testing.T, fsys FS) *Spool {
 	return s
 }
 
-func recordFor(id string) func(int64) *Record {
-	return func(size int64) *Record {
-		env := testEnv("alerts@example.com", "printer@example.com")
-		env.ID = id
-		env.Size = size
-		return &Record{Version: recordVersion, Envelope: *env, NextTry: time.Now(), Attempts: []Attempt{}}
-	}
+func newRecord() *Record {
+	env := testEnv("alerts@example.com", "printer@example.com")
+	return &Record{Version: recordVersion, Envelope: *env, NextTry: time.Now(), Attempts: []Attempt{}}
 }
 
-func TestSpoolCreateWritesMessageAndRecord(t *testing.T) {
+func TestSpoolCreateWritesOneFile(t *testing.T) {
 	s := newTestSpool(t, nil)
-	id := testEnv("a@example.com", "").ID
+	rec := newRecord()
+	id := rec.Envelope.ID
 	msg := testMessage("hello")
-	size, err := s.create(id, strings.NewReader(msg), nil, recordFor(id))
+	size, offset, err := s.create(rec, strings.NewReader(msg), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if size != int64(len(msg)) {
 		t.Errorf("size = %d, want %d", size, len(msg))
 	}
-	got, err := os.ReadFile(filepath.Join(s.root, "queue", id, "message.eml"))
-	if err != nil || string(got) != msg {
-		t.Fatalf("message.eml = %q, %v", got, err)
-	}
-	rec, err := s.readRecord(areaQueue, id)
+	raw, err := os.ReadFile(filepath.Join(s.root, "queue", id+".msg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Envelope.ID != id || rec.Envelope.Size != size || rec.Version != 1 {
-		t.Errorf("record = %+v", rec)
+	line, rest, _ := strings.Cut(string(raw), "\n")
+	if rest != msg || int64(len(line)+1) != offset {
+		t.Errorf("file = envelope line of %d bytes + %q; want the message after the line", len(line), rest)
 	}
-	for _, p := range []string{filepath.Join("queue", id), filepath.Join("queue", id, "message.eml"), filepath.Join("queue", id, "record.json")} {
-		fi, err := os.Stat(filepath.Join(s.root, p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-			t.Errorf("%s has mode %v; mail must not be readable by others", p, perm)
-		}
+	if strings.Contains(line, `"size"`) {
+		t.Errorf("the envelope line carries a size: %s", line)
+	}
+	st, err := s.read(areaQueue, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.rec.Envelope.ID != id || st.rec.Envelope.Size != size || st.offset != offset || st.rec.Envelope.Recipients[1] != "bob@example.com" {
+		t.Errorf("read back %+v offset %d", st.rec.Envelope, st.offset)
+	}
+	f, sec, err := s.openMessage(areaQueue, id, st.offset, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(sec)
+	f.Close()
+	if string(got) != msg {
+		t.Errorf("message section = %q", got)
+	}
+	fi, _ := os.Stat(filepath.Join(s.root, "queue", id+".msg"))
+	if fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("message file mode %v; mail must not be readable by others", fi.Mode().Perm())
 	}
 	if left := listTree(filepath.Join(s.root, "tmp")); len(left) != 0 {
 		t.Errorf("tmp/ still holds %v", left)
+	}
+}
+
+// TestSpoolReusesSpareFiles: a removed message's file is emptied and used
+// for the next one, so steady delivery creates no files.
+func TestSpoolReusesSpareFiles(t *testing.T) {
+	f := newFaultFS()
+	s := newTestSpool(t, f)
+	first := newRecord()
+	if _, _, err := s.create(first, strings.NewReader(testMessage("one")+strings.Repeat("x", 5000)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.remove(areaQueue, first.Envelope.ID); err != nil {
+		t.Fatal(err)
+	}
+	spares, _ := os.ReadDir(filepath.Join(s.root, "spare"))
+	if len(spares) != 1 {
+		t.Fatalf("spare/ holds %d files, want the recycled one", len(spares))
+	}
+	if fi, _ := spares[0].Info(); fi.Size() != 0 {
+		t.Errorf("a spare holds %d bytes; a delivered message must not linger", fi.Size())
+	}
+	f.set("create:msg", syscall.EMFILE) // a new file would fail now
+	second := newRecord()
+	if _, _, err := s.create(second, strings.NewReader(testMessage("two")), nil); err != nil {
+		t.Fatalf("the spare was not reused: %v", err)
+	}
+	st, err := s.read(areaQueue, second.Envelope.ID)
+	if err != nil || st.rec.Envelope.Size != int64(len(testMessage("two"))) {
+		t.Fatalf("reused file reads back %+v, %v", st, err)
+	}
+	if spares, _ := os.ReadDir(filepath.Join(s.root, "spare")); len(spares) != 0 {
+		t.Errorf("spare/ still holds %d files", len(spares))
 	}
 }
 
@@ -74,24 +117,29 @@ func TestSpoolFailuresLeaveNothing(t *testing.T) {
 		name    string
 		setup   func(*faultFS)
 		storage bool // InsufficientStorage
+		spare   bool // write into a recycled file
 	}{
-		{"disk full during the message", func(f *faultFS) { f.setBudget(100) }, true},
-		{"disk full at the record", func(f *faultFS) { f.set("write:record.json", syscall.ENOSPC) }, true},
-		{"filesystem quota", func(f *faultFS) { f.set("write:message.eml", syscall.EDQUOT) }, true},
-		{"permission denied", func(f *faultFS) { f.set("create:message.eml", syscall.EACCES) }, false},
-		{"read-only filesystem", func(f *faultFS) { f.set("create:message.eml", syscall.EROFS) }, false},
-		{"fsync of the message fails", func(f *faultFS) { f.set("sync:message.eml", eio) }, false},
-		{"fsync of the record fails", func(f *faultFS) { f.set("sync:record.json", eio) }, false},
-		{"rename into queue fails", func(f *faultFS) { f.set("rename:*", eio) }, false},
-		{"fsync of queue/ fails after the rename", func(f *faultFS) { f.set("syncdir:queue", eio) }, false},
+		{"disk full during the message", func(f *faultFS) { f.setBudget(100) }, true, false},
+		{"disk full in a reused file", func(f *faultFS) { f.setBudget(100) }, true, true},
+		{"filesystem quota", func(f *faultFS) { f.set("write:msg", syscall.EDQUOT) }, true, false},
+		{"permission denied", func(f *faultFS) { f.set("create:msg", syscall.EACCES) }, false, false},
+		{"read-only filesystem", func(f *faultFS) { f.set("create:msg", syscall.EROFS) }, false, false},
+		{"fsync of the message fails", func(f *faultFS) { f.set("sync:msg", eio) }, false, false},
+		{"fsync of a reused file fails", func(f *faultFS) { f.set("sync:spare", eio) }, false, true},
+		{"rename into queue fails", func(f *faultFS) { f.set("rename:msg", eio) }, false, false},
+		{"fsync of queue/ fails after the rename", func(f *faultFS) { f.set("syncdir:queue", eio) }, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFaultFS()
 			s := newTestSpool(t, f)
+			if tc.spare {
+				r := newRecord()
+				s.create(r, strings.NewReader("x"), nil)
+				s.remove(areaQueue, r.Envelope.ID)
+			}
 			tc.setup(f)
-			id := testEnv("a@example.com", "").ID
 			big := strings.Repeat("x", 70_000) // several copy chunks
-			_, err := s.create(id, strings.NewReader(testMessage("t")+big), nil, recordFor(id))
+			_, _, err := s.create(newRecord(), strings.NewReader(testMessage("t")+big), nil)
 			var se *SpoolError
 			if !errors.As(err, &se) {
 				t.Fatalf("err = %v (%T), want *SpoolError", err, err)
@@ -117,8 +165,7 @@ func TestSpoolFailuresLeaveNothing(t *testing.T) {
 func TestSpoolStreamErrorPassesThrough(t *testing.T) {
 	s := newTestSpool(t, nil)
 	boom := errors.New("client went away")
-	id := testEnv("a@example.com", "").ID
-	_, err := s.create(id, &failingReader{data: testMessage("x"), err: boom}, nil, recordFor(id))
+	_, _, err := s.create(newRecord(), &failingReader{data: testMessage("x"), err: boom}, nil)
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
@@ -145,35 +192,129 @@ func (r *failingReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func TestRecoverRemovesLeftovers(t *testing.T) {
+// TestSettleRepairsACrash builds by hand what kill -9 can leave at each
+// step, and checks that the next start makes it consistent.
+func TestSettleRepairsACrash(t *testing.T) {
 	s := newTestSpool(t, nil)
-	id := testEnv("a@example.com", "").ID
-	if _, err := s.create(id, strings.NewReader(testMessage("keep")), nil, recordFor(id)); err != nil {
-		t.Fatal(err)
+	mk := func() *Record {
+		r := newRecord()
+		if _, _, err := s.create(r, strings.NewReader(testMessage(r.Envelope.ID)), nil); err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
-	// A crash during an acceptance, a deletion and a record update.
-	os.MkdirAll(filepath.Join(s.root, "tmp", "0123456789abcdefghjkmnp"), 0o700)
-	os.WriteFile(filepath.Join(s.root, "tmp", "0123456789abcdefghjkmnp", "message.eml"), []byte("half"), 0o600)
-	os.MkdirAll(filepath.Join(s.root, "tmp", id+"x.removing"), 0o700)
-	os.WriteFile(filepath.Join(s.root, "queue", id, "record.json.tmp"), []byte("{"), 0o600)
-	removed, err := s.recover()
+	keep, interrupted, halfDead, halfMoved, halfDeleted := mk(), mk(), mk(), mk(), mk()
+	// An acceptance cut short, a spare not yet emptied, a record update cut short.
+	os.WriteFile(filepath.Join(s.root, "tmp", "0123456789abcdefghjkmnp.msg"), []byte("half"), 0o600)
+	os.WriteFile(filepath.Join(s.root, "spare", "sdirty"), []byte("old mail"), 0o600)
+	os.WriteFile(filepath.Join(s.root, "queue", keep.Envelope.ID+".json.tmp"), []byte("{"), 0o600)
+	// An attempt in flight at the kill: only the journal knows it.
+	j, err := openJournal(filepath.Join(s.root, "journal"), OSFS{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if removed != 3 {
-		t.Errorf("removed %d leftovers, want 3", removed)
+	next := time.Now().Add(time.Hour)
+	if _, err := j.begin(journalEntry{ID: interrupted.Envelope.ID, N: 1, Start: time.Now(), NextTry: next}); err != nil {
+		t.Fatal(err)
 	}
-	want := []string{"queue/" + id, "queue/" + id + "/message.eml", "queue/" + id + "/record.json"}
-	if got := messageFiles(s.root); strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("spool after recovery = %v, want %v", got, want)
+	// A dead letter whose move had not started, and one whose .msg had
+	// moved but not its record.
+	halfDead.Dead = &DeadLetter{At: time.Now(), Reason: "permanent"}
+	s.writeState(areaQueue, halfDead)
+	halfMoved.Dead = &DeadLetter{At: time.Now(), Reason: "permanent"}
+	s.writeState(areaQueue, halfMoved)
+	os.Rename(s.msgPath(areaQueue, halfMoved.Envelope.ID), s.msgPath(areaFailed, halfMoved.Envelope.ID))
+	// A deletion that removed the .msg but not the record.
+	s.writeState(areaQueue, halfDeleted)
+	os.Remove(s.msgPath(areaQueue, halfDeleted.Envelope.ID))
+
+	live, err := s.settle(slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]*Record{}
+	for _, m := range live {
+		ids[m.rec.Envelope.ID] = m.rec
+	}
+	if len(ids) != 2 || ids[keep.Envelope.ID] == nil || ids[interrupted.Envelope.ID] == nil {
+		t.Fatalf("live after settle = %v", ids)
+	}
+	r := ids[interrupted.Envelope.ID]
+	if len(r.Attempts) != 1 || r.Attempts[0].Outcome != OutcomeInterrupted || !r.Attempts[0].Ambiguous || !r.NextTry.Equal(next) {
+		t.Errorf("interrupted attempt = %+v next %v", r.Attempts, r.NextTry)
+	}
+	if st, err := s.read(areaQueue, interrupted.Envelope.ID); err != nil || len(st.rec.Attempts) != 1 {
+		t.Errorf("the interrupted attempt is not on disk: %+v %v", st, err)
+	}
+	for _, r := range []*Record{halfDead, halfMoved} {
+		st, err := s.read(areaFailed, r.Envelope.ID)
+		if err != nil || st.rec.Dead == nil {
+			t.Errorf("dead letter %s not completed: %+v %v", r.Envelope.ID, st, err)
+		}
+	}
+	want := []string{
+		"failed/" + halfDead.Envelope.ID + ".json", "failed/" + halfDead.Envelope.ID + ".msg",
+		"failed/" + halfMoved.Envelope.ID + ".json", "failed/" + halfMoved.Envelope.ID + ".msg",
+		"queue/" + interrupted.Envelope.ID + ".json", "queue/" + interrupted.Envelope.ID + ".msg",
+		"queue/" + keep.Envelope.ID + ".msg",
+	}
+	got := messageFiles(s.root)
+	if strings.Join(sortedCopy(got), ",") != strings.Join(sortedCopy(want), ",") {
+		t.Errorf("spool after settle:\n got %v\nwant %v", got, want)
+	}
+	if segs, _ := segmentNames(filepath.Join(s.root, "journal")); len(segs) != 0 {
+		t.Errorf("journal segments left: %v", segs)
 	}
 }
 
-// TestDirSyncerCoalesces checks the group commit: concurrent callers share
-// fsyncs, and each returns only after an fsync that began after its call.
-func TestDirSyncerCoalesces(t *testing.T) {
-	f := &slowSyncFS{delay: 10 * time.Millisecond}
-	d := newDirSyncer(f, t.TempDir())
+// TestJournalSegmentsAreDropped: a segment goes once it is full and all
+// its attempts have ended.
+func TestJournalSegmentsAreDropped(t *testing.T) {
+	dir := t.TempDir()
+	j, err := openJournal(dir, OSFS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held *segment
+	for i := range 20000 {
+		seg, err := j.begin(journalEntry{ID: "0000000000abcdefghjkmnp", N: i + 1, Start: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			held = seg
+			continue
+		}
+		j.end(seg)
+	}
+	segs, _ := segmentNames(dir)
+	if len(segs) != 2 {
+		t.Errorf("%d segments while the first holds an attempt; want it and the current one", len(segs))
+	}
+	j.end(held)
+	if segs, _ = segmentNames(dir); len(segs) != 1 {
+		t.Errorf("%d segments after every attempt ended, want 1", len(segs))
+	}
+	j.close()
+	if segs, _ = segmentNames(dir); len(segs) != 0 {
+		t.Errorf("%d segments after close with nothing pending", len(segs))
+	}
+}
+
+// TestGroupSyncCoalesces checks the group commit: concurrent callers
+// share fsyncs, and each returns only after an fsync that began after its
+// call.
+func TestGroupSyncCoalesces(t *testing.T) {
+	var mu sync.Mutex
+	var runs []struct{ start, end time.Time }
+	g := newGroupSync(func() error {
+		start := time.Now()
+		time.Sleep(10 * time.Millisecond)
+		mu.Lock()
+		runs = append(runs, struct{ start, end time.Time }{start, time.Now()})
+		mu.Unlock()
+		return nil
+	})
 	const callers = 40
 	var wg sync.WaitGroup
 	type span struct{ called, returned time.Time }
@@ -183,21 +324,19 @@ func TestDirSyncerCoalesces(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			spans[i].called = time.Now()
-			if err := d.sync(); err != nil {
+			if err := g.sync(); err != nil {
 				t.Error(err)
 			}
 			spans[i].returned = time.Now()
 		}()
 	}
 	wg.Wait()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.runs) >= callers/2 {
-		t.Errorf("%d fsyncs for %d concurrent callers; they are not shared", len(f.runs), callers)
+	if len(runs) >= callers/2 {
+		t.Errorf("%d fsyncs for %d concurrent callers; they are not shared", len(runs), callers)
 	}
 	for i, s := range spans {
 		covered := false
-		for _, r := range f.runs {
+		for _, r := range runs {
 			if !r.start.Before(s.called) && !r.end.After(s.returned) {
 				covered = true
 			}
@@ -208,18 +347,14 @@ func TestDirSyncerCoalesces(t *testing.T) {
 	}
 }
 
-type slowSyncFS struct {
-	OSFS
-	delay time.Duration
-	mu    sync.Mutex
-	runs  []struct{ start, end time.Time }
-}
-
-func (f *slowSyncFS) SyncDir(path string) error {
-	start := time.Now()
-	time.Sleep(f.delay)
-	f.mu.Lock()
-	f.runs = append(f.runs, struct{ start, end time.Time }{start, time.Now()})
-	f.mu.Unlock()
-	return nil
+func sortedCopy(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
-	"os"
 	"time"
 )
 
@@ -14,20 +13,19 @@ func (q *Queue) attempt(it *item, start time.Time) {
 	defer q.attempts.Done()
 	rec := it.rec
 	n := len(rec.Attempts) + 1
-	prevNext := rec.NextTry
-	rec.Attempts = append(rec.Attempts, Attempt{N: n, Start: start, Outcome: OutcomeStarted})
 	// Record the attempt, and a pessimistic next try, before the request:
 	// a crash now leaves an honest count and no immediate retry storm.
-	rec.NextTry = start.Add(q.backoff(n))
-	if err := q.spool.writeRecord(areaQueue, rec); err != nil {
-		rec.Attempts = rec.Attempts[:n-1]
-		rec.NextTry = prevNext
-		next := start.Add(q.backoff(n))
+	next := start.Add(q.backoff(n))
+	seg, err := q.journal.begin(journalEntry{ID: it.id, N: n, Start: start, NextTry: next})
+	if err != nil {
 		q.log.Error("cannot record the delivery attempt, so it is not made; retrying later", append(q.msgAttrs(rec),
 			"err", err, "retry_at", next, "hint", (&SpoolError{Err: err}).Hint())...)
 		q.finish(it, false, next)
 		return
 	}
+	defer q.journal.end(seg)
+	rec.Attempts = append(rec.Attempts, Attempt{N: n, Start: start, Outcome: OutcomeStarted})
+	rec.NextTry = next
 	res := q.send(it)
 	end := time.Now()
 	res.fill(&rec.Attempts[n-1], end)
@@ -65,18 +63,18 @@ func (q *Queue) attempt(it *item, start time.Time) {
 
 // send opens the spooled message and hands it to the Sender.
 func (q *Queue) send(it *item) result {
-	f, err := os.Open(q.spool.messagePath(areaQueue, it.id))
+	f, msg, err := q.spool.openMessage(areaQueue, it.id, it.offset, it.rec.Envelope.Size)
 	if err != nil {
 		r := result{outcome: OutcomeLocal, err: err, hint: "the spooled message file cannot be read; check queue.dir"}
 		if errors.Is(err, fs.ErrNotExist) {
 			// Without its bytes the message can never be sent.
 			r.outcome = OutcomePermanent
-			r.hint = "message.eml is missing from the spool; it was removed outside graphrelay"
+			r.hint = "the message file is missing from the spool; it was removed outside graphrelay"
 		}
 		return r
 	}
 	defer f.Close()
-	rcpt, err := q.sender.Send(q.ctx, &it.rec.Envelope, f, it.rec.Envelope.Size)
+	rcpt, err := q.sender.Send(q.ctx, &it.rec.Envelope, msg, it.rec.Envelope.Size)
 	return classify(rcpt, err, q.stopping.Load())
 }
 
@@ -112,7 +110,7 @@ func (q *Queue) defer_(it *item, n int, res result, now time.Time) {
 	rec.NextTry = next
 	if q.opts.DelayNoticeAfter > 0 && rec.DelayNoticeID == "" && q.wantsNotice(rec) &&
 		now.Sub(rec.Envelope.ReceivedAt) >= q.opts.DelayNoticeAfter {
-		if id, err := q.notify(noticeDelayed, rec, res, now); err != nil {
+		if id, err := q.notify(noticeDelayed, it, res, now); err != nil {
 			q.log.Error("cannot queue the delay notice", append(q.msgAttrs(rec), "err", err)...)
 		} else {
 			rec.DelayNoticeID = id
@@ -147,7 +145,7 @@ func (q *Queue) removeDeleted(it *item) {
 // fatal: the in-memory schedule goes on, and the record on disk is only
 // behind by this attempt's outcome.
 func (q *Queue) saveRecord(rec *Record) {
-	if err := q.spool.writeRecord(areaQueue, rec); err != nil {
+	if err := q.spool.writeState(areaQueue, rec); err != nil {
 		q.log.Error("cannot update the message record", append(q.msgAttrs(rec), "err", err)...)
 	}
 }

@@ -75,7 +75,10 @@ func (s *session) authenticate(user, pass string) error {
 func (s *session) authFailed(user, why string) error {
 	time.Sleep(s.server.opts.Auth.FailureDelay.D())
 	ip := s.clientIP.String()
+	lockedOut := false
+	defer func() { s.server.opts.Observer.AuthFailed(s.ls.cfg.Name, lockedOut) }()
 	if th := s.server.opts.Throttle; th != nil && th.Failure(ip) {
+		lockedOut = true
 		s.log.Warn("brute-force protection: client locked out after repeated AUTH failures",
 			"lockout", s.server.opts.Auth.Lockout.D().String(),
 			"hint", "if this is a device with a wrong password, fix its configuration; the lockout ends by itself")

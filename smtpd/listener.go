@@ -21,6 +21,7 @@ type accessListener struct {
 	nets     []netip.Prefix
 	throttle Throttle
 	log      *slog.Logger
+	obs      Observer
 
 	mu    sync.Mutex
 	total int
@@ -29,7 +30,7 @@ type accessListener struct {
 }
 
 func newAccessListener(l net.Listener, cfg config.Listener, nets []netip.Prefix, th Throttle, log *slog.Logger) *accessListener {
-	return &accessListener{Listener: l, cfg: cfg, nets: nets, throttle: th, log: log,
+	return &accessListener{Listener: l, cfg: cfg, nets: nets, throttle: th, log: log, obs: nopObserver{},
 		perIP: map[netip.Addr]int{}, open: map[*trackedConn]struct{}{}}
 }
 
@@ -48,8 +49,10 @@ func (l *accessListener) Accept() (net.Conn, error) {
 			l.mu.Lock()
 			l.open[tc] = struct{}{}
 			l.mu.Unlock()
+			l.obs.ConnectionOpened(l.cfg.Name)
 			return tc, nil
 		}
+		l.obs.ConnectionRefused(l.cfg.Name, code)
 		go l.refuse(c, ip, code, reason)
 	}
 }
@@ -103,6 +106,7 @@ func (l *accessListener) release(tc *trackedConn) {
 		return
 	}
 	delete(l.open, tc)
+	l.obs.ConnectionClosed(l.cfg.Name)
 	l.total--
 	if l.perIP[tc.ip]--; l.perIP[tc.ip] <= 0 {
 		delete(l.perIP, tc.ip)

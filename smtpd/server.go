@@ -67,6 +67,8 @@ type Options struct {
 	// Users and Throttle are nil when no SMTP users are configured.
 	Users    Authenticator
 	Throttle Throttle
+	// Observer receives events for metrics; nil means none.
+	Observer Observer
 	Log      *slog.Logger
 }
 
@@ -99,6 +101,9 @@ type listenerServer struct {
 
 // New prepares a server. Listen opens the sockets.
 func New(o Options) *Server {
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{opts: o, log: o.Log, ctx: ctx, cancel: cancel, rates: newRateLimiter(time.Now),
 		verifying: make(chan struct{}, max(2, runtime.NumCPU()))}
@@ -140,6 +145,7 @@ func (s *Server) listen(lc config.Listener) (*listenerServer, error) {
 		return nil, err
 	}
 	ls.ln = newAccessListener(raw, lc, ls.nets, s.opts.Throttle, s.log.With("listener", lc.Name))
+	ls.ln.obs = s.opts.Observer
 	ls.srv = s.newSMTPServer(ls)
 	return ls, nil
 }

@@ -53,6 +53,8 @@ type session struct {
 	from       string
 	recipients []string
 	pending    *policy.Pending
+	// eof is when the message stream ended, for the DATA-to-reply latency.
+	eof time.Time
 }
 
 var _ smtp.AuthSession = (*session)(nil)
@@ -119,6 +121,7 @@ func (s *session) Data(r io.Reader) error {
 	log := s.log.With("id", env.ID)
 	err := s.receive(r, env, log)
 	reply := toSMTPError(err, env.ID)
+	s.server.opts.Observer.MessageAnswered(s.ls.cfg.Name, reply.Code, enhancedString(reply), env.Size, time.Since(s.dataEnd(start)))
 	attrs := []any{"from", env.From, "auth_user", env.AuthUser, "rcpts", len(env.Recipients), "size", env.Size,
 		"mailbox", env.Mailbox.Address, "rule", env.Rule, "reply", reply.Code, "elapsed_ms", since(start)}
 	if err != nil {
@@ -144,7 +147,8 @@ func (s *session) receive(r io.Reader, env *envelope.Envelope, log *slog.Logger)
 		return errRateLimited{rule: d.Rule, perMinute: d.MessagesPerMinute}
 	}
 	msg := io.MultiReader(bytesReader(hdr), rest)
-	if err := s.server.opts.Deliverer.Deliver(s.server.ctx, env, &sizeTracker{r: msg, env: env}); err != nil {
+	s.eof = time.Time{}
+	if err := s.server.opts.Deliverer.Deliver(s.server.ctx, env, &sizeTracker{r: msg, env: env, eof: &s.eof}); err != nil {
 		return err
 	}
 	// A Deliverer that returned early must not leave the client's stream
@@ -153,16 +157,35 @@ func (s *session) receive(r io.Reader, env *envelope.Envelope, log *slog.Logger)
 	return err
 }
 
+// dataEnd is when the client finished sending: the deliverer has read
+// the whole stream by the time Data returns, so the receive phase ended at
+// the last read. It is approximated by the time the tracker saw EOF.
+func (s *session) dataEnd(start time.Time) time.Time {
+	if !s.eof.IsZero() {
+		return s.eof
+	}
+	return start
+}
+
 // sizeTracker records how many bytes the Deliverer read, for the log line.
 type sizeTracker struct {
 	r   io.Reader
 	env *envelope.Envelope
+	eof *time.Time
 }
 
 func (t *sizeTracker) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
 	t.env.Size += int64(n)
+	if err == io.EOF && t.eof.IsZero() {
+		*t.eof = time.Now()
+	}
 	return n, err
+}
+
+func enhancedString(e *smtp.SMTPError) string {
+	c := e.EnhancedCode
+	return strconv.Itoa(c[0]) + "." + strconv.Itoa(c[1]) + "." + strconv.Itoa(c[2])
 }
 
 var (

@@ -9,11 +9,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/graphrelay/graphrelay/admin"
 	"github.com/graphrelay/graphrelay/auth"
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph"
 	"github.com/graphrelay/graphrelay/graph/relay"
 	"github.com/graphrelay/graphrelay/internal/tlsconf"
+	"github.com/graphrelay/graphrelay/metrics"
 	"github.com/graphrelay/graphrelay/policy"
 	"github.com/graphrelay/graphrelay/smtpd"
 )
@@ -29,6 +31,8 @@ type App struct {
 
 	smtp     *smtpd.Server
 	tls      *tlsconf.Manager
+	metrics  *metrics.Metrics
+	admin    *admin.Server
 	serveErr chan error
 	// stopDelivery stops the delivery side after the SMTP side is closed,
 	// so in-flight deliveries finish before the process exits.
@@ -47,6 +51,7 @@ func (a *App) Start(ctx context.Context) error {
 	cfg := a.Config
 	a.Log.Info("starting graphrelay", "version", versionString(), "config", cfg.Redacted())
 
+	a.metrics = metrics.New()
 	client, err := a.graphClient(ctx)
 	if err != nil {
 		return err
@@ -62,7 +67,7 @@ func (a *App) Start(ctx context.Context) error {
 	for _, w := range warnings {
 		a.Log.Warn("policy: "+w, "hint", "reorder or narrow the rules; the first match wins")
 	}
-	rel := relay.New(client, cfg.Graph.SaveToSentItems, a.Log)
+	rel := relay.New(client, cfg.Graph.SaveToSentItems, a.Log, relay.Options{LargeMessages: cfg.Delivery.LargeMessages})
 	deliverer, err := a.newDeliverer(ctx, rel)
 	if err != nil {
 		return err
@@ -72,7 +77,8 @@ func (a *App) Start(ctx context.Context) error {
 	if hostname == "" {
 		hostname, _ = os.Hostname()
 	}
-	opts := smtpd.Options{SMTP: cfg.SMTP, Auth: cfg.Auth, Hostname: hostname, Deliverer: deliverer, Policy: pol, Log: a.Log}
+	opts := smtpd.Options{SMTP: cfg.SMTP, Auth: cfg.Auth, Hostname: hostname, Deliverer: deliverer, Policy: pol,
+		Observer: a.metrics, Log: a.Log}
 	if users.Len() > 0 {
 		opts.Users, opts.Throttle = users, auth.NewThrottle(cfg.Auth, nil)
 	}
@@ -87,9 +93,52 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.smtp.Listen(); err != nil {
 		return err
 	}
+	if err := a.startAdmin(client); err != nil {
+		a.smtp.Shutdown(context.Background())
+		return err
+	}
 	a.serveErr = make(chan error, 1)
 	go func() { a.serveErr <- a.smtp.Serve() }()
 	return nil
+}
+
+// startAdmin serves /metrics, /healthz and /readyz. Ready means a token is
+// cached or can be obtained, and, in queue mode, the spool is writable.
+func (a *App) startAdmin(client *graph.Client) error {
+	if a.Config.Admin.Listen == "" {
+		return nil
+	}
+	checks := []admin.Check{{Name: "graph token", Run: func(context.Context) error { return client.TokenReady() }}}
+	if a.Config.Delivery.Mode == config.ModeQueue {
+		dir := a.Config.Queue.Dir
+		checks = append(checks, admin.Check{Name: "spool writable", Run: func(context.Context) error { return probeWritable(dir) }})
+	}
+	srv, err := admin.Listen(a.Config.Admin.Listen, a.metrics.Registry, checks, a.Log)
+	if err != nil {
+		return fmt.Errorf("admin listener %s: %w", a.Config.Admin.Listen, err)
+	}
+	a.admin = srv
+	a.Log.Info("admin endpoint ready", "addr", srv.Addr(), "paths", "/metrics /healthz /readyz")
+	go func() {
+		if err := srv.Serve(); err != nil {
+			a.Log.Error("admin endpoint stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// probeWritable creates, syncs and removes a file in dir.
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".ready-*")
+	if err != nil {
+		return fmt.Errorf("spool %s is not writable: %w", dir, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write([]byte("ok")); err != nil {
+		return fmt.Errorf("spool %s: %w", dir, err)
+	}
+	return f.Sync()
 }
 
 func (a *App) graphClient(ctx context.Context) (*graph.Client, error) {
@@ -111,13 +160,14 @@ func (a *App) graphClient(ctx context.Context) (*graph.Client, error) {
 			return nil, err
 		}
 	}
-	creds, err := graph.LoadCredentials(ctx, cfg.Graph, hc)
+	creds, err := graph.LoadCredentialsObserved(ctx, cfg.Graph, hc, a.metrics.TokenFetched)
 	if err != nil {
 		return nil, fmt.Errorf("graph credential: %w", err)
 	}
 	attrs := []any{"cloud", creds.Cloud.Name, "token_url", creds.Cloud.TokenURL(cfg.Graph.TenantID),
 		"graph_url", creds.Cloud.GraphURL, "credential", creds.Kind}
 	if c := creds.Certificate; c != nil {
+		a.metrics.SetCredentialExpiry(c.NotAfter())
 		attrs = append(attrs, "cert_subject", c.Leaf.Subject.String(),
 			"cert_sha1", fmt.Sprintf("%X", c.ThumbprintSHA1()), "cert_not_after", c.NotAfter().Format(time.DateOnly))
 		if left := time.Until(c.NotAfter()); left < 30*24*time.Hour {
@@ -149,6 +199,17 @@ func needsTLS(cfg *config.Config) bool {
 	return false
 }
 
+// AdminAddr returns the admin endpoint's bound address, "" when disabled.
+func (a *App) AdminAddr() string {
+	if a.admin == nil {
+		return ""
+	}
+	return a.admin.Addr()
+}
+
+// Metrics returns the App's collectors.
+func (a *App) Metrics() *metrics.Metrics { return a.metrics }
+
 // Addrs returns the SMTP listeners' bound addresses by name.
 func (a *App) Addrs() map[string]string { return a.smtp.Addrs() }
 
@@ -165,6 +226,9 @@ func (a *App) Close() error {
 		err = a.smtp.Shutdown(ctx)
 		if serr := <-a.serveErr; serr != nil && err == nil {
 			err = serr
+		}
+		if a.admin != nil {
+			a.admin.Shutdown(ctx)
 		}
 		if a.stopDelivery != nil {
 			if derr := a.stopDelivery(ctx); derr != nil && err == nil {

@@ -38,6 +38,7 @@ func readOutbox(t *testing.T, dir string) []graph.OutboxEntry {
 func TestDryRunSwaksWritesGraphJSON(t *testing.T) {
 	swaks := requireClient(t, "swaks")
 	cfg := config.Default()
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.OutboxDir = t.TempDir()
 	cfg.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
 	if cfg.DryRunReason() == "" {
@@ -90,7 +91,7 @@ func TestServeBinaryGracefulShutdown(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "serve")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GRAPHRELAY_SMTP_LISTENERS=127.0.0.1:0", "GRAPHRELAY_OUTBOX_DIR="+filepath.Join(dir, "outbox"))
+	cmd.Env = append(os.Environ(), "GRAPHRELAY_SMTP_LISTENERS=127.0.0.1:0", "GRAPHRELAY_ADMIN_LISTEN=127.0.0.1:0", "GRAPHRELAY_OUTBOX_DIR="+filepath.Join(dir, "outbox"))
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -96,6 +96,8 @@ func fakeConfig(fake *graphtest.Server, mailboxes ...string) *config.Config {
 	cfg.Graph.GraphURL = fake.GraphURL()
 	cfg.Graph.Timeout = config.Duration(10 * time.Second)
 	cfg.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
+	// Many Apps run in one test process; each gets its own admin port.
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.SMTP.ShutdownTimeout = config.Duration(5 * time.Second)
 	// These tests assert synchronous outcomes (4xx/5xx at DATA); the queue
 	// tests set queue mode themselves.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 )
 
@@ -13,6 +14,12 @@ import (
 var version = ""
 
 func main() {
+	// Installed as /usr/sbin/sendmail (a symlink), the binary is the
+	// sendmail that cron, PHP and mail(1) call, with sendmail's arguments.
+	switch filepath.Base(os.Args[0]) {
+	case "sendmail", "sendmail.exe":
+		os.Exit(sendmailCmd(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -24,10 +31,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serveCmd(args[1:], stderr)
+	case "health":
+		return healthCmd(args[1:], stdout, stderr)
 	case "queue":
 		return queueCmd(args[1:], stdout, stderr)
 	case "passwd":
 		return passwdCmd(args[1:], os.Stdin, stdout, stderr)
+	case "keygen":
+		return keygenCmd(args[1:], os.Stdin, stdout, stderr)
+	case "check":
+		return checkCmd(args[1:], stdout, stderr)
+	case "sendmail":
+		return sendmailCmd(args[1:], os.Stdin, stdout, stderr)
+	case "service":
+		return serviceCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "graphrelay", versionString())
 		return 0
@@ -47,6 +64,11 @@ Commands:
   serve     run the SMTP relay (dry-run when no tenant is configured)
   queue     list, show, retry, delete and requeue spooled messages
   passwd    hash an SMTP AUTH password for the users list
+  keygen    create the app registration's certificate and key
+  check     check the configuration, the tenant setup and each mailbox
+  sendmail  submit a message from stdin to the local relay, as sendmail -t -i does
+  service   install, uninstall, start or stop the Windows service
+  health    exit 0 when the running daemon reports ready (for health checks)
   version   print the version
 
 Run "graphrelay serve -h" for the serve flags.

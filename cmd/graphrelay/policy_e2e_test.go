@@ -343,6 +343,7 @@ func TestTLSCertificateReload(t *testing.T) {
 // combination of sender and relay-hack recipient must be refused.
 func TestNoOpenRelay(t *testing.T) {
 	cfg := config.Default()
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.OutboxDir = t.TempDir()
 	cfg.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
 	config.Validate(cfg)

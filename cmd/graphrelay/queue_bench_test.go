@@ -164,7 +164,7 @@ func benchQueue(b *testing.B, clients, nMailboxes int) {
 func benchMessage(from, subject string) string {
 	hdr := fmt.Sprintf("From: Printer <%s>\r\nTo: Alice <alice@company.com>\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%s@bench>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
 		from, subject, time.Now().Format(time.RFC1123Z), subject)
-	line := strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing elit. ", 1)[:70] + "\r\n"
+	line := strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing elit. ", 2)[:70] + "\r\n"
 	var body strings.Builder
 	for body.Len()+len(hdr) < 4096-len(line) {
 		body.WriteString(line)

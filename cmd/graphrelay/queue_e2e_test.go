@@ -400,14 +400,16 @@ func TestQueueDeadLetterNotice(t *testing.T) {
 	if !hasHeader {
 		t.Errorf("notice not marked: headers %+v", n.Message.Headers)
 	}
-	code, out, _ := runQueueCmd(t, "failed", "--json", "--dir", cfg.Queue.Dir)
+	// The notice is queued before the dead letter moves to failed/.
 	var failed []struct {
 		ID, Reason, Hint string
 		Attempts         int
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &failed) != nil || len(failed) != 1 {
-		t.Fatalf("queue failed --json (%d):\n%s", code, out)
-	}
+	waitFor(t, 5*time.Second, "the dead letter in failed/", func() bool {
+		code, out, _ := runQueueCmd(t, "failed", "--json", "--dir", cfg.Queue.Dir)
+		failed = nil
+		return code == 0 && json.Unmarshal([]byte(out), &failed) == nil && len(failed) == 1
+	})
 	if failed[0].Reason != "permanent" || failed[0].Attempts != 1 || !strings.Contains(failed[0].Hint, "Application Access Policy") {
 		t.Errorf("dead letter = %+v", failed[0])
 	}

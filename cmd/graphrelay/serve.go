@@ -30,7 +30,8 @@ func serveCmd(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "graphrelay: %v\n", err)
 		return 2
 	}
-	log := newLogger(cfg.Log, stderr)
+	level := new(slog.LevelVar)
+	log := newLogger(cfg.Log, level, stderr)
 	app := NewApp(cfg, log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -45,7 +46,8 @@ func serveCmd(args []string, stderr io.Writer) int {
 	for ctx.Err() == nil {
 		select {
 		case <-hup:
-			log.Info("SIGHUP: reloading the TLS certificate")
+			log.Info("SIGHUP: reloading the log level and the TLS certificate")
+			reloadLogLevel(*cfgPath, level, log)
 			app.Reload()
 		case <-ctx.Done():
 		}
@@ -73,9 +75,25 @@ func withoutConfigVar(env []string) []string {
 	return out
 }
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
+// reloadLogLevel re-reads log.level, the one setting that changes without a
+// restart; the rest of a changed file is reported but not applied.
+func reloadLogLevel(path string, level *slog.LevelVar, log *slog.Logger) {
+	cfg, err := config.Load(path, withoutConfigVar(os.Environ()))
+	if err != nil {
+		log.Error("SIGHUP: the configuration does not load; keeping the running settings", "err", err)
+		return
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(cfg.Log.Level)); err == nil && l != level.Level() {
+		log.Info("log level changed", "from", level.Level().String(), "to", l.String())
+		level.Set(l)
+	}
+}
+
+func newLogger(c config.Log, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.Level))
+	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))

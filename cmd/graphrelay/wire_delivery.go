@@ -21,7 +21,9 @@ func (a *App) newDeliverer(ctx context.Context, sender queue.Sender) (smtpd.Deli
 	cfg := a.Config
 	if cfg.Delivery.Mode == config.ModeDirect {
 		a.Log.Info("delivery mode direct: each message is relayed before the SMTP reply; nothing is spooled")
-		return queue.NewDirect(sender, ""), nil
+		d := queue.NewDirect(sender, "")
+		d.Observer = a.metrics
+		return d, nil
 	}
 	opts := queueOptions(cfg)
 	opts.Log = a.Log

@@ -1,64 +1,130 @@
-// Package relay turns an accepted message into Microsoft Graph calls: it
-// converts the MIME message with graph/convert and sends it with the graph
-// client as the mailbox the policy chose.
+// Package relay turns an accepted message into Microsoft Graph calls, as
+// the mailbox the policy chose. A message goes one of three ways:
+//
+//   - format json, request within Graph's 4,000,000-byte limit: converted
+//     with graph/convert and sent with one sendMail request;
+//   - format json, larger: the large-message path (large.go) — a draft,
+//     its attachments, an upload session per attachment of 3 MB or more,
+//     then /send — or, with delivery.large_messages: reject, a refusal that
+//     the SMTP layer answers with 552 5.3.4;
+//   - format mime: the original MIME with a rewritten header (see
+//     convert.PrepareMIME), base64-encoded, in one sendMail request; there
+//     is no large path for MIME.
+//
+// Memory: the message stays in the spool file the caller passes. Convert
+// reads it once into memory, but leaves the content of large attachments
+// in the file (convert.Options.DeferAttachments); they are decoded from the
+// file chunk by chunk while they are uploaded, so relaying a 30 MB message
+// holds one copy of it only while it is converted, and a few MB after.
 package relay
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
+	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/envelope"
 	"github.com/graphrelay/graphrelay/graph"
-	"github.com/graphrelay/graphrelay/graph/convert"
 )
 
-// Relay turns an accepted message into Graph calls: it converts the MIME
-// message to Graph's message resource and sends it as the decided mailbox.
+// DefaultDeferBytes is the encoded size from which an attachment's content
+// stays in the spool file until it is sent. Smaller ones are decoded in
+// memory, where reading them back would cost more than it saves.
+const DefaultDeferBytes = 256 << 10
+
+// Options tune a Relay. The zero value is the default configuration.
+type Options struct {
+	// LargeMessages is config.LargeUpload (the default: the draft and
+	// upload-session path, which needs Mail.ReadWrite) or
+	// config.LargeReject (refuse what needs it).
+	LargeMessages string
+	// DeferAttachmentBytes is the encoded size from which attachment
+	// content is read from the spool file only when it is sent; zero means
+	// DefaultDeferBytes, and a negative value decodes every attachment into
+	// memory (for measuring what deferral saves).
+	DeferAttachmentBytes int64
+}
+
+// Relay turns an accepted message into Graph calls.
 type Relay struct {
 	client          *graph.Client
 	saveToSentItems bool
 	log             *slog.Logger
+	opts            Options
 }
 
-// New returns a Relay that sends through client.
-func New(client *graph.Client, saveToSentItems bool, log *slog.Logger) *Relay {
-	return &Relay{client: client, saveToSentItems: saveToSentItems, log: log}
+// New returns a Relay that sends through client. opts, when given, tune it
+// (only the first is used).
+func New(client *graph.Client, saveToSentItems bool, log *slog.Logger, opts ...Options) *Relay {
+	r := &Relay{client: client, saveToSentItems: saveToSentItems, log: log}
+	if len(opts) > 0 {
+		r.opts = opts[0]
+	}
+	if r.opts.LargeMessages == "" {
+		r.opts.LargeMessages = config.LargeUpload
+	}
+	return r
 }
 
-// Send converts raw (size bytes, CRLF line endings) and sends it as
-// env.Mailbox. The error, if any, is an *Error or a conversion error whose
-// methods say how to answer the SMTP client.
+// deferBytes is the convert.Options.DeferAttachments value.
+func (r *Relay) deferBytes() int64 {
+	switch d := r.opts.DeferAttachmentBytes; {
+	case d == 0:
+		return DefaultDeferBytes
+	case d < 0:
+		return 0
+	default:
+		return d
+	}
+}
+
+// sent is the outcome of one delivery path: Graph's receipt for the request
+// that sent the message, and what the summary line should add.
+type sent struct {
+	graph.Receipt
+	attrs []any
+}
+
+// Send relays raw (size bytes, CRLF line endings, as spooled) as
+// env.Mailbox, in env.Format. The error, if any, is a *graph.Error or a
+// conversion error whose methods tell the SMTP layer how to answer.
 func (r *Relay) Send(ctx context.Context, env *envelope.Envelope, raw io.ReaderAt, size int64) (graph.Receipt, error) {
 	start := time.Now()
-	res, err := convert.Convert(io.NewSectionReader(raw, 0, size),
-		convert.Envelope{From: env.From, Recipients: env.Recipients}, convert.Options{})
-	if err != nil {
-		return graph.Receipt{}, fmt.Errorf("convert message %s: %w", env.ID, err)
+	var out sent
+	var err error
+	if env.Format == envelope.FormatMIME {
+		out, err = r.sendMIME(ctx, env, raw, size)
+	} else {
+		out, err = r.sendJSON(ctx, env, raw, size)
 	}
-	for _, w := range res.Warnings {
-		r.log.Info("conversion warning", "id", env.ID, "warning", w)
-	}
-	applyFrom(&res.Message, env)
-	req := &graph.SendMailRequest{Message: res.Message}
-	if !r.saveToSentItems {
-		no := false
-		req.SaveToSentItems = &no
-	}
-	rcpt, err := r.client.SendMail(ctx, env.Mailbox.PathID(), req)
-	attrs := []any{"id", env.ID, "mailbox", env.Mailbox.Address, "request_id", rcpt.RequestID,
-		"client_request_id", rcpt.ClientRequestID, "elapsed_ms", float64(time.Since(start).Microseconds()) / 1000}
+	attrs := []any{"id", env.ID, "mailbox", env.Mailbox.Address, "format", formatOf(env), "size", size,
+		"request_id", out.RequestID, "client_request_id", out.ClientRequestID}
+	attrs = append(attrs, out.attrs...)
+	attrs = append(attrs, "elapsed_ms", float64(time.Since(start).Microseconds())/1000)
 	if err != nil {
 		if e, ok := err.(*graph.Error); ok {
-			attrs = append(attrs, "class", e.Class.String(), "status", e.Status, "code", e.Code, "ambiguous", e.Ambiguous)
+			attrs = append(attrs, "op", e.Op, "class", e.Class.String(), "status", e.Status, "code", e.Code, "ambiguous", e.Ambiguous)
+			if e.RequestID != "" && e.RequestID != out.RequestID {
+				attrs = append(attrs, "failed_request_id", e.RequestID)
+			}
+			if h := e.Hint(); h != "" {
+				attrs = append(attrs, "hint", h)
+			}
 		}
 		r.log.Warn("graph send failed", append(attrs, "err", err)...)
-		return rcpt, err
+		return out.Receipt, err
 	}
 	r.log.Info("graph accepted message", attrs...)
-	return rcpt, nil
+	return out.Receipt, nil
+}
+
+func formatOf(env *envelope.Envelope) string {
+	if env.Format == envelope.FormatMIME {
+		return envelope.FormatMIME
+	}
+	return envelope.FormatJSON
 }
 
 // applyFrom sets the sender the policy decided. Graph sends as the mailbox

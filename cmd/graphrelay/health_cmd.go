@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/graphrelay/graphrelay/config"
+)
+
+// healthCmd asks the running daemon's admin endpoint whether it is ready,
+// for container and service health checks. It exits 0 when ready and 1
+// otherwise.
+func healthCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", os.Getenv("GRAPHRELAY_CONFIG"), "configuration `file`, to find admin.listen")
+	url := fs.String("url", "", "readiness URL (default: http://<admin.listen>/readyz)")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	target := *url
+	if target == "" {
+		addr := "127.0.0.1:8025"
+		if cfg, err := config.Load(*cfgPath, withoutConfigVar(os.Environ())); err == nil && cfg.Admin.Listen != "" {
+			addr = cfg.Admin.Listen
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		target = "http://" + addr + "/readyz"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "graphrelay health: %v\n", err)
+		return 2
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "graphrelay health: not reachable: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	fmt.Fprintf(stdout, "%s", body)
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "graphrelay health: not ready (HTTP %d)\n", resp.StatusCode)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,397 @@
+package doctor
+
+import (
+	"context"
+	"crypto/x509"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/graphrelay/graphrelay/config"
+	"github.com/graphrelay/graphrelay/graph/graphtest"
+)
+
+func TestDoctorGoodSetup(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{
+		Certificates: []*x509.Certificate{cert.cert},
+		AccessPolicy: []string{scans, alerts},
+	})
+	results := runDoctor(t, fake, tenantConfig(t, fake, cert))
+	want := []string{"config", "credential", "clock", "token", "permissions", "access " + scans, "access " + alerts, "spool", "tls", "listener test"}
+	if got := names(results); !reflect.DeepEqual(got, want) {
+		t.Fatalf("steps %v, want %v", got, want)
+	}
+	for _, r := range results {
+		if r.Status != OK {
+			t.Errorf("%s: %s %s (fix: %s)", r.Name, r.Status, r.Detail, r.Fix)
+		}
+	}
+	if Failed(results) {
+		t.Error("Failed reports a failure")
+	}
+	expect(t, results, "credential", OK, "SHA-1 thumbprint", "")
+	expect(t, results, "permissions", OK, "roles Mail.Send (app "+fake.ClientID(), "")
+	expect(t, results, "access "+scans, OK, "granted", "")
+	// The probes reached Graph, and nothing was delivered.
+	if n := len(fake.GraphRequests()); n != 2 {
+		t.Errorf("%d Graph requests, want the 2 probes", n)
+	}
+	if ds := fake.Deliveries(); len(ds) != 0 {
+		t.Fatalf("check delivered mail without --send-test: %+v", ds)
+	}
+}
+
+func TestDoctorWrongCertificate(t *testing.T) {
+	registered := newTestCert(t, "registered", time.Now().Add(365*24*time.Hour))
+	used := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{registered.cert}})
+	results := runDoctor(t, fake, tenantConfig(t, fake, used))
+	expect(t, results, "credential", OK, "the key matches it", "")
+	expect(t, results, "token", Fail, "AADSTS700027", "upload graphrelay's certificate (.cer)")
+	expect(t, results, "permissions", Warn, "skipped", "token step")
+	if !Failed(results) {
+		t.Error("a wrong certificate is not a failure")
+	}
+	if n := len(fake.GraphRequests()); n != 0 {
+		t.Errorf("%d Graph requests without a token", n)
+	}
+}
+
+func TestDoctorExpiredSecret(t *testing.T) {
+	const secret = "Zx8Q~expired.secret-value_0123456789abcdefg"
+	fake := graphtest.New(t, graphtest.Config{Secrets: []graphtest.Secret{{Value: secret, Expired: true}}})
+	cfg := tenantConfig(t, fake, nil)
+	cfg.Graph.ClientSecretFile = filepath.Join(t.TempDir(), "secret")
+	writeFile(t, cfg.Graph.ClientSecretFile, []byte(secret+"\n"), 0o600)
+	results := runDoctor(t, fake, cfg)
+	expect(t, results, "credential", OK, "expiry cannot be read from the secret itself", "")
+	expect(t, results, "token", Fail, "AADSTS7000222", "client secret has expired")
+	for _, r := range results {
+		if strings.Contains(r.Detail+r.Fix, secret) {
+			t.Errorf("%s prints the secret", r.Name)
+		}
+	}
+}
+
+func TestDoctorSecretIDInsteadOfValue(t *testing.T) {
+	fake := graphtest.New(t, graphtest.Config{})
+	cfg := tenantConfig(t, fake, nil)
+	cfg.Graph.ClientSecret = "6c0ae7b5-2a4e-4a0e-9bd2-2f0d1e5f3a11"
+	results := runDoctor(t, fake, cfg)
+	expect(t, results, "credential", Warn, "secret's ID", "Value")
+	expect(t, results, "token", Fail, "AADSTS7000215", "Value, not its Secret ID")
+}
+
+func TestDoctorNoRoles(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}, Roles: []string{}})
+	results := runDoctor(t, fake, tenantConfig(t, fake, cert))
+	expect(t, results, "token", OK, "obtained an app-only token", "")
+	expect(t, results, "permissions", Fail,
+		"the token has no application permissions: you granted Delegated permissions or did not grant admin consent",
+		"Grant admin consent")
+	expect(t, results, "access", Warn, "skipped", "permissions step")
+	if n := len(fake.GraphRequests()); n != 0 {
+		t.Errorf("%d Graph requests although the token cannot send", n)
+	}
+}
+
+func TestDoctorMailboxOutsidePolicy(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}, AccessPolicy: []string{scans}})
+	results := runDoctor(t, fake, tenantConfig(t, fake, cert))
+	expect(t, results, "access "+scans, OK, "granted", "")
+	r := expect(t, results, "access "+alerts, Fail, "denied: HTTP 403 ErrorAccessDenied: Access to OData is disabled", "mail-enabled security group")
+	if !strings.Contains(r.Fix, "hour") || !strings.Contains(r.Detail, "request-id") {
+		t.Errorf("denied mailbox: %+v", r)
+	}
+	if !Failed(results) {
+		t.Error("a denied mailbox is not a failure")
+	}
+	if ds := fake.Deliveries(); len(ds) != 0 {
+		t.Fatalf("delivered: %+v", ds)
+	}
+}
+
+func TestDoctorUnknownMailboxByObjectID(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	const id = "5f0c6a7e-2d1b-4c3e-9a8b-0123456789ab"
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert},
+		Mailboxes: []graphtest.Mailbox{{Address: scans}, {Address: "legacy@contoso.com", NoExchange: true}}})
+	cfg := tenantConfig(t, fake, cert)
+	cfg.Mailboxes = []config.Mailbox{{Address: scans}, {Address: alerts, ID: id}, {Address: "legacy@contoso.com"}}
+	results := runDoctor(t, fake, cfg)
+	expect(t, results, "access "+alerts, Fail, "unknown mailbox (as object id "+id+"): HTTP 404 ErrorInvalidUser", "does not exist")
+	expect(t, results, "access legacy@contoso.com", Fail, "MailboxNotEnabledForRESTAPI", "no Exchange Online mailbox")
+}
+
+func TestDoctorClockSkew(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	for _, tt := range []struct {
+		skew   time.Duration
+		status Status
+		detail string
+	}{
+		{10 * time.Minute, Fail, "10m0s behind"},
+		{-10 * time.Minute, Fail, "10m0s ahead of"},
+		{2 * time.Minute, Warn, "2m0s behind"},
+		{0, OK, "agrees"},
+	} {
+		t.Run(tt.skew.String(), func(t *testing.T) {
+			fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}, ClockSkew: tt.skew})
+			results := runDoctor(t, fake, tenantConfig(t, fake, cert))
+			fix := ""
+			if tt.status != OK {
+				fix = "NTP"
+			}
+			expect(t, results, "clock", tt.status, tt.detail, fix)
+			if tt.status == Fail {
+				// Entra refuses the assertion for the same reason.
+				expect(t, results, "token", Fail, "AADSTS700024", "clock")
+			} else {
+				expect(t, results, "token", OK, "obtained", "")
+			}
+		})
+	}
+}
+
+func TestDoctorSendTest(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
+	cfg := tenantConfig(t, fake, cert)
+	cfg.Graph.SaveToSentItems = false
+	results := runDoctor(t, fake, cfg, func(o *Options) { o.SendTest = "admin@contoso.com" })
+	expect(t, results, "send-test "+scans, OK, "Graph accepted the test message to admin@contoso.com (request-id ", "")
+	expect(t, results, "send-test "+alerts, OK, "Graph accepted", "")
+	ds := fake.Deliveries()
+	if len(ds) != 2 {
+		t.Fatalf("%d deliveries, want one per mailbox", len(ds))
+	}
+	for i, d := range ds {
+		m := d.Message
+		if d.Mailbox != cfg.Mailboxes[i].Address || m.Subject != TestSubject || len(m.To) != 1 || m.To[0].Address != "admin@contoso.com" ||
+			len(m.Cc)+len(m.Bcc) != 0 || d.SaveToSentItems || !strings.Contains(m.Body, "test-host") {
+			t.Errorf("delivery %d: %+v", i, d)
+		}
+	}
+
+	fake.Reset()
+	results = runDoctor(t, fake, cfg, func(o *Options) { o.SendTest, o.SendFrom = "admin@contoso.com", "ALERTS@contoso.com" })
+	expect(t, results, "send-test "+alerts, OK, "Graph accepted", "")
+	if ds := fake.Deliveries(); len(ds) != 1 || ds[0].Mailbox != alerts {
+		t.Errorf("--from: %+v", ds)
+	}
+	results = runDoctor(t, fake, cfg, func(o *Options) { o.SendTest, o.SendFrom = "admin@contoso.com", "other@contoso.com" })
+	expect(t, results, "send-test", Fail, "not one of the configured mailboxes", "--from")
+}
+
+// The send test is definitive: it runs even where the probe said denied,
+// and reports Graph's refusal.
+func TestDoctorSendTestDenied(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}, AccessPolicy: []string{scans}})
+	results := runDoctor(t, fake, tenantConfig(t, fake, cert), func(o *Options) { o.SendTest = "admin@contoso.com" })
+	expect(t, results, "send-test "+alerts, Fail, "Access to OData is disabled", "mail-enabled security group")
+	expect(t, results, "send-test "+scans, OK, "Graph accepted", "")
+}
+
+func TestDoctorDryRun(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	// No HTTP client: a dry run must not try to reach any tenant.
+	results := Run(context.Background(), Options{SendTest: "admin@contoso.com"})
+	want := []string{"config", "tenant", "send-test", "spool", "outbox", "tls", "listener local"}
+	if got := names(results); !reflect.DeepEqual(got, want) {
+		t.Fatalf("steps %v, want %v", got, want)
+	}
+	expect(t, results, "config", OK, "built-in defaults", "")
+	expect(t, results, "tenant", Warn, "dry-run mode (no graph.tenant_id is configured)", "graph.tenant_id")
+	expect(t, results, "send-test", Warn, "no test message was sent", "")
+	expect(t, results, "outbox", OK, "does not exist yet", "")
+	if Failed(results) {
+		t.Error("the default configuration fails")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "outbox")); err == nil {
+		t.Error("the check created the outbox directory")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("the check left files behind: %v", entries)
+	}
+}
+
+func TestDoctorConfigProblems(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	writeFile(t, path, []byte(`graph:
+  tenant_id: contoso.onmicrosoft.com
+  cloud: mars
+mailboxes:
+  - scans@example.com
+smtp:
+  listeners:
+    - name: lan
+      address: "0.0.0.0"
+`), 0o600)
+	results := Run(context.Background(), Options{ConfigPath: path})
+	if len(results) != 1 {
+		t.Fatalf("steps after a broken configuration: %v", names(results))
+	}
+	r := expect(t, results, "config", Fail, "problem(s):", "fix every problem")
+	for _, want := range []string{"graph.cloud", "graph.client_id", "reserved example domain", "smtp.listeners[0].address", "graph.credential"} {
+		if !strings.Contains(r.Detail, want) {
+			t.Errorf("detail lacks %q:\n%s", want, r.Detail)
+		}
+	}
+}
+
+func TestDoctorRuleProblems(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
+	cfg := tenantConfig(t, fake, cert)
+	cfg.Rules = []config.Rule{{Name: "scanners", Listener: "nope", Mailbox: scans, From: config.FromRewrite}}
+	results := runDoctor(t, fake, cfg)
+	expect(t, results, "config", Fail, `listener "nope" is not a configured listener`, "rules")
+}
+
+func TestDoctorCertificateExpiry(t *testing.T) {
+	soon := newTestCert(t, "graphrelay", time.Now().Add(10*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{soon.cert}})
+	results := runDoctor(t, fake, tenantConfig(t, fake, soon))
+	expect(t, results, "credential", Warn, "(9 days)", "graphrelay keygen")
+	expect(t, results, "token", OK, "obtained", "")
+
+	expired := newTestCert(t, "graphrelay", time.Now().Add(-24*time.Hour))
+	results = runDoctor(t, fake, tenantConfig(t, fake, expired))
+	expect(t, results, "credential", Fail, "expired on", "graphrelay keygen")
+	expect(t, results, "token", Warn, "skipped", "credential step")
+}
+
+func TestDoctorKeyMismatch(t *testing.T) {
+	a := newTestCert(t, "a", time.Now().Add(365*24*time.Hour))
+	b := newTestCert(t, "b", time.Now().Add(365*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{a.cert}})
+	cfg := tenantConfig(t, fake, a)
+	cfg.Graph.KeyFile = b.keyFile
+	results := runDoctor(t, fake, cfg)
+	expect(t, results, "credential", Fail, "does not match", "key made together with this certificate")
+}
+
+func TestDoctorKeyFileMode(t *testing.T) {
+	if os.PathSeparator == '\\' {
+		t.Skip("no Unix modes")
+	}
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	if err := os.Chmod(cert.keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
+	results := runDoctor(t, fake, tenantConfig(t, fake, cert))
+	expect(t, results, "credential", Warn, "mode 0644", "chmod 600")
+}
+
+func TestDoctorLargeMessagePermission(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	for _, tt := range []struct {
+		large  string
+		roles  []string
+		status Status
+		detail string
+	}{
+		{config.LargeUpload, []string{"Mail.Send"}, Warn, "Mail.ReadWrite is missing"},
+		{config.LargeUpload, []string{"Mail.Send", "Mail.ReadWrite"}, OK, "roles Mail.ReadWrite, Mail.Send"},
+		{config.LargeReject, []string{"Mail.Send", "Mail.ReadWrite"}, Warn, "granted but unused"},
+		{config.LargeReject, []string{"Mail.ReadWrite"}, Fail, "Mail.Send is missing"},
+	} {
+		t.Run(tt.large+strings.Join(tt.roles, "+"), func(t *testing.T) {
+			fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}, Roles: tt.roles})
+			cfg := tenantConfig(t, fake, cert)
+			cfg.Delivery.LargeMessages = tt.large
+			results := runDoctor(t, fake, cfg)
+			expect(t, results, "permissions", tt.status, tt.detail, "")
+		})
+	}
+}
+
+func TestDoctorTokenEndpointDown(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
+	fake.SetTokenOutage(http.StatusServiceUnavailable)
+	results := runDoctor(t, fake, tenantConfig(t, fake, cert))
+	expect(t, results, "token", Fail, "HTTP", "temporary failure")
+}
+
+func TestDoctorGraphThrottledIsInconclusive(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
+	fake.FailGraph(graphtest.Fault{Mailbox: alerts, Status: http.StatusServiceUnavailable})
+	results := runDoctor(t, fake, tenantConfig(t, fake, cert))
+	expect(t, results, "access "+alerts, Warn, "could not tell", "again later")
+	if Failed(results) {
+		t.Error("an inconclusive probe is a failure")
+	}
+}
+
+func TestDoctorListenerInUse(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	cfg := config.Default()
+	cfg.OutboxDir = t.TempDir()
+	cfg.SMTP.Listeners = []config.Listener{{Name: "lan", Address: held.Addr().String()}}
+	results := Run(context.Background(), Options{ConfigPath: writeConfig(t, cfg)})
+	expect(t, results, "listener lan", Warn, "in use (is graphrelay running?)", "ss -ltnp")
+}
+
+func TestDoctorSpoolProblems(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
+
+	cfg := tenantConfig(t, fake, cert)
+	cfg.Queue.Dir = cert.certFile // a file, not a directory
+	expect(t, runDoctor(t, fake, cfg), "spool", Fail, "is not a directory", "queue.dir")
+
+	cfg = tenantConfig(t, fake, cert)
+	cfg.Queue.Dir = filepath.Join(t.TempDir(), "new", "spool")
+	expect(t, runDoctor(t, fake, cfg), "spool", OK, "does not exist yet", "")
+	if _, err := os.Stat(cfg.Queue.Dir); err == nil {
+		t.Error("the check created the spool")
+	}
+
+	if os.PathSeparator != '\\' {
+		cfg = tenantConfig(t, fake, cert)
+		if err := os.Chmod(cfg.Queue.Dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, runDoctor(t, fake, cfg), "spool", Warn, "lets other users read spooled mail", "chmod 700")
+	}
+}
+
+func TestDoctorTLS(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	server := newTestCert(t, "relay.contoso.com", time.Now().Add(365*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
+
+	cfg := tenantConfig(t, fake, cert)
+	cfg.SMTP.Hostname = "relay.contoso.com"
+	cfg.SMTP.Listeners[0].TLS = config.TLSStartTLS
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = server.certFile, server.keyFile
+	expect(t, runDoctor(t, fake, cfg), "tls", OK, "CN=relay.contoso.com", "")
+
+	cfg.SMTP.Hostname = "smtp.fabrikam.com"
+	expect(t, runDoctor(t, fake, cfg), "tls", Warn, "does not name smtp.hostname", "issue the certificate for smtp.fabrikam.com")
+
+	cfg = tenantConfig(t, fake, cert)
+	cfg.SMTP.Listeners[0].TLS = config.TLSImplicit
+	cfg.TLS.SelfSigned, cfg.TLS.SelfSignedDir = true, filepath.Join(t.TempDir(), "tls")
+	expect(t, runDoctor(t, fake, cfg), "tls", OK, "will be generated", "")
+	if _, err := os.Stat(cfg.TLS.SelfSignedDir); err == nil {
+		t.Error("the check generated the self-signed certificate")
+	}
+}

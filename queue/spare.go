@@ -1,0 +1,99 @@
+package queue
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// maxSpares bounds the files kept for reuse: enough for the messages a
+// busy relay has in flight, few enough that a drained backlog does not
+// leave thousands of empty files.
+const maxSpares = 256
+
+// sparePool keeps emptied files of delivered messages for new ones. A
+// spare file is always empty when it is in the pool: it is truncated when
+// it is recycled, so no mail lingers in spare/.
+type sparePool struct {
+	dir string
+	fs  FS
+
+	mu    sync.Mutex
+	names []string
+	seq   uint64
+}
+
+func newSparePool(dir string, fs FS) *sparePool {
+	return &sparePool{dir: dir, fs: fs, seq: uint64(time.Now().UnixNano())}
+}
+
+// take returns a spare file's path, if any.
+func (p *sparePool) take() (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.names) == 0 {
+		return "", false
+	}
+	path := p.names[len(p.names)-1]
+	p.names = p.names[:len(p.names)-1]
+	return path, true
+}
+
+// recycle removes path from where it is, in one rename, and keeps the
+// emptied file as a spare; with the pool full it is deleted instead.
+func (p *sparePool) recycle(path string) error {
+	p.mu.Lock()
+	full := len(p.names) >= maxSpares
+	p.seq++
+	name := filepath.Join(p.dir, "s"+strconv.FormatUint(p.seq, 36))
+	p.mu.Unlock()
+	if full {
+		return p.fs.Remove(path)
+	}
+	if err := p.fs.Rename(path, name); err != nil {
+		return err
+	}
+	f, err := p.fs.Reuse(name, true)
+	if err != nil {
+		return p.fs.Remove(name)
+	}
+	if err := f.Close(); err != nil {
+		return p.fs.Remove(name)
+	}
+	p.mu.Lock()
+	p.names = append(p.names, name)
+	p.mu.Unlock()
+	return nil
+}
+
+// load adopts the spare files a previous run left, emptying any that a
+// crash caught before it was truncated.
+func (p *sparePool) load() error {
+	entries, err := os.ReadDir(p.dir)
+	if err != nil {
+		return fmt.Errorf("read spare/: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.names = p.names[:0]
+	for _, e := range entries {
+		path := filepath.Join(p.dir, e.Name())
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || len(p.names) >= maxSpares {
+			if err := os.RemoveAll(path); err != nil {
+				return fmt.Errorf("remove spare %s: %w", path, err)
+			}
+			continue
+		}
+		if info.Size() > 0 {
+			if err := os.Truncate(path, 0); err != nil {
+				return fmt.Errorf("empty spare %s: %w", path, err)
+			}
+		}
+		p.names = append(p.names, path)
+	}
+	return nil
+}
