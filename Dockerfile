@@ -27,6 +27,10 @@ COPY packaging/container.yaml /etc/graphrelay/graphrelay.yaml
 # is initialised from it, owner included, so the daemon can write to it.
 COPY --from=build --chown=65532:65532 /out/spool /var/spool/graphrelay
 VOLUME /var/spool/graphrelay
+# Every subcommand reads this when --config is not given, so that
+# "docker exec <container> /graphrelay queue list" (and health, check,
+# sendmail) find the same configuration as serve.
+ENV GRAPHRELAY_CONFIG=/etc/graphrelay/graphrelay.yaml
 # SMTP listens on unprivileged ports inside (packaging/container.yaml): a
 # nonroot process cannot bind 25 on runtimes that keep the kernel default
 # ip_unprivileged_port_start. Publish them as 25, 587 and 465:

@@ -54,6 +54,9 @@ type Error struct {
 	Ambiguous bool
 	hint      string
 	err       error
+	// limit names the size limit a too-large message exceeded, when it is
+	// known before sending; it is safe to show to the SMTP client.
+	limit string
 }
 
 func (e *Error) Error() string {
@@ -89,6 +92,9 @@ func (e *Error) AccessDenied() bool { return e.Status == http.StatusForbidden }
 func (e *Error) TooLarge() bool {
 	return e.Status == http.StatusRequestEntityTooLarge || e.Code == "ErrorMessageSizeExceeded"
 }
+
+// SizeLimit names the limit a too-large message exceeded, "" if unknown.
+func (e *Error) SizeLimit() string { return e.limit }
 
 // Hint is the admin's next step, for the log line.
 func (e *Error) Hint() string { return e.hint }

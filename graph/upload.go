@@ -40,7 +40,8 @@ const RequestLimitText = "4,000,000-byte Graph request limit"
 // without sending it. need is the request's size in bytes.
 func TooLargeError(op string, need int64, hint string) *Error {
 	return &Error{Op: op, Class: Permanent, Status: http.StatusRequestEntityTooLarge,
-		Message: fmt.Sprintf("a request of %d bytes exceeds the %s", need, RequestLimitText), hint: hint}
+		Message: fmt.Sprintf("a request of %d bytes exceeds the %s", need, RequestLimitText), hint: hint,
+		limit: RequestLimitText}
 }
 
 // CreateDraft creates msg as a draft in mailbox's Drafts folder and returns

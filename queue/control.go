@@ -82,17 +82,26 @@ func execute(x executor, req Request) Response {
 	return Response{OK: true, Message: msg, Count: count}
 }
 
-// controlLoop serves admin requests until Close.
+// statsInterval is how often queue statistics go to the Observer.
+const statsInterval = 5 * time.Second
+
+// controlLoop serves admin requests, and reports queue statistics, until
+// Close.
 func (q *Queue) controlLoop() {
 	defer q.loopsDone.Done()
 	t := time.NewTicker(q.opts.ControlInterval)
 	defer t.Stop()
+	var lastStats time.Time
 	for {
 		select {
 		case <-q.quit:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			q.serveControl()
+			if now.Sub(lastStats) >= statsInterval {
+				q.reportStats(now)
+				lastStats = now
+			}
 		}
 	}
 }

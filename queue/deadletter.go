@@ -10,6 +10,7 @@ import (
 // can repeat a notice but never lose one.
 func (q *Queue) deadLetter(it *item, reason string, res result, now time.Time) {
 	rec := it.rec
+	q.opts.Observer.DeliveryFailed(rec.Envelope.Mailbox.Address, res.code, res.outcome, false)
 	d := &DeadLetter{At: now, Reason: reason, Status: res.status, Code: res.code,
 		RequestID: res.requestID, Hint: res.hint}
 	if res.err != nil {

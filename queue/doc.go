@@ -3,11 +3,10 @@
 //
 // # Queue mode (store and forward, the default)
 //
-// Queue is the smtpd.Deliverer. Deliver writes the message and its
-// envelope into the spool and returns nil only once both are durable:
-// written into tmp/<id>/, each file fsynced, the directory fsynced, renamed
-// to queue/<id>/, and queue/ fsynced. Only then does smtpd answer
-// "250 2.0.0 queued as <id>". Every failure before that answers 4xx and
+// Queue is the smtpd.Deliverer. Deliver writes the envelope and the
+// message into one file and returns nil only once it is durable: written
+// under a temporary name, fsynced, renamed to queue/<id>.msg, and queue/
+// fsynced. Only then does smtpd answer "250 2.0.0 queued as <id>". Every failure before that answers 4xx and
 // leaves nothing behind: the spool quota (queue.max_messages,
 // queue.max_bytes), a full disk (ENOSPC, EDQUOT) answer 452 4.3.1 through
 // SpoolError.InsufficientStorage; any other disk error answers 451.
@@ -22,12 +21,13 @@
 // scheduler takes one message per mailbox in turn, so a throttled mailbox
 // never holds workers that another mailbox could use.
 //
-// Each attempt is recorded in record.json before the request goes out,
-// together with a pessimistic next try, so that a crash leaves an honest
-// attempt count and a restart does not retry at once what may have just
-// crashed the daemon. Outcomes:
+// Each attempt is recorded in the journal (fsynced, group-committed with
+// the other attempts starting at the same moment) before the request goes
+// out, together with a pessimistic next try, so that a crash leaves an
+// honest attempt count and a restart does not retry at once what may have
+// just crashed the daemon. Outcomes:
 //
-//   - 202: the message directory is removed.
+//   - 202: the message is removed.
 //   - Permanent (graph.Error.Permanent, or a message the converter
 //     refuses): the message becomes a dead letter at once.
 //   - Transient (429, 5xx, timeouts, network and token failures, and any
@@ -40,9 +40,9 @@
 //     dead letter, with reason "expired". The last attempt is made at the
 //     deadline itself.
 //
-// Dead letters move to failed/<id>/ in one rename, with every attempt's
-// HTTP status, Graph error code, request-id, client-request-id and hint in
-// their record. If queue.notice_to is set, a notice goes to it through
+// Dead letters move to failed/, their .msg file and then their .json
+// record, with every attempt's HTTP status, Graph error code, request-id,
+// client-request-id and hint in the record. If queue.notice_to is set, a notice goes to it through
 // Graph, sent as queue.notice_mailbox: a multipart/mixed message naming the
 // original's subject, sender and recipients, the reason and the hint, with
 // the original attached as message/rfc822 (only its header when it is over
@@ -62,7 +62,7 @@
 // cases. Each is logged as "possible duplicate" (or, after a crash,
 // "attempt was interrupted") with the message's queue id and, when a
 // request went out, its client-request-id, which Graph's support can trace;
-// the attempt is marked "ambiguous" in record.json. The removal of a
+// the attempt is marked "ambiguous" in the message's record. The removal of a
 // delivered message is not fsynced, so a power loss right after a delivery
 // can also repeat it.
 //
@@ -72,7 +72,16 @@
 // the ones in flight finish until the shutdown deadline; then it cancels
 // them, records them as interrupted with next try "now", and releases the
 // spool. At the next start every message in queue/ resumes at its next
-// try; leftovers in tmp/ are removed.
+// try, after the repairs described in settle.go.
+//
+// # Performance
+//
+// Creating a file is the dearest filesystem operation by far (on the
+// reference VM 0.5 to 0.8 ms of CPU, against 30 µs for a rename), so a
+// healthy message costs one file write, one rename in, one journal line
+// and one rename out: files are reused through spare/, records are written
+// only when an attempt fails, and every directory and journal fsync is
+// group-committed across concurrent messages.
 //
 // # Operating the queue while the daemon runs
 //

@@ -12,6 +12,7 @@ import (
 // own waiting line, concurrency count, pacing and Retry-After floor.
 type mailbox struct {
 	key   string
+	name  string // the address as configured, for metrics labels
 	limit int // max concurrent attempts
 	// interval is the pacing gap between attempt starts, from
 	// messages_per_minute; 0 means no pacing.

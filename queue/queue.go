@@ -50,6 +50,9 @@ type Options struct {
 	// FS is where the spool writes; nil is the operating system.
 	FS  FS
 	Log *slog.Logger
+	// Observer receives delivery events and queue statistics for metrics;
+	// nil discards them.
+	Observer Observer
 }
 
 // MailboxLimits are one mailbox's delivery limits.
@@ -86,6 +89,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
 	}
 	return o
 }

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -524,5 +525,68 @@ func TestSecondDaemonIsRefused(t *testing.T) {
 	opts.LockWait = 100 * time.Millisecond
 	if _, err := Open(opts, newFakeSender()); err == nil || !strings.Contains(err.Error(), "in use by another graphrelay") {
 		t.Fatalf("second Open on one spool: %v", err)
+	}
+}
+
+// recordingObserver collects what the queue reports for metrics.
+type recordingObserver struct {
+	mu        sync.Mutex
+	delivered map[string]int
+	failed    []string
+	depth     map[string]int
+}
+
+func (o *recordingObserver) Delivered(mailbox string, _ time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.delivered[mailbox]++
+}
+
+func (o *recordingObserver) DeliveryFailed(mailbox, code, class string, retry bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failed = append(o.failed, fmt.Sprintf("%s %s %s %v", mailbox, code, class, retry))
+}
+
+func (o *recordingObserver) QueueStats(mailbox string, depth int, _ time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.depth[mailbox] = depth
+}
+
+func TestObserverSeesDeliveriesAndFailures(t *testing.T) {
+	s := newFakeSender()
+	s.setScript(func(env *envelope.Envelope, n int) error {
+		if env.Mailbox.Address == "bad@example.com" {
+			return &graph.Error{Op: "sendMail", Class: graph.Permanent, Status: 404, Code: "ErrorInvalidUser"}
+		}
+		if n == 1 {
+			return &graph.Error{Op: "sendMail", Class: graph.Transient, Status: 503, Code: "ServiceUnavailable"}
+		}
+		return nil
+	})
+	obs := &recordingObserver{delivered: map[string]int{}, depth: map[string]int{}}
+	opts := testOptions(t)
+	opts.Observer = obs
+	q := startQueue(t, opts, s)
+	deliver(t, q, "good@example.com", "g")
+	deliver(t, q, "bad@example.com", "b")
+	s.waitDelivered(t, 1, 5*time.Second)
+	eventually(t, 5*time.Second, "both reported", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return obs.delivered["good@example.com"] == 1 && len(obs.failed) == 2
+	})
+	obs.mu.Lock()
+	got := strings.Join(sortedCopy(obs.failed), "|")
+	obs.mu.Unlock()
+	if got != "bad@example.com ErrorInvalidUser permanent false|good@example.com ServiceUnavailable transient true" {
+		t.Errorf("failures reported: %s", got)
+	}
+	q.reportStats(time.Now())
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if d, ok := obs.depth["good@example.com"]; !ok || d != 0 {
+		t.Errorf("queue stats = %v", obs.depth)
 	}
 }

@@ -12,10 +12,10 @@ import (
 // records; an older one refuses records it does not know.
 const recordVersion = 1
 
-// Record is a spooled message's record.json: the envelope and policy
-// decision it was accepted with, and its delivery history. The message
-// bytes live next to it in message.eml. FORMAT.md describes both for
-// admins.
+// Record is a spooled message's record: the envelope and policy decision
+// it was accepted with, and its delivery history. It is the envelope line
+// of the .msg file at acceptance, and the .json file once an attempt has
+// failed. FORMAT.md describes both for admins.
 type Record struct {
 	Version  int               `json:"version"`
 	Envelope envelope.Envelope `json:"envelope"`
@@ -25,9 +25,10 @@ type Record struct {
 	Notice string `json:"notice,omitempty"`
 	// NoticeFor is the queue id of the message a notice is about.
 	NoticeFor string `json:"notice_for,omitempty"`
-	// NextTry is when the next attempt may start. Before each attempt it is
-	// pushed one backoff interval ahead, so a crash during the attempt does
-	// not make the restarted daemon hammer Graph with the same message.
+	// NextTry is when the next attempt may start. Each attempt's journal
+	// entry pushes it one backoff interval ahead, so a crash during the
+	// attempt does not make the restarted daemon hammer Graph with the
+	// same message.
 	NextTry time.Time `json:"next_try"`
 	// RequeuedAt is set by "queue requeue"; queue.max_age counts from it
 	// instead of from the receive time.
@@ -42,9 +43,9 @@ type Record struct {
 
 // Attempt outcomes.
 const (
-	// OutcomeStarted is written before the request goes out. A record
-	// still saying "started" after a restart means the daemon died during
-	// the attempt; it is then reported as interrupted.
+	// OutcomeStarted marks an attempt under way: in memory, and in
+	// listings that merge the journal. It is never written to a record;
+	// an attempt the daemon did not finish becomes "interrupted".
 	OutcomeStarted     = "started"
 	OutcomeTransient   = "transient"
 	OutcomePermanent   = "permanent"
@@ -75,9 +76,8 @@ type Attempt struct {
 // DeadLetter says why a message was given up.
 type DeadLetter struct {
 	At time.Time `json:"at"`
-	// Reason is "permanent" (Graph refused it), "expired" (still failing
-	// after queue.max_age), "deleted" is never written: deleted messages
-	// are gone.
+	// Reason is "permanent" (Graph refused it, or it cannot be
+	// converted) or "expired" (still failing after queue.max_age).
 	Reason    string `json:"reason"`
 	Status    int    `json:"status,omitempty"`
 	Code      string `json:"code,omitempty"`
@@ -130,7 +130,7 @@ func encodeRecord(r *Record) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// decodeRecord parses record.json.
+// decodeRecord parses a record, from a .json file or an envelope line.
 func decodeRecord(b []byte) (*Record, error) {
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {

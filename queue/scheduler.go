@@ -13,9 +13,9 @@ type item struct {
 	rec    *Record
 	offset int64 // where the message starts in its .msg file
 	box    *mailbox
-	next  time.Time
-	index int // in box.waiting; -1 when not waiting
-	state itemState
+	next   time.Time
+	index  int // in box.waiting; -1 when not waiting
+	state  itemState
 	// deleteRequested is set by "queue delete" during an attempt; the
 	// worker removes the message when the attempt ends.
 	deleteRequested bool
@@ -36,7 +36,11 @@ func (q *Queue) mailboxFor(address, id string) *mailbox {
 	if m, ok := q.boxes[key]; ok {
 		return m
 	}
-	m := &mailbox{key: key, limit: q.opts.DefaultConcurrency}
+	name := address
+	if name == "" {
+		name = id
+	}
+	m := &mailbox{key: key, name: name, limit: q.opts.DefaultConcurrency}
 	for _, l := range q.opts.Mailboxes {
 		if mailboxKey(l.Address, "") == key {
 			if l.MaxConcurrency > 0 {
@@ -208,4 +212,33 @@ func (q *Queue) checkin(it *item, gone bool) {
 		q.release(1, it.rec.Envelope.Size)
 	}
 	q.poke()
+}
+
+// reportStats gives the Observer each mailbox's messages in queue/ and
+// the age of its oldest one.
+func (q *Queue) reportStats(now time.Time) {
+	type stat struct {
+		depth  int
+		oldest time.Time
+	}
+	q.mu.Lock()
+	stats := make(map[string]*stat, len(q.boxes))
+	for _, m := range q.boxes {
+		stats[m.name] = &stat{}
+	}
+	for _, it := range q.items {
+		s := stats[it.box.name]
+		s.depth++
+		if r := it.rec.Envelope.ReceivedAt; s.oldest.IsZero() || r.Before(s.oldest) {
+			s.oldest = r
+		}
+	}
+	q.mu.Unlock()
+	for name, s := range stats {
+		var age time.Duration
+		if s.depth > 0 {
+			age = now.Sub(s.oldest)
+		}
+		q.opts.Observer.QueueStats(name, s.depth, age)
+	}
 }

@@ -86,6 +86,7 @@ func (q *Queue) delivered(it *item, n int, res result, start, end time.Time) {
 		q.log.Error("delivered, but cannot remove it from the spool; it may be sent again after a restart",
 			append(q.msgAttrs(rec), "err", err)...)
 	}
+	q.opts.Observer.Delivered(rec.Envelope.Mailbox.Address, end.Sub(rec.Envelope.ReceivedAt))
 	q.log.Info("delivered", append(q.msgAttrs(rec), "attempt", n, "request_id", res.requestID,
 		"client_request_id", res.clientRequestID, "attempt_ms", ms(end.Sub(start)),
 		"elapsed_ms", ms(end.Sub(rec.Envelope.ReceivedAt)))...)
@@ -101,6 +102,7 @@ func (q *Queue) defer_(it *item, n int, res result, now time.Time) {
 		q.deadLetter(it, "expired", res, now)
 		return
 	}
+	q.opts.Observer.DeliveryFailed(rec.Envelope.Mailbox.Address, res.code, OutcomeTransient, true)
 	delay := q.backoff(n)
 	if res.retryAfter > delay {
 		delay = res.retryAfter

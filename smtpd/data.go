@@ -18,6 +18,13 @@ const maxHeaderBytes = 1 << 20
 // crlfReader turns bare LF line endings into CRLF, so the message is stored
 // and parsed in one canonical form whatever the client sent (curl -T and
 // smtplib with bytes send bare LF).
+//
+// It also undoes dot-stuffing after a bare LF. go-smtp unstuffs only after
+// CRLF (which keeps end-of-data strict against smuggling), but clients that
+// treat LF as a line end, smtplib among them, stuff a leading dot there
+// too; without this such a line would arrive with its dot doubled. Postfix
+// treats bare LF the same way. End-of-data detection is go-smtp's and is
+// unaffected: this reader only sees message content.
 type crlfReader struct {
 	r      *bufio.Reader
 	lastCR bool
@@ -47,6 +54,9 @@ func (c *crlfReader) Read(p []byte) (int, error) {
 		if b == '\n' && !c.lastCR {
 			c.buf = append(c.buf[:0], '\r', '\n')
 			c.lastCR = false
+			if next, err := c.r.Peek(2); err == nil && next[0] == '.' && next[1] == '.' {
+				c.r.ReadByte()
+			}
 			continue
 		}
 		c.lastCR = b == '\r'

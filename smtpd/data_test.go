@@ -14,6 +14,9 @@ func TestCRLFReader(t *testing.T) {
 		{"a\r\nb\nc", "a\r\nb\r\nc"},
 		{"\n\n", "\r\n\r\n"},
 		{"bare\rcr\n", "bare\rcr\r\n"},
+		{"a\n..stuffed after LF\n", "a\r\n.stuffed after LF\r\n"},
+		{"a\r\n..after CRLF go-smtp already unstuffed\r\n", "a\r\n..after CRLF go-smtp already unstuffed\r\n"},
+		{"a\n.single dot kept\n", "a\r\n.single dot kept\r\n"},
 		{"", ""},
 	}
 	for _, tt := range tests {

@@ -19,6 +19,7 @@ type (
 	invalidContent interface{ InvalidContent() bool }
 	storageFull    interface{ InsufficientStorage() bool }
 	hinted         interface{ Hint() string }
+	sizeLimited    interface{ SizeLimit() string }
 )
 
 // toSMTPError is the one place where an outcome becomes an SMTP reply. The
@@ -79,7 +80,11 @@ func toSMTPError(err error, id string) *smtp.SMTPError {
 		return reply(452, smtp.EnhancedCode{4, 3, 1}, "Insufficient system storage, try again later")
 	}
 	if is[tooLarge](err, func(e tooLarge) bool { return e.TooLarge() }) {
-		return reply(552, smtp.EnhancedCode{5, 3, 4}, "Message too large for Microsoft Graph")
+		var sl sizeLimited
+		if errors.As(err, &sl) && sl.SizeLimit() != "" {
+			return reply(552, smtp.EnhancedCode{5, 3, 4}, "Message too large for Microsoft Graph: it exceeds the "+sl.SizeLimit())
+		}
+		return reply(552, smtp.EnhancedCode{5, 3, 4}, "Message too large for Microsoft Graph or the tenant's maximum message size")
 	}
 	if is[invalidContent](err, func(e invalidContent) bool { return e.InvalidContent() }) {
 		return reply(554, smtp.EnhancedCode{5, 6, 0}, "Message content could not be converted")

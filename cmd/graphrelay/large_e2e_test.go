@@ -120,8 +120,8 @@ func TestEndToEndLargeMessageReject(t *testing.T) {
 	})
 	raw, _ := largeMessage(3_500_000, 35)
 	rep := sendNetSMTP(t, r.addr, "scanner@mfp.lan", []string{"alice@company.com"}, string(raw))
-	if rep.code != 552 || !strings.HasPrefix(rep.msg, "5.3.4") {
-		t.Errorf("reply = %d %s, want 552 5.3.4", rep.code, rep.msg)
+	if rep.code != 552 || !strings.HasPrefix(rep.msg, "5.3.4") || !strings.Contains(rep.msg, "4,000,000-byte Graph request limit") {
+		t.Errorf("reply = %d %s, want 552 5.3.4 naming the limit", rep.code, rep.msg)
 	}
 	if !strings.Contains(r.logs.String(), "4,000,000-byte Graph request limit") {
 		t.Errorf("the log does not name the limit:\n%s", r.logs)

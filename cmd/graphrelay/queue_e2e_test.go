@@ -161,17 +161,32 @@ func TestQueueOutageRecovery(t *testing.T) {
 	}
 	// Let the outage last through several backoff rounds.
 	waitFor(t, 20*time.Second, "three failed rounds", func() bool { return count503(fake) >= 3*n })
-	recovery := time.Now()
 	fake.SetGraphOutage(nil)
+	recovery := time.Now()
 	ds := fake.WaitDeliveries(n, 20*time.Second)
 	if len(ds) != n {
 		t.Fatalf("%d of %d delivered after recovery", len(ds), n)
 	}
-	// Each message needed exactly one request after the recovery: none
-	// waited for more than its scheduled try, and none was lost.
-	after := 0
+	// The fake records a request when its answer is written, just after
+	// the delivery.
+	waitFor(t, 5*time.Second, "requests recorded", func() bool {
+		k := 0
+		for _, g := range fake.GraphRequests() {
+			if g.Status == 202 {
+				k++
+			}
+		}
+		return k >= n
+	})
+	// Each message needed at most one request after the recovery (its
+	// next scheduled try), and it succeeded: none waited for more than
+	// one backoff interval, none was lost, none was sent twice.
+	after, accepted := 0, 0
 	var last time.Time
 	for _, g := range fake.GraphRequests() {
+		if g.Status == 202 {
+			accepted++
+		}
 		if g.Start.After(recovery) {
 			after++
 			if g.Status != 202 {
@@ -184,8 +199,8 @@ func TestQueueOutageRecovery(t *testing.T) {
 			last = d.At
 		}
 	}
-	if after != n {
-		t.Errorf("%d requests after recovery for %d messages", after, n)
+	if after > n || accepted != n {
+		t.Errorf("%d requests after recovery and %d accepted in all, for %d messages", after, accepted, n)
 	}
 	t.Logf("last delivery %s after recovery (retry_max %s)", last.Sub(recovery).Round(time.Millisecond), cfg.Queue.RetryMax.D())
 	// A generous bound: one interval, plus scheduling on a loaded machine.
@@ -280,7 +295,9 @@ func TestQueueTokenOutage(t *testing.T) {
 	for i := range 3 {
 		mustQueue(t, r.addr, "alerts@company.com", fmt.Sprintf("token %d", i))
 	}
-	waitFor(t, 10*time.Second, "failed token requests", func() bool { return len(fake.TokenRequests()) >= 6 })
+	// graph holds a failed token request for a second, so this is a few
+	// rounds of retries.
+	waitFor(t, 10*time.Second, "failed token requests", func() bool { return len(fake.TokenRequests()) >= 2 })
 	if n := len(fake.Deliveries()); n != 0 {
 		t.Fatalf("%d delivered without a token", n)
 	}

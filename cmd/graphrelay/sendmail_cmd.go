@@ -46,8 +46,12 @@ Reads a message on stdin and submits it over SMTP to the local graphrelay.
 Accepted and ignored for compatibility: -bm -odi -odb -oem -oQ... -oX...
 -B TYPE -N DSN -R RET -V ENVID -X FILE -L TAG -h N -C FILE -G -U -n -m -s.
 -q and -bi succeed without doing anything (the daemon runs the queue).
-Exit codes are sendmail's (sysexits.h): 0 sent, 64 usage, 65 bad data,
-67 recipient refused, 69 refused, 74 stdin error, 75 try again later.
+
+Exit codes are sendmail's (sysexits.h): 0 sent, 64 usage or no recipients,
+65 unusable message, 67 recipient refused, 69 message refused, 74 stdin
+unreadable, 75 relay down or busy: try again later, 76 protocol error,
+78 configuration unreadable. Unless the connection broke after the whole
+message was sent, a failure means the relay did not accept the message.
 `
 
 // sendmailOpts are the parsed command line.
@@ -127,6 +131,12 @@ func (o *sendmailOpts) parseShort(args []string, i int) (int, error) {
 	a := args[i]
 	for j := 1; j < len(a); j++ {
 		c := a[j]
+		// "-h N" is sendmail's hop count, which nobody passes any more; a
+		// bare "-h" is someone asking for help.
+		if a == "-h" && (i+1 >= len(args) || strings.Trim(args[i+1], "0123456789") != "") {
+			o.help = true
+			return i, nil
+		}
 		switch {
 		case strings.IndexByte(smSwitches, c) >= 0:
 			switch c {
@@ -274,7 +284,7 @@ func sendmailCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(exSoftware, "%v", err)
 	}
 	if o.verbose {
-		fmt.Fprintf(stdout, "graphrelay sendmail: %s accepted the message: %s\n", server, reply)
+		fmt.Fprintf(stdout, "graphrelay sendmail: %s accepted the message: 250 %s\n", server, reply)
 	}
 	return 0
 }

@@ -40,6 +40,8 @@ func TestParseSendmailArgs(t *testing.T) {
 		{"-- ends options", []string{"-i", "--", "-odd@x"}, sendmailOpts{ignoreDots: true, rcpts: []string{"-odd@x"}}},
 		{"queue run is a no-op", []string{"-q30m"}, sendmailOpts{noop: true}},
 		{"newaliases is a no-op", []string{"-bi"}, sendmailOpts{noop: true}},
+		{"-h alone is help", []string{"-h"}, sendmailOpts{help: true}},
+		{"-h N is a hop count", []string{"-h", "17", "a@x"}, sendmailOpts{rcpts: []string{"a@x"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parseSendmailArgs(tc.args)
@@ -48,7 +50,7 @@ func TestParseSendmailArgs(t *testing.T) {
 			}
 			if got.extract != tc.want.extract || got.ignoreDots != tc.want.ignoreDots || got.sender != tc.want.sender ||
 				got.senderSet != tc.want.senderSet || got.fullName != tc.want.fullName || got.verbose != tc.want.verbose ||
-				got.server != tc.want.server || got.config != tc.want.config || got.noop != tc.want.noop ||
+				got.server != tc.want.server || got.config != tc.want.config || got.noop != tc.want.noop || got.help != tc.want.help ||
 				!slices.Equal(got.rcpts, tc.want.rcpts) {
 				t.Errorf("got %+v\nwant %+v", *got, tc.want)
 			}
@@ -274,6 +276,10 @@ func TestResolveSendmailServer(t *testing.T) {
 	sendmailDefaultConfig = func() string { return dir + "/absent.yaml" }
 	if got := resolve(sendmailOpts{}); got != "127.0.0.1:2525" {
 		t.Errorf("no configuration: %q", got)
+	}
+	sendmailDefaultConfig = func() string { return dir }
+	if got, err := resolveSendmailServer(&sendmailOpts{}, getenv); err == nil {
+		t.Errorf("an unreadable default configuration gave %q", got)
 	}
 	sendmailDefaultConfig = func() string { return pkgConf }
 	if got := resolve(sendmailOpts{}); got != "127.0.0.1:25" {

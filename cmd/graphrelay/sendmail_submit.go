@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -41,13 +42,14 @@ func resolveSendmailServer(o *sendmailOpts, getenv func(string) string) (string,
 	listeners, source := config.Default().SMTP.Listeners, "the built-in configuration"
 	if path != "" {
 		ls, err := readListeners(path)
-		if err != nil && explicit {
-			return "", fmt.Errorf("%v (pass --server HOST:PORT instead)", err)
-		}
-		// An unreadable default file is no error: it is often readable only
-		// by the relay's own user, and the built-in listener may be right.
-		if err == nil && len(ls) > 0 {
+		switch {
+		case err == nil && len(ls) > 0:
 			listeners, source = ls, path
+		// Only an absent default file means "no configuration". One that
+		// exists but cannot be read names listeners sendmail would miss,
+		// and guessing 127.0.0.1:2525 would fail later and less clearly.
+		case err != nil && (explicit || !errors.Is(err, fs.ErrNotExist)):
+			return "", fmt.Errorf("%v (make it readable: it holds no secrets when they are in *_file settings; or pass --server HOST:PORT)", err)
 		}
 	}
 	addr, err := submissionTarget(listeners)

@@ -31,7 +31,7 @@ Commands (from an elevated prompt):
 
 Flags:
   --config FILE   configuration for install (default: graphrelay.yaml beside
-                  graphrelay.exe); relative paths in it, such as queue.dir,
+                  graphrelay.exe); relative paths in it, such as outbox_dir,
                   are relative to its directory
   --name NAME     service and event log source name (default graphrelay)
 `
@@ -302,8 +302,8 @@ const (
 func (s *relayService) Execute(_ []string, req <-chan svc.ChangeRequest, status chan<- svc.Status) (bool, uint32) {
 	status <- svc.Status{State: svc.StartPending}
 	// The service manager starts services in System32. Relative paths in
-	// the configuration (queue.dir ./spool, outbox_dir, tls.self_signed_dir)
-	// are meant beside the configuration file.
+	// the configuration (outbox_dir ./outbox, tls.self_signed_dir ./tls) are
+	// meant beside the configuration file.
 	if s.cfgPath != "" {
 		if err := os.Chdir(filepath.Dir(s.cfgPath)); err != nil {
 			s.elog.Error(eventIDError, "cannot enter the configuration's directory: "+err.Error())
@@ -332,7 +332,8 @@ func (s *relayService) Execute(_ []string, req <-chan svc.ChangeRequest, status 
 			status <- c.CurrentStatus
 		case svc.ParamChange:
 			// "sc control graphrelay paramchange" is the service's SIGHUP.
-			log.Info("parameter change: reloading the TLS certificate")
+			log.Info("parameter change: reloading the log level and the TLS certificate")
+			reloadLogLevel(s.cfgPath, &level, log)
 			app.Reload()
 		case svc.Stop, svc.Shutdown:
 			return s.stop(app, cfg, log, status)

@@ -28,6 +28,7 @@ func (a *App) newDeliverer(ctx context.Context, sender queue.Sender) (smtpd.Deli
 	opts := queueOptions(cfg)
 	opts.Log = a.Log
 	opts.FS = spoolFS
+	opts.Observer = a.metrics
 	q, err := queue.Open(opts, sender)
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)

@@ -158,6 +158,14 @@
 //     upload a large file chunk by chunk without a decoded copy in memory.
 //     Every other attachment is then a copy, so no result holds the input.
 //
+// # MIME passthrough
+//
+// PrepareMIME is the other way through: for delivery format "mime" the
+// message is not converted. Only its top-level header is rewritten (From to
+// the mailbox, recipients to the envelope, Bcc from the envelope), and the
+// body goes to Graph byte for byte. The rule is documented in
+// passthrough.go and tested in passthrough_test.go.
+//
 // # Errors
 //
 // Convert returns *Error only when no message can be produced: empty input,

@@ -12,6 +12,49 @@ import (
 	"github.com/graphrelay/graphrelay/internal/mailhdr"
 )
 
+// MIMEEnvelope is what the header rewrite needs to know about the message.
+type MIMEEnvelope struct {
+	Mailbox    string   // the mailbox address the message is sent as
+	FromName   string   // display name for From; "" for none
+	ReplyTo    string   // Reply-To to add when the message has none; "" for none
+	Recipients []string // RCPT TO addresses; authoritative
+}
+
+// MIME is a passthrough message: a rewritten header followed by the
+// original body, which stays in the input until it is written.
+type MIME struct {
+	Header     []byte // the rewritten header block, empty line included
+	BodyOffset int64  // where the unchanged body starts in the input
+	BodySize   int64
+	// Removed counts To/Cc addresses that were not envelope recipients;
+	// AddedBcc counts envelope recipients added as Bcc; DroppedBcc counts
+	// the incoming Bcc fields removed.
+	Removed, AddedBcc, DroppedBcc int
+}
+
+// Size is the length of the message as it will be sent.
+func (m *MIME) Size() int64 { return int64(len(m.Header)) + m.BodySize }
+
+// Bytes returns the whole message: the rewritten header, then the body
+// read unchanged from input.
+func (m *MIME) Bytes(input io.ReaderAt) ([]byte, error) {
+	out := make([]byte, m.Size())
+	n := copy(out, m.Header)
+	if _, err := io.ReadFull(io.NewSectionReader(input, m.BodyOffset, m.BodySize), out[n:]); err != nil {
+		return nil, fmt.Errorf("read message body: %w", err)
+	}
+	return out, nil
+}
+
+// headerReadSlack is read beyond DefaultMaxHeaderBytes so that a header
+// block at the limit still has its end, and the first body line, in view.
+const headerReadSlack = 64 << 10
+
+// PrepareMIME reads the header block of the size-byte message in input and
+// rewrites it for MIME passthrough. Only the header is read; the body stays
+// in input. It returns an *Error for a message that has no usable header
+// block (empty, or a header over DefaultMaxHeaderBytes).
+//
 // MIME passthrough (delivery format "mime") sends the sender's own RFC 5322
 // message to Graph, base64-encoded, instead of converting it. It is for mail
 // that only survives unparsed: calendar invitations, S/MIME and
@@ -52,49 +95,6 @@ import (
 // attachment of a draft, not a message's MIME, and splitting the MIME
 // would break its signatures. A message whose base64 exceeds the request
 // limit (about 3 MB of MIME) is refused as too large.
-
-// MIMEEnvelope is what the header rewrite needs to know about the message.
-type MIMEEnvelope struct {
-	Mailbox    string   // the mailbox address the message is sent as
-	FromName   string   // display name for From; "" for none
-	ReplyTo    string   // Reply-To to add when the message has none; "" for none
-	Recipients []string // RCPT TO addresses; authoritative
-}
-
-// MIME is a passthrough message: a rewritten header followed by the
-// original body, which stays in the input until it is written.
-type MIME struct {
-	Header     []byte // the rewritten header block, empty line included
-	BodyOffset int64  // where the unchanged body starts in the input
-	BodySize   int64
-	// Removed counts To/Cc addresses that were not envelope recipients;
-	// AddedBcc counts envelope recipients added as Bcc; DroppedBcc counts
-	// the incoming Bcc fields removed.
-	Removed, AddedBcc, DroppedBcc int
-}
-
-// Size is the length of the message as it will be sent.
-func (m *MIME) Size() int64 { return int64(len(m.Header)) + m.BodySize }
-
-// Bytes returns the whole message: the rewritten header, then the body
-// read unchanged from input.
-func (m *MIME) Bytes(input io.ReaderAt) ([]byte, error) {
-	out := make([]byte, m.Size())
-	n := copy(out, m.Header)
-	if _, err := io.ReadFull(io.NewSectionReader(input, m.BodyOffset, m.BodySize), out[n:]); err != nil {
-		return nil, fmt.Errorf("read message body: %w", err)
-	}
-	return out, nil
-}
-
-// headerReadSlack is read beyond DefaultMaxHeaderBytes so that a header
-// block at the limit still has its end, and the first body line, in view.
-const headerReadSlack = 64 << 10
-
-// PrepareMIME reads the header block of the size-byte message in input and
-// rewrites it by the passthrough rule above. Only the header is read; the
-// body stays in input. It returns an *Error for a message that has no
-// usable header block (empty, or a header over DefaultMaxHeaderBytes).
 func PrepareMIME(input io.ReaderAt, size int64, env MIMEEnvelope) (*MIME, error) {
 	head := make([]byte, min(size, DefaultMaxHeaderBytes+headerReadSlack))
 	if _, err := io.ReadFull(io.NewSectionReader(input, 0, int64(len(head))), head); err != nil {

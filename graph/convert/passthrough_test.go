@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"net/mail"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/graphrelay/graphrelay/internal/mailhdr"
 )
 
 // rewriteMIME runs PrepareMIME on msg (LF in the test source, sent as
@@ -205,4 +209,56 @@ func TestPassthroughErrors(t *testing.T) {
 			t.Errorf("%s: err = %v, want a content error", name, err)
 		}
 	}
+}
+
+// FuzzPrepareMIME feeds arbitrary messages to the passthrough rewrite. It
+// must not panic; the body must be the input's tail, unchanged; and no
+// address outside the envelope may be left in To or Cc, nor any Bcc but
+// the one it adds.
+func FuzzPrepareMIME(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.eml"))
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	env := MIMEEnvelope{Mailbox: "scans@company.com", FromName: "Zoë \"MFP\"", ReplyTo: "printer@mfp.lan",
+		Recipients: []string{"alice@example.com", "B@example.com"}}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		m, err := PrepareMIME(bytes.NewReader(in), int64(len(in)), env)
+		if err != nil {
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v (%T)", err, err)
+			}
+			return
+		}
+		out, err := m.Bytes(bytes.NewReader(in))
+		if err != nil || int64(len(out)) != m.Size() || m.BodyOffset < 0 || m.BodyOffset > int64(len(in)) {
+			t.Fatalf("Bytes: %v, %d bytes, Size %d, BodyOffset %d", err, len(out), m.Size(), m.BodyOffset)
+		}
+		if !bytes.Equal(out[len(m.Header):], in[m.BodyOffset:]) {
+			t.Fatal("the body is not the input's tail")
+		}
+		if !bytes.HasSuffix(m.Header, []byte("\r\n\r\n")) && !bytes.Equal(m.Header, []byte("\r\n")) {
+			t.Fatalf("header block does not end with an empty line: %q", m.Header)
+		}
+		hr := readHeader(m.Header, false, DefaultMaxHeaderBytes)
+		allowed := map[string]bool{"alice@example.com": true, "b@example.com": true}
+		for _, key := range []string{"To", "Cc", "Bcc"} {
+			for _, v := range hr.header.Values(key) {
+				list, _ := mailhdr.ParseAddressList(v)
+				for _, a := range list {
+					if !allowed[addrKey(a.Address)] {
+						t.Fatalf("%s keeps %q, not an envelope recipient", key, a.Address)
+					}
+				}
+			}
+		}
+		if n := len(hr.header.Values("From")); n != 1 {
+			t.Fatalf("%d From fields", n)
+		}
+	})
 }
