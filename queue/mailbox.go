@@ -11,9 +11,14 @@ import (
 // a throttled mailbox must not hold up the others, so each mailbox has its
 // own waiting line, concurrency count, pacing and Retry-After floor.
 type mailbox struct {
-	key   string
-	name  string // the address as configured, for metrics labels
-	limit int // max concurrent attempts
+	key  string
+	name string // the address as configured, for metrics labels
+	// limit bounds the Graph requests in flight for the mailbox; requests
+	// holds one token per request. Up to twice as many attempts may be
+	// under way: the others record themselves in the journal meanwhile,
+	// so the mailbox's Graph budget is not spent waiting for a disk.
+	limit    int
+	requests chan struct{}
 	// interval is the pacing gap between attempt starts, from
 	// messages_per_minute; 0 means no pacing.
 	interval  time.Duration
@@ -38,7 +43,7 @@ func mailboxKey(address, id string) string {
 // nothing can start until an attempt ends (none waiting, or the
 // concurrency limit reached).
 func (m *mailbox) readyAt() (time.Time, bool) {
-	if len(m.waiting) == 0 || m.inflight >= m.limit {
+	if len(m.waiting) == 0 || m.inflight >= 2*m.limit {
 		return time.Time{}, false
 	}
 	t := m.waiting[0].next

@@ -51,6 +51,7 @@ func (q *Queue) mailboxFor(address, id string) *mailbox {
 			}
 		}
 	}
+	m.requests = make(chan struct{}, m.limit)
 	q.boxes[key] = m
 	q.order = append(q.order, m)
 	return m

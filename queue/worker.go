@@ -61,7 +61,9 @@ func (q *Queue) attempt(it *item, start time.Time) {
 	}
 }
 
-// send opens the spooled message and hands it to the Sender.
+// send opens the spooled message and hands it to the Sender, as one of
+// the mailbox's limited Graph requests, and not before the mailbox's
+// Retry-After floor.
 func (q *Queue) send(it *item) result {
 	f, msg, err := q.spool.openMessage(areaQueue, it.id, it.offset, it.rec.Envelope.Size)
 	if err != nil {
@@ -74,8 +76,40 @@ func (q *Queue) send(it *item) result {
 		return r
 	}
 	defer f.Close()
+	if err := q.acquireRequest(it.box); err != nil {
+		return result{outcome: OutcomeInterrupted, err: err,
+			hint: "graphrelay was stopped before the request was sent; it resumes at the next start"}
+	}
 	rcpt, err := q.sender.Send(q.ctx, &it.rec.Envelope, msg, it.rec.Envelope.Size)
+	<-it.box.requests
 	return classify(rcpt, err, q.stopping.Load())
+}
+
+// acquireRequest waits for one of the mailbox's request slots and then
+// for its Retry-After floor, which a 429 may have raised while this
+// attempt was being prepared.
+func (q *Queue) acquireRequest(m *mailbox) error {
+	select {
+	case m.requests <- struct{}{}:
+	case <-q.ctx.Done():
+		return q.ctx.Err()
+	}
+	for {
+		q.mu.Lock()
+		wait := time.Until(m.notBefore)
+		q.mu.Unlock()
+		if wait <= 0 {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-q.ctx.Done():
+			t.Stop()
+			<-m.requests
+			return q.ctx.Err()
+		}
+	}
 }
 
 // delivered removes a message Graph accepted.

@@ -249,7 +249,7 @@ func sendmailCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(exIOErr, "reading the message from stdin: %v", err)
 	}
 	msg, headerRcpts, err := composeMessage(in, composeParams{
-		extract: o.extract, sender: sender, fullName: fullName, fromAddr: fromAddr, host: host, now: time.Now()})
+		extract: o.extract, fullName: fullName, fromAddr: fromAddr, host: host, now: time.Now()})
 	if err != nil {
 		return fail(exDataErr, "%v", err)
 	}

@@ -124,7 +124,6 @@ func fieldName(line []byte) string {
 // composeParams is what composeMessage needs besides the input.
 type composeParams struct {
 	extract  bool   // -t: collect recipients from To, Cc and Bcc
-	sender   string // envelope sender; "" is the null sender
 	fullName string // -F
 	// fromAddr is the address for an added From: the envelope sender, or
 	// the invoking user when the envelope sender is null.

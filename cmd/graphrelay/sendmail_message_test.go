@@ -104,7 +104,7 @@ func compose(t *testing.T, in string, extract bool) (string, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, rcpts, err := composeMessage(raw, composeParams{extract: extract, sender: "root@host.lan",
+	msg, rcpts, err := composeMessage(raw, composeParams{extract: extract,
 		fromAddr: "root@host.lan", fullName: "Cron Daemon", host: "host.lan", now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)})
 	if err != nil {
 		t.Fatal(err)
