@@ -254,28 +254,9 @@ func parseInternetHeaders(v json.RawMessage) ([]Header, *graphError) {
 	}
 	out := make([]Header, 0, len(items))
 	for _, it := range items {
-		ms, gerr := objectMembers(it)
+		h, gerr := parseNamedValue(it, typeHeader, "name", stringValue)
 		if gerr != nil {
 			return nil, gerr
-		}
-		var h Header
-		for _, m := range ms {
-			if isAnnotation(m.name) {
-				continue
-			}
-			switch strings.ToLower(m.name) {
-			case "@odata.type":
-				gerr = checkODataType(m.value, typeHeader)
-			case "name":
-				h.Name, gerr = stringValue(m.value)
-			case "value":
-				h.Value, gerr = stringValue(m.value)
-			default:
-				gerr = errUnknownProperty(m.name, typeHeader)
-			}
-			if gerr != nil {
-				return nil, gerr
-			}
 		}
 		if len(h.Name) < 2 || !strings.EqualFold(h.Name[:2], "x-") {
 			return nil, badRequest("InvalidInternetMessageHeader", "The internet message header name '%s' should start with 'x-' or 'X-'.", h.Name)
@@ -372,28 +353,9 @@ func parseSingleValueProps(v json.RawMessage) ([]Header, *graphError) {
 	}
 	out := make([]Header, 0, len(items))
 	for _, it := range items {
-		ms, gerr := objectMembers(it)
+		p, gerr := parseNamedValue(it, typeSingleValue, "id", stringValue)
 		if gerr != nil {
 			return nil, gerr
-		}
-		var p Header
-		for _, m := range ms {
-			if isAnnotation(m.name) {
-				continue
-			}
-			switch strings.ToLower(m.name) {
-			case "@odata.type":
-				gerr = checkODataType(m.value, typeSingleValue)
-			case "id":
-				p.Name, gerr = stringValue(m.value)
-			case "value":
-				p.Value, gerr = stringValue(m.value)
-			default:
-				gerr = errUnknownProperty(m.name, typeSingleValue)
-			}
-			if gerr != nil {
-				return nil, gerr
-			}
 		}
 		if p.Name == "" {
 			return nil, badRequest("ErrorInvalidExtendedProperty", "The extended property attribute combination is invalid.")
@@ -403,36 +365,53 @@ func parseSingleValueProps(v json.RawMessage) ([]Header, *graphError) {
 	return out, nil
 }
 
+// parseNamedValue reads one {name or id, value} object, the shape shared by
+// internetMessageHeaders and the extended properties. value parses the
+// value member; nameKey is "name" or "id".
+func parseNamedValue(it json.RawMessage, odataType, nameKey string, value func(json.RawMessage) (string, *graphError)) (Header, *graphError) {
+	ms, gerr := objectMembers(it)
+	if gerr != nil {
+		return Header{}, gerr
+	}
+	var h Header
+	for _, m := range ms {
+		if isAnnotation(m.name) {
+			continue
+		}
+		switch strings.ToLower(m.name) {
+		case "@odata.type":
+			gerr = checkODataType(m.value, odataType)
+		case nameKey:
+			h.Name, gerr = stringValue(m.value)
+		case "value":
+			h.Value, gerr = value(m.value)
+		default:
+			gerr = errUnknownProperty(m.name, odataType)
+		}
+		if gerr != nil {
+			return Header{}, gerr
+		}
+	}
+	return h, nil
+}
+
+// discardStrings validates a collection of strings and keeps none of it.
+func discardStrings(v json.RawMessage) (string, *graphError) {
+	_, gerr := parseStrings(v)
+	return "", gerr
+}
+
 func parseMultiValueProps(v json.RawMessage) *graphError {
 	items, gerr := arrayItems(v)
 	if gerr != nil {
 		return gerr
 	}
 	for _, it := range items {
-		ms, gerr := objectMembers(it)
+		p, gerr := parseNamedValue(it, typeMultiValue, "id", discardStrings)
 		if gerr != nil {
 			return gerr
 		}
-		var id string
-		for _, m := range ms {
-			if isAnnotation(m.name) {
-				continue
-			}
-			switch strings.ToLower(m.name) {
-			case "@odata.type":
-				gerr = checkODataType(m.value, typeMultiValue)
-			case "id":
-				id, gerr = stringValue(m.value)
-			case "value":
-				_, gerr = parseStrings(m.value)
-			default:
-				gerr = errUnknownProperty(m.name, typeMultiValue)
-			}
-			if gerr != nil {
-				return gerr
-			}
-		}
-		if id == "" {
+		if p.Name == "" {
 			return badRequest("ErrorInvalidExtendedProperty", "The extended property attribute combination is invalid.")
 		}
 	}
