@@ -159,15 +159,11 @@ func installService(name, cfgPath string, stdout io.Writer) error {
 }
 
 func uninstallService(name string, stdout io.Writer) error {
-	m, err := connect()
+	m, s, err := openService(name)
 	if err != nil {
 		return err
 	}
 	defer m.Disconnect()
-	s, err := m.OpenService(name)
-	if err != nil {
-		return fmt.Errorf("service %s is not installed: %w", name, err)
-	}
 	defer s.Close()
 	if st, err := s.Query(); err == nil && st.State != svc.Stopped {
 		if err := controlAndWait(s, svc.Stop, svc.Stopped); err != nil {
@@ -185,15 +181,11 @@ func uninstallService(name string, stdout io.Writer) error {
 }
 
 func startService(name string, stdout io.Writer) error {
-	m, err := connect()
+	m, s, err := openService(name)
 	if err != nil {
 		return err
 	}
 	defer m.Disconnect()
-	s, err := m.OpenService(name)
-	if err != nil {
-		return fmt.Errorf("service %s is not installed: %w", name, err)
-	}
 	defer s.Close()
 	if err := s.Start(); err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -211,15 +203,11 @@ func startService(name string, stdout io.Writer) error {
 }
 
 func stopService(name string, stdout io.Writer) error {
-	m, err := connect()
+	m, s, err := openService(name)
 	if err != nil {
 		return err
 	}
 	defer m.Disconnect()
-	s, err := m.OpenService(name)
-	if err != nil {
-		return fmt.Errorf("service %s is not installed: %w", name, err)
-	}
 	defer s.Close()
 	if err := controlAndWait(s, svc.Stop, svc.Stopped); err != nil {
 		return err
@@ -354,4 +342,18 @@ func (s *relayService) stop(app *App, cfg *config.Config, log *slog.Logger, stat
 	}
 	log.Info("stopped")
 	return false, 0
+}
+
+// openService connects to the service manager and opens the named service.
+func openService(name string) (*mgr.Mgr, *mgr.Service, error) {
+	m, err := connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := m.OpenService(name)
+	if err != nil {
+		m.Disconnect()
+		return nil, nil, fmt.Errorf("service %s is not installed: %w", name, err)
+	}
+	return m, s, nil
 }
