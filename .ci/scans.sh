@@ -24,6 +24,8 @@ go build -o "$work/graphrelay" ./cmd/graphrelay
 # certificate, because the default listener has no TLS to scan.
 cat >"$work/graphrelay.yaml" <<YAML
 outbox_dir: $work/outbox
+queue:
+  dir: $work/spool
 smtp:
   listeners:
     - name: local

@@ -120,6 +120,12 @@ func TestEnvironmentOverridesFile(t *testing.T) {
 	}
 }
 
+func TestNonSettingVariablesIgnored(t *testing.T) {
+	if _, err := Load("", []string{"GRAPHRELAY_CONFIG=/etc/x.yaml", "GRAPHRELAY_CORPUS=/c", "GRAPHRELAY_REQUIRE_CLIENTS=1", "GRAPHRELAY_SENDMAIL_SERVER=127.0.0.1:25"}); err != nil {
+		t.Fatalf("variables that are not settings were rejected: %v", err)
+	}
+}
+
 func TestUnknownEnvironmentVariable(t *testing.T) {
 	_, err := Load("", []string{"GRAPHRELAY_GRAPH_TENNANT=x"})
 	if err == nil || !strings.Contains(err.Error(), "GRAPHRELAY_GRAPH_TENNANT") {

@@ -16,6 +16,15 @@ const EnvPrefix = "GRAPHRELAY_"
 
 var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 
+// NotSettings are GRAPHRELAY_ variables that are not configuration keys:
+// the overlay leaves them alone instead of rejecting them as typos.
+var NotSettings = map[string]string{
+	"GRAPHRELAY_CONFIG":          "names the configuration file",
+	"GRAPHRELAY_SENDMAIL_SERVER": "where graphrelay sendmail submits",
+	"GRAPHRELAY_CORPUS":          "the MIME corpus directory for the tests",
+	"GRAPHRELAY_REQUIRE_CLIENTS": "makes tests fail instead of skip without real clients",
+}
+
 // applyEnv overlays environment variables on cfg, because Docker and
 // Kubernetes users configure that way. Unknown GRAPHRELAY_ variables are
 // errors for the same reason unknown YAML keys are.
@@ -23,7 +32,7 @@ func applyEnv(cfg *Config, environ []string) Errors {
 	vars := map[string]string{}
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
-		if ok && strings.HasPrefix(k, EnvPrefix) {
+		if _, skip := NotSettings[k]; ok && !skip && strings.HasPrefix(k, EnvPrefix) {
 			vars[k] = v
 		}
 	}

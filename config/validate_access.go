@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
 	"strings"
 )
@@ -114,6 +115,25 @@ func validateDelivery(cfg *Config, errs *Errors) {
 	}
 	if q.RetryInitial <= 0 || q.RetryMax < q.RetryInitial || q.MaxAge <= 0 {
 		errs.add("queue.retry_initial", "retries need 0 < retry_initial <= retry_max and a positive max_age")
+	}
+	for _, to := range strings.Split(q.NoticeTo, ",") {
+		if to = strings.TrimSpace(to); to != "" {
+			if a, err := mail.ParseAddress(to); err != nil || a.Name != "" {
+				errs.add("queue.notice_to", "%q is not a plain email address (a comma-separated list is allowed)", to)
+			}
+		}
+	}
+	if q.NoticeMailbox != "" {
+		found := false
+		for _, m := range cfg.Mailboxes {
+			found = found || strings.EqualFold(m.Address, strings.TrimSpace(q.NoticeMailbox))
+		}
+		if !found {
+			errs.add("queue.notice_mailbox", "%s is not one of mailboxes; notices are sent as a listed mailbox", q.NoticeMailbox)
+		}
+	}
+	if q.NoticeTo != "" && q.NoticeMailbox == "" && cfg.DefaultMailbox == "" && len(cfg.Mailboxes) == 0 {
+		errs.add("queue.notice_mailbox", "set it (or default_mailbox) so notices have a mailbox to leave from")
 	}
 	if q.MaxBytes < 0 || q.MaxMessages < 0 {
 		errs.add("queue.max_bytes", "quotas cannot be negative (0 means unlimited)")

@@ -19,6 +19,10 @@ type Admin struct {
 	spool *Spool
 	// Timeout bounds the wait for the daemon's answer (default 30s).
 	Timeout time.Duration
+	// Log receives what repairing a crashed spool finds (interrupted
+	// attempts, which may have reached Graph) when a change is made
+	// without a daemon; nil discards it.
+	Log *slog.Logger
 }
 
 // OpenAdmin opens the spool at dir without creating anything.
@@ -112,7 +116,11 @@ func (a *Admin) Do(req Request) (Response, error) {
 	defer unlockSpool(lock)
 	// Bring the spool to the state the next daemon would start from, so
 	// that the change is not undone by what a crash left.
-	if _, err := a.spool.settle(slog.New(slog.DiscardHandler)); err != nil {
+	log := a.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if _, err := a.spool.settle(log); err != nil {
 		return Response{}, err
 	}
 	return execute(offline{a.spool}, req), nil

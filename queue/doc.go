@@ -1,7 +1,7 @@
 // Package queue takes responsibility for accepted messages, in one of two
 // modes chosen by delivery.mode.
 //
-// # Queue mode (store and forward, the default)
+// # Queue mode (store and forward)
 //
 // Queue is the smtpd.Deliverer. Deliver writes the envelope and the
 // message into one file and returns nil only once it is durable: written
@@ -17,9 +17,12 @@
 // mailbox has room. Attempts are bounded globally (queue.workers) and per
 // mailbox (mailboxes[].max_concurrency, 4 by default, which is Graph's
 // per-app, per-mailbox limit), and optionally paced per mailbox
-// (messages_per_minute). Each mailbox waits in its own line, and the
-// scheduler takes one message per mailbox in turn, so a throttled mailbox
-// never holds workers that another mailbox could use.
+// (messages_per_minute). The per-mailbox limit counts Graph requests in
+// flight; up to as many more attempts may meanwhile be recording
+// themselves in the journal, so Graph's budget is not spent waiting for
+// the disk. Each mailbox waits in its own line, and the scheduler takes
+// one message per mailbox in turn, so a throttled mailbox never holds
+// workers that another mailbox could use.
 //
 // Each attempt is recorded in the journal (fsynced, group-committed with
 // the other attempts starting at the same moment) before the request goes

@@ -590,3 +590,54 @@ func TestObserverSeesDeliveriesAndFailures(t *testing.T) {
 		t.Errorf("queue stats = %v", obs.depth)
 	}
 }
+
+// TestPreparedAttemptHonoursNewFloor: an attempt dispatched while another
+// request for the mailbox was running waits for the request slot; if that
+// request comes back 429, the waiting attempt must also wait for the
+// Retry-After before its own request.
+func TestPreparedAttemptHonoursNewFloor(t *testing.T) {
+	s := newFakeSender()
+	release := make(chan struct{})
+	var first string
+	var mu sync.Mutex
+	var throttledAt time.Time
+	const ra = 400 * time.Millisecond
+	s.setScript(func(env *envelope.Envelope, n int) error {
+		mu.Lock()
+		isFirst := env.ID == first && n == 1
+		mu.Unlock()
+		if !isFirst {
+			return nil
+		}
+		<-release
+		mu.Lock()
+		throttledAt = time.Now()
+		mu.Unlock()
+		return &graph.Error{Op: "sendMail", Class: graph.Transient, Status: 429, RetryAfter: ra}
+	})
+	opts := testOptions(t)
+	opts.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
+	q := startQueue(t, opts, s)
+	env := testEnv("one@example.com", "x@example.com")
+	mu.Lock()
+	first = env.ID
+	mu.Unlock()
+	if err := q.Deliver(context.Background(), env, strings.NewReader(testMessage("first"))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "first request running", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.perID[first] == 1
+	})
+	second := deliver(t, q, "one@example.com", "second")
+	eventually(t, 5*time.Second, "second attempt prepared", func() bool { return q.inflightOf("one@example.com") == 2 })
+	close(release)
+	s.waitDelivered(t, 1, 5*time.Second)
+	c := s.callsFor(second)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(c) != 1 || c[0].start.Before(throttledAt.Add(ra)) {
+		t.Errorf("the prepared attempt's request started %s after the 429; Retry-After was %s", c[0].start.Sub(throttledAt), ra)
+	}
+}

@@ -243,3 +243,14 @@ func (q *Queue) reportStats(now time.Time) {
 		q.opts.Observer.QueueStats(name, s.depth, age)
 	}
 }
+
+// inflightOf returns the attempts under way for a mailbox (for tests and
+// diagnostics).
+func (q *Queue) inflightOf(address string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if m, ok := q.boxes[mailboxKey(address, "")]; ok {
+		return m.inflight
+	}
+	return 0
+}

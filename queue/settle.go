@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // settle brings a spool that a crash may have interrupted to a consistent
@@ -67,4 +68,70 @@ func (s *Spool) settle(log *slog.Logger) ([]*stored, error) {
 		}
 	}
 	return live, nil
+}
+
+// recover clears what an interrupted process left, before anything is
+// delivered and with the spool lock held:
+//   - tmp/ is emptied: new messages whose 250 was never sent;
+//   - spare/ files are emptied and offered for reuse;
+//   - <id>.json.tmp files of interrupted record updates are removed;
+//   - a <id>.json follows its <id>.msg: after a crash between the two
+//     renames of a move it is moved next to it, and without any .msg (a
+//     deletion cut short) it is removed.
+func (s *Spool) recover() (fixed int, err error) {
+	tmp := filepath.Join(s.root, areaTmp)
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return 0, fmt.Errorf("read tmp/: %w", err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(tmp, e.Name())); err != nil {
+			return fixed, fmt.Errorf("remove leftover %s: %w", e.Name(), err)
+		}
+		fixed++
+	}
+	if err := s.spares.load(); err != nil {
+		return fixed, err
+	}
+	other := map[string]string{areaQueue: areaFailed, areaFailed: areaQueue}
+	for _, area := range []string{areaQueue, areaFailed} {
+		entries, err := os.ReadDir(filepath.Join(s.root, area))
+		if err != nil {
+			return fixed, fmt.Errorf("read %s/: %w", area, err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			path := filepath.Join(s.root, area, name)
+			if strings.HasSuffix(name, extTmp) {
+				if err := os.Remove(path); err != nil {
+					return fixed, err
+				}
+				fixed++
+				continue
+			}
+			id, ok := strings.CutSuffix(name, extState)
+			if !ok || s.exists(area, id) {
+				continue
+			}
+			if s.exists(other[area], id) {
+				err = os.Rename(path, s.statePath(other[area], id))
+			} else {
+				err = os.Remove(path)
+			}
+			if err != nil {
+				return fixed, fmt.Errorf("repair record %s: %w", path, err)
+			}
+			fixed++
+		}
+	}
+	for _, area := range []string{areaQueue, areaFailed} {
+		if err := s.syncer(area).sync(); err != nil {
+			return fixed, err
+		}
+	}
+	ctl, _ := filepath.Glob(filepath.Join(s.root, areaCtl, "*"+extTmp))
+	for _, m := range ctl {
+		_ = os.Remove(m)
+	}
+	return fixed, nil
 }

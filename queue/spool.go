@@ -1,9 +1,6 @@
 package queue
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,7 +37,7 @@ const (
 // queue/<id>.json, holds the message's record once an attempt has failed;
 // attempts themselves are first written to the journal (journal.go).
 // Moving a message between queue/ and failed/ renames the .msg first and
-// the .json after it; a .json always follows its .msg (see recover).
+// the .json after it; a .json always follows its .msg (see settle.go).
 //
 // Creating a file is by far the most expensive filesystem operation here
 // (on the reference VM it costs 0.5 to 0.8 ms of CPU, a rename 30 µs), so
@@ -193,110 +190,6 @@ func copyAccounted(w io.Writer, r io.Reader, account func(int64) error) (int64, 
 	}
 }
 
-// encodeHeader renders the record at acceptance as the .msg file's first
-// line. The envelope's size is left out: it is not known until the message
-// has been written, and it is the rest of the file.
-func encodeHeader(rec *Record) ([]byte, error) {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return nil, err
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(b, &top); err != nil {
-		return nil, err
-	}
-	var env map[string]json.RawMessage
-	if err := json.Unmarshal(top["envelope"], &env); err != nil {
-		return nil, err
-	}
-	delete(env, "size")
-	if top["envelope"], err = json.Marshal(env); err != nil {
-		return nil, err
-	}
-	line, err := json.Marshal(top)
-	if err != nil {
-		return nil, err
-	}
-	if len(line) >= maxHeaderLine {
-		return nil, fmt.Errorf("envelope of %d bytes exceeds the spool's %d-byte limit", len(line), maxHeaderLine)
-	}
-	return append(line, '\n'), nil
-}
-
-// readHeader reads a .msg file's envelope line and returns the record at
-// acceptance and the offset where the message starts.
-func readHeader(r io.Reader) (*Record, int64, error) {
-	br := bufio.NewReaderSize(r, 16<<10)
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		line = append(line, chunk...)
-		if err == nil {
-			break
-		}
-		if err != bufio.ErrBufferFull || len(line) > maxHeaderLine {
-			return nil, 0, fmt.Errorf("read envelope line: %w", noEOF(err))
-		}
-	}
-	rec, err := decodeRecord(bytes.TrimSuffix(line, []byte("\n")))
-	if err != nil {
-		return nil, 0, err
-	}
-	return rec, int64(len(line)), nil
-}
-
-func noEOF(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
-}
-
-// stored is a message as read from the spool.
-type stored struct {
-	rec    *Record
-	offset int64 // where the message starts in the .msg file
-}
-
-// read loads a message: the envelope line of its .msg file, replaced by
-// its .json record when there is one; the size is the rest of the file.
-func (s *Spool) read(area, id string) (*stored, error) {
-	f, err := os.Open(s.msgPath(area, id))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	rec, offset, err := readHeader(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s/%s%s: %w", area, id, extMsg, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if b, err := os.ReadFile(s.statePath(area, id)); err == nil {
-		if rec, err = decodeRecord(b); err != nil {
-			return nil, fmt.Errorf("%s/%s%s: %w", area, id, extState, err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	if rec.Envelope.ID != id {
-		return nil, fmt.Errorf("%s/%s: the record names queue id %s", area, id, rec.Envelope.ID)
-	}
-	rec.Envelope.Size = fi.Size() - offset
-	return &stored{rec: rec, offset: offset}, nil
-}
-
-// openMessage opens a message's bytes.
-func (s *Spool) openMessage(area, id string, offset, size int64) (*os.File, *io.SectionReader, error) {
-	f, err := os.Open(s.msgPath(area, id))
-	if err != nil {
-		return nil, nil, err
-	}
-	return f, io.NewSectionReader(f, offset, size), nil
-}
-
 // writeState replaces area/<id>.json: write <id>.json.tmp, sync it,
 // rename it over <id>.json, sync the directory. A reader sees the old
 // record or the new one, never a mix.
@@ -409,70 +302,4 @@ func (s *Spool) scan(area string) ([]*stored, []error) {
 		out = append(out, m)
 	}
 	return out, problems
-}
-
-// recover clears what an interrupted process left, before anything is
-// delivered and with the spool lock held:
-//   - tmp/ is emptied: new messages whose 250 was never sent;
-//   - spare/ files are emptied and offered for reuse;
-//   - <id>.json.tmp files of interrupted record updates are removed;
-//   - a <id>.json follows its <id>.msg: after a crash between the two
-//     renames of a move it is moved next to it, and without any .msg (a
-//     deletion cut short) it is removed.
-func (s *Spool) recover() (fixed int, err error) {
-	tmp := filepath.Join(s.root, areaTmp)
-	entries, err := os.ReadDir(tmp)
-	if err != nil {
-		return 0, fmt.Errorf("read tmp/: %w", err)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(tmp, e.Name())); err != nil {
-			return fixed, fmt.Errorf("remove leftover %s: %w", e.Name(), err)
-		}
-		fixed++
-	}
-	if err := s.spares.load(); err != nil {
-		return fixed, err
-	}
-	other := map[string]string{areaQueue: areaFailed, areaFailed: areaQueue}
-	for _, area := range []string{areaQueue, areaFailed} {
-		entries, err := os.ReadDir(filepath.Join(s.root, area))
-		if err != nil {
-			return fixed, fmt.Errorf("read %s/: %w", area, err)
-		}
-		for _, e := range entries {
-			name := e.Name()
-			path := filepath.Join(s.root, area, name)
-			if strings.HasSuffix(name, extTmp) {
-				if err := os.Remove(path); err != nil {
-					return fixed, err
-				}
-				fixed++
-				continue
-			}
-			id, ok := strings.CutSuffix(name, extState)
-			if !ok || s.exists(area, id) {
-				continue
-			}
-			if s.exists(other[area], id) {
-				err = os.Rename(path, s.statePath(other[area], id))
-			} else {
-				err = os.Remove(path)
-			}
-			if err != nil {
-				return fixed, fmt.Errorf("repair record %s: %w", path, err)
-			}
-			fixed++
-		}
-	}
-	for _, area := range []string{areaQueue, areaFailed} {
-		if err := s.syncer(area).sync(); err != nil {
-			return fixed, err
-		}
-	}
-	ctl, _ := filepath.Glob(filepath.Join(s.root, areaCtl, "*"+extTmp))
-	for _, m := range ctl {
-		_ = os.Remove(m)
-	}
-	return fixed, nil
 }

@@ -31,11 +31,6 @@ func (q *Queue) attempt(it *item, start time.Time) {
 	res.fill(&rec.Attempts[n-1], end)
 
 	q.mu.Lock()
-	if res.retryAfter > 0 {
-		// The floor applies to the whole mailbox at once, before any other
-		// worker can start a request for it.
-		it.box.floor(end.Add(res.retryAfter))
-	}
 	deleteRequested := it.deleteRequested
 	q.mu.Unlock()
 
@@ -81,8 +76,16 @@ func (q *Queue) send(it *item) result {
 			hint: "graphrelay was stopped before the request was sent; it resumes at the next start"}
 	}
 	rcpt, err := q.sender.Send(q.ctx, &it.rec.Envelope, msg, it.rec.Envelope.Size)
+	res := classify(rcpt, err, q.stopping.Load())
+	if res.retryAfter > 0 {
+		// The floor applies to the whole mailbox, and must be in place
+		// before the slot goes to an attempt waiting for it.
+		q.mu.Lock()
+		it.box.floor(time.Now().Add(res.retryAfter))
+		q.mu.Unlock()
+	}
 	<-it.box.requests
-	return classify(rcpt, err, q.stopping.Load())
+	return res
 }
 
 // acquireRequest waits for one of the mailbox's request slots and then

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -90,6 +91,11 @@ type Server struct {
 
 	mu      sync.Mutex
 	servers []*listenerServer
+	// closing is set by Shutdown. go-smtp's Shutdown only closes the
+	// listeners its Serve has registered, so a Serve goroutine that starts
+	// late would accept forever; Shutdown closes our listeners itself, and
+	// Serve then treats the resulting error as a clean stop.
+	closing atomic.Bool
 }
 
 type listenerServer struct {
@@ -207,7 +213,7 @@ func (s *Server) Serve() error {
 	}
 	var first error
 	for range servers {
-		if err := <-errc; err != nil && !errors.Is(err, smtp.ErrServerClosed) && first == nil {
+		if err := <-errc; err != nil && !errors.Is(err, smtp.ErrServerClosed) && !s.closing.Load() && first == nil {
 			first = err
 		}
 	}
@@ -217,6 +223,7 @@ func (s *Server) Serve() error {
 // Shutdown stops accepting, lets open sessions finish until ctx expires,
 // then cancels the deliveries still running and closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
 	s.mu.Lock()
 	servers := append([]*listenerServer(nil), s.servers...)
 	s.mu.Unlock()
@@ -230,6 +237,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				ls.srv.Close()
 				ls.ln.closeAll()
 			}
+			ls.ln.Close()
 		}()
 	}
 	wg.Wait()

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/graphrelay/graphrelay/bench/internal/benchkit"
 	"github.com/graphrelay/graphrelay/envelope"
 	"github.com/graphrelay/graphrelay/graph"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
@@ -49,7 +50,7 @@ func runRelayChild(fake *graphtest.Server, caFile, msgFile string, deferBytes in
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		return result{}, fmt.Errorf("child report %q: %w", out.String(), err)
 	}
-	return result{outcome: rep.Outcome, idle: memory{rep.Idle[0], rep.Idle[1]}, after: memory{rep.After[0], rep.After[1]},
+	return result{outcome: rep.Outcome, idle: benchkit.Memory{RSS: rep.Idle[0], HWM: rep.Idle[1]}, after: benchkit.Memory{RSS: rep.After[0], HWM: rep.After[1]},
 		goStats: rep.GoStats}, nil
 }
 
@@ -89,14 +90,14 @@ func relayOnce(graphURL, caFile, msgFile string, deferBytes int64) (childReport,
 	if err != nil {
 		return rep, err
 	}
-	idle, err := readMemory(os.Getpid())
+	idle, err := benchkit.ReadMemory(os.Getpid())
 	if err != nil {
 		return rep, err
 	}
 	env := &envelope.Envelope{ID: envelope.NewID(), From: "scanner@mfp.lan", Recipients: []string{"alice@company.com"},
 		Mailbox: envelope.Mailbox{Address: mailbox}, Format: envelope.FormatJSON}
 	_, err = r.Send(context.Background(), env, f, st.Size())
-	after, merr := readMemory(os.Getpid())
+	after, merr := benchkit.ReadMemory(os.Getpid())
 	if merr != nil {
 		return rep, merr
 	}
@@ -106,7 +107,7 @@ func relayOnce(graphURL, caFile, msgFile string, deferBytes int64) (childReport,
 	if err != nil {
 		rep.Outcome = "relay.Send: " + err.Error()
 	}
-	rep.Idle, rep.After = [2]int64{idle.rss, idle.hwm}, [2]int64{after.rss, after.hwm}
+	rep.Idle, rep.After = [2]int64{idle.RSS, idle.HWM}, [2]int64{after.RSS, after.HWM}
 	rep.GoStats = fmt.Sprintf("Go runtime: TotalAlloc %.1f MB, Sys %.1f MB, HeapSys %.1f MB, %d GCs (DeferAttachmentBytes %d)",
 		float64(ms.TotalAlloc)/(1<<20), float64(ms.Sys)/(1<<20), float64(ms.HeapSys)/(1<<20), ms.NumGC, deferBytes)
 	return rep, nil

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/graphrelay/graphrelay/bench/internal/benchkit"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
 )
 
@@ -52,21 +53,13 @@ func run(mode, delivery, bin string, attachBytes int, deferBytes int64) error {
 	}
 	defer os.RemoveAll(dir)
 
-	fake, err := graphtest.Start(graphtest.Config{
-		Roles:     []string{"Mail.Send", "Mail.ReadWrite"},
-		Secrets:   []graphtest.Secret{{Value: benchSecret}},
-		Mailboxes: []graphtest.Mailbox{{Address: mailbox}},
-	})
+	tenant, err := benchkit.StartTenant(dir, []string{mailbox}, 0)
 	if err != nil {
 		return err
 	}
-	defer fake.Close()
-	caFile := filepath.Join(dir, "fake-ca.pem")
-	if err := os.WriteFile(caFile, fake.CAPEM(), 0o644); err != nil {
-		return err
-	}
+	defer tenant.Close()
 	msgFile := filepath.Join(dir, "large.eml")
-	attachment, size, err := writeMessage(msgFile, attachBytes)
+	attachment, size, err := benchkit.WriteLargeMessage(msgFile, attachBytes)
 	if err != nil {
 		return err
 	}
@@ -76,9 +69,9 @@ func run(mode, delivery, bin string, attachBytes int, deferBytes int64) error {
 	start := time.Now()
 	switch mode {
 	case "daemon":
-		res, err = runDaemon(fake, dir, caFile, msgFile, bin, delivery)
+		res, err = runDaemon(tenant, dir, msgFile, bin, delivery)
 	case "relay":
-		res, err = runRelayChild(fake, caFile, msgFile, deferBytes)
+		res, err = runRelayChild(tenant.Fake, tenant.CAFile(), msgFile, deferBytes)
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}
@@ -87,13 +80,13 @@ func run(mode, delivery, bin string, attachBytes int, deferBytes int64) error {
 	}
 	elapsed := time.Since(start)
 	fmt.Printf("mode %s (delivery %s): %s\n", mode, delivery, res.outcome)
-	fmt.Printf("idle:  VmHWM %6.1f MB  VmRSS %6.1f MB\n", mib(res.idle.hwm), mib(res.idle.rss))
-	fmt.Printf("after: VmHWM %6.1f MB  VmRSS %6.1f MB   (peak resident memory while relaying; MB = 2^20 bytes)\n", mib(res.after.hwm), mib(res.after.rss))
+	fmt.Printf("idle:  VmHWM %6.1f MB  VmRSS %6.1f MB\n", res.idle.HWMMiB(), res.idle.RSSMiB())
+	fmt.Printf("after: VmHWM %6.1f MB  VmRSS %6.1f MB   (peak resident memory while relaying; MB = 2^20 bytes)\n", res.after.HWMMiB(), res.after.RSSMiB())
 	if res.goStats != "" {
 		fmt.Println(res.goStats)
 	}
 	fmt.Printf("elapsed %.1fs\n", elapsed.Seconds())
-	return verify(fake, attachment)
+	return verify(tenant.Fake, attachment)
 }
 
 // verify checks that the fake received the attachment intact, when the
@@ -115,5 +108,3 @@ func verify(fake *graphtest.Server, attachment []byte) error {
 	}
 	return fmt.Errorf("delivered (%s) but no attachment matches the one sent", d.Kind)
 }
-
-func mib(kb int64) float64 { return float64(kb) / 1024 }

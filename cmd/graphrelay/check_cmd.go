@@ -68,7 +68,7 @@ Run it as the user graphrelay runs as: file and port checks depend on it.
 	defer stop()
 	opts := doctor.Options{
 		ConfigPath: *cfgPath,
-		Environ:    withoutConfigVar(os.Environ()),
+		Environ:    os.Environ(),
 		HTTPClient: checkHTTPClient,
 		SendTest:   *sendTo,
 		SendFrom:   *sendFrom,

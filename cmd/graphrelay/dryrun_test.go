@@ -40,6 +40,7 @@ func TestDryRunSwaksWritesGraphJSON(t *testing.T) {
 	cfg := config.Default()
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.OutboxDir = t.TempDir()
+	cfg.Queue.Dir = t.TempDir()
 	cfg.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
 	if cfg.DryRunReason() == "" {
 		t.Fatal("the built-in default must be dry-run")
@@ -53,7 +54,14 @@ func TestDryRunSwaksWritesGraphJSON(t *testing.T) {
 	if err != nil {
 		t.Fatalf("swaks: %v\n%s", err, out)
 	}
-	entries := readOutbox(t, cfg.OutboxDir)
+	// In queue mode (the default) delivery follows the 250 within
+	// milliseconds; wait for it rather than assume it.
+	var entries []graph.OutboxEntry
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if entries = readOutbox(t, cfg.OutboxDir); len(entries) > 0 {
+			break
+		}
+	}
 	if len(entries) != 1 {
 		t.Fatalf("outbox holds %d entries, want 1", len(entries))
 	}
@@ -91,7 +99,8 @@ func TestServeBinaryGracefulShutdown(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "serve")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GRAPHRELAY_SMTP_LISTENERS=127.0.0.1:0", "GRAPHRELAY_ADMIN_LISTEN=127.0.0.1:0", "GRAPHRELAY_OUTBOX_DIR="+filepath.Join(dir, "outbox"))
+	cmd.Env = append(os.Environ(), "GRAPHRELAY_SMTP_LISTENERS=127.0.0.1:0", "GRAPHRELAY_ADMIN_LISTEN=127.0.0.1:0", "GRAPHRELAY_OUTBOX_DIR="+filepath.Join(dir, "outbox"),
+		"GRAPHRELAY_QUEUE_DIR="+filepath.Join(dir, "spool"))
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -125,6 +134,13 @@ func TestServeBinaryGracefulShutdown(t *testing.T) {
 	}
 	if rep := sendNetSMTP(t, addr, "cron@host.lan", []string{"root@example.com"}, crlf("Subject: cron\n\nbackup done\n")); rep.code != 250 {
 		t.Fatalf("reply %d %s", rep.code, rep.msg)
+	}
+	// Queue mode delivers after the 250; wait for the outbox entry so the
+	// stop below tests shutdown, not a race with delivery.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if len(readOutbox(t, filepath.Join(dir, "outbox"))) > 0 {
+			break
+		}
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ func healthCmd(args []string, stdout, stderr io.Writer) int {
 	target := *url
 	if target == "" {
 		addr := "127.0.0.1:8025"
-		if cfg, err := config.Load(*cfgPath, withoutConfigVar(os.Environ())); err == nil && cfg.Admin.Listen != "" {
+		if cfg, err := config.Load(*cfgPath, os.Environ()); err == nil && cfg.Admin.Listen != "" {
 			addr = cfg.Admin.Listen
 		}
 		host, port, err := net.SplitHostPort(addr)

@@ -345,6 +345,7 @@ func TestNoOpenRelay(t *testing.T) {
 	cfg := config.Default()
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.OutboxDir = t.TempDir()
+	cfg.Queue.Dir = t.TempDir()
 	cfg.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
 	config.Validate(cfg)
 	r := startRelayWithClient(t, cfg, nil)

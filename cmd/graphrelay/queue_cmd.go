@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -67,7 +68,7 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	spoolDir := *dir
 	if spoolDir == "" {
-		cfg, err := config.Load(*cfgPath, withoutConfigVar(os.Environ()))
+		cfg, err := config.Load(*cfgPath, os.Environ())
 		if err != nil {
 			fmt.Fprintf(stderr, "graphrelay queue: %v\n(use --dir to name the spool directory directly)\n", err)
 			return 2
@@ -79,6 +80,7 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "graphrelay queue: %v\n", err)
 		return 1
 	}
+	admin.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	switch sub {
 	case "list":
 		recs, problems := admin.List()

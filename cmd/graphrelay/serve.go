@@ -25,7 +25,7 @@ func serveCmd(args []string, stderr io.Writer) int {
 	if *dryRun {
 		env = append(env, config.EnvPrefix+"DRY_RUN=true")
 	}
-	cfg, err := config.Load(*cfgPath, withoutConfigVar(env))
+	cfg, err := config.Load(*cfgPath, env)
 	if err != nil {
 		fmt.Fprintf(stderr, "graphrelay: %v\n", err)
 		return 2
@@ -62,23 +62,10 @@ func serveCmd(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// withoutConfigVar drops GRAPHRELAY_CONFIG, which names the file rather
-// than a setting, so the strict environment overlay does not reject it.
-func withoutConfigVar(env []string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if len(kv) >= len("GRAPHRELAY_CONFIG=") && kv[:len("GRAPHRELAY_CONFIG=")] == "GRAPHRELAY_CONFIG=" {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
 // reloadLogLevel re-reads log.level, the one setting that changes without a
 // restart; the rest of a changed file is reported but not applied.
 func reloadLogLevel(path string, level *slog.LevelVar, log *slog.Logger) {
-	cfg, err := config.Load(path, withoutConfigVar(os.Environ()))
+	cfg, err := config.Load(path, os.Environ())
 	if err != nil {
 		log.Error("SIGHUP: the configuration does not load; keeping the running settings", "err", err)
 		return

@@ -298,7 +298,7 @@ func (s *relayService) Execute(_ []string, req <-chan svc.ChangeRequest, status 
 			return true, svcExitConfig
 		}
 	}
-	cfg, err := config.Load(s.cfgPath, withoutConfigVar(os.Environ()))
+	cfg, err := config.Load(s.cfgPath, os.Environ())
 	if err != nil {
 		s.elog.Error(eventIDError, fmt.Sprintf("graphrelay: %v", err))
 		return true, svcExitConfig

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -121,7 +122,11 @@ func sum(b []byte) string {
 // mailbox and message ids cut away, for comparing request sequences.
 func requestLines(fake *graphtest.Server) []string {
 	var out []string
-	for _, r := range fake.GraphRequests() {
+	// The fake records a request after answering it, so under load a later
+	// request can be recorded first; order by when each one started.
+	reqs := fake.GraphRequests()
+	sort.SliceStable(reqs, func(i, j int) bool { return reqs[i].Start.Before(reqs[j].Start) })
+	for _, r := range reqs {
 		p := r.Path
 		if i := strings.Index(p, "/messages"); i >= 0 {
 			p = p[i:]

@@ -1,0 +1,136 @@
+package benchkit
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"os"
+	"strings"
+	"time"
+)
+
+// Client is a plain SMTP client that, unlike net/smtp, keeps the text of
+// the final reply (which carries the queue id) and timestamps the end of
+// DATA and its reply. It sends no PIPELINING: each command waits for its
+// reply, as printers and most libraries do.
+type Client struct {
+	conn    net.Conn
+	tc      *textproto.Conn
+	timeout time.Duration
+}
+
+// Reply is the outcome of one transaction. Code is 0 when the connection
+// failed before a final reply.
+type Reply struct {
+	Code int
+	Text string
+	// DataDone is when the final "." was written, Replied when the reply to
+	// it was read: the "end of DATA to 250" latency.
+	DataDone, Replied time.Time
+}
+
+// QueueID is the id in "250 2.0.0 queued as <id>", or "".
+func (r Reply) QueueID() string {
+	_, id, ok := strings.Cut(r.Text, "queued as ")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSpace(id)
+}
+
+// Dial connects, reads the greeting and says EHLO. timeout bounds each
+// step and, later, each transaction.
+func Dial(addr string, timeout time.Duration) (*Client, error) {
+	conn, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{conn: conn, tc: textproto.NewConn(conn), timeout: timeout}
+	conn.SetDeadline(time.Now().Add(timeout))
+	if _, _, err := c.tc.ReadResponse(220); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("greeting: %w", err)
+	}
+	if err := c.cmd(250, "EHLO bench.lan"); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("EHLO: %w", err)
+	}
+	return c, nil
+}
+
+func (c *Client) cmd(expect int, format string, args ...any) error {
+	if err := c.tc.PrintfLine(format, args...); err != nil {
+		return err
+	}
+	_, _, err := c.tc.ReadResponse(expect)
+	return err
+}
+
+// Send runs one transaction: MAIL, RCPT, DATA with msg (dot-stuffed here),
+// and returns the final reply. err is set when the transaction did not
+// reach a final 2xx; a refusal is a *textproto.Error with the reply code.
+func (c *Client) Send(from string, rcpts []string, msg io.Reader) (Reply, error) {
+	var r Reply
+	c.conn.SetDeadline(time.Now().Add(c.timeout))
+	if err := c.cmd(250, "MAIL FROM:<%s>", from); err != nil {
+		return r, reply(&r, err)
+	}
+	for _, rcpt := range rcpts {
+		if err := c.cmd(250, "RCPT TO:<%s>", rcpt); err != nil {
+			return r, reply(&r, err)
+		}
+	}
+	if err := c.cmd(354, "DATA"); err != nil {
+		return r, reply(&r, err)
+	}
+	w := c.tc.DotWriter()
+	if _, err := io.Copy(w, msg); err != nil {
+		return r, err
+	}
+	if err := w.Close(); err != nil { // writes the final "." and flushes
+		return r, err
+	}
+	r.DataDone = time.Now()
+	code, text, err := c.tc.ReadResponse(250)
+	r.Replied = time.Now()
+	r.Code, r.Text = code, text
+	return r, err
+}
+
+func reply(r *Reply, err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		r.Code, r.Text = te.Code, te.Msg
+	}
+	return err
+}
+
+// Quit sends QUIT without waiting for the 221, as the connection is closed
+// right after anyway.
+func (c *Client) Quit() error {
+	c.conn.SetDeadline(time.Now().Add(c.timeout))
+	c.tc.PrintfLine("QUIT")
+	return c.conn.Close()
+}
+
+// Close drops the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// SendFile sends the message in path as the only transaction of a new
+// connection.
+func SendFile(addr, from string, rcpts []string, path string, timeout time.Duration) (Reply, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Reply{}, err
+	}
+	defer f.Close()
+	c, err := Dial(addr, timeout)
+	if err != nil {
+		return Reply{}, err
+	}
+	defer c.Quit()
+	return c.Send(from, rcpts, bufio.NewReaderSize(f, 64<<10))
+}

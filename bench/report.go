@@ -1,0 +1,220 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+)
+
+// Results is everything one run measured; the JSON file holds it as is.
+type Results struct {
+	Environment    Environment   `json:"environment"`
+	Settings       Settings      `json:"settings"`
+	Throughput     []LoadResult  `json:"throughput"`
+	LargeMessages  []LargeResult `json:"large_messages"`
+	Idle           IdleResult    `json:"idle"`
+	ColdStart      StartResult   `json:"cold_start"`
+	Targets        []Target      `json:"targets"`
+	Bench          BenchProcess  `json:"bench_process"`
+	ElapsedSeconds float64       `json:"elapsed_seconds"`
+	Errors         []string      `json:"errors,omitempty"`
+}
+
+// Settings are the knobs the figures depend on.
+type Settings struct {
+	Quick                     bool    `json:"quick"`
+	RunSeconds                float64 `json:"run_seconds"`
+	DrainSeconds              float64 `json:"max_drain_seconds"`
+	GraphLatencyMs            float64 `json:"slow_graph_latency_ms"`
+	Mailboxes                 int     `json:"mailboxes"`
+	MailboxConcurrency        int     `json:"mailbox_max_concurrency"`
+	Workers                   int     `json:"queue_workers"`
+	TransactionsPerConnection int     `json:"transactions_per_connection"`
+	MessageBytes              int     `json:"message_bytes"`
+	Delivery                  string  `json:"delivery"`
+	Log                       string  `json:"log"`
+}
+
+// BenchProcess is this process: the SMTP clients and the fake Graph, which
+// keeps every delivery in memory and competes with the daemon for CPU.
+type BenchProcess struct {
+	PeakRSSMB  float64 `json:"peak_rss_mb"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+}
+
+// Target is one goal from issues 5 and 7 and whether this run met it.
+type Target struct {
+	Name     string  `json:"name"`
+	Measured string  `json:"measured"`
+	Value    float64 `json:"value"`
+	Goal     string  `json:"goal"`
+	Status   string  `json:"status"` // MET, MISSED or NOT MEASURED
+}
+
+func targets(r *Results) []Target {
+	var ts []Target
+	add := func(name, goal string, ok, measured bool, value float64, format string, args ...any) {
+		t := Target{Name: name, Goal: goal, Value: value, Status: "NOT MEASURED"}
+		if measured {
+			t.Measured = fmt.Sprintf(format, args...)
+			t.Status = "MISSED"
+			if ok {
+				t.Status = "MET"
+			}
+		}
+		ts = append(ts, t)
+	}
+
+	// Throughput is judged on the instant fake: with latency the fake,
+	// not the daemon, sets the ceiling (mailboxes × 4 / latency).
+	var best *LoadResult
+	var p16 *LoadResult
+	for i := range r.Throughput {
+		lr := &r.Throughput[i]
+		if lr.GraphLatencyMs != 0 || lr.Connections != "persistent" {
+			continue
+		}
+		if best == nil || lr.DeliveredPerSec > best.DeliveredPerSec {
+			best = lr
+		}
+		if lr.Clients == 16 {
+			p16 = lr
+		}
+	}
+	if best != nil {
+		add("delivered per second, durable spool (instant Graph, best of 1/16/64 clients)", "≥ 1000/s",
+			best.DeliveredPerSec >= 1000 && best.Undelivered == 0 && best.Refused+best.Failed == 0, true,
+			best.DeliveredPerSec, "%.0f/s (%d clients)", best.DeliveredPerSec, best.Clients)
+	} else {
+		add("delivered per second, durable spool (instant Graph, best of 1/16/64 clients)", "≥ 1000/s", false, false, 0, "")
+	}
+	if p16 != nil {
+		add("p99 end of DATA → 250, 16 clients", "< 10 ms", p16.DataTo250.P99 < 10, true,
+			p16.DataTo250.P99, "%.2f ms", p16.DataTo250.P99)
+	} else {
+		add("p99 end of DATA → 250, 16 clients", "< 10 ms", false, false, 0, "")
+	}
+	var l30 *LargeResult
+	for i := range r.LargeMessages {
+		if r.LargeMessages[i].SizeMB == 30 {
+			l30 = &r.LargeMessages[i]
+		}
+	}
+	if l30 != nil {
+		add("peak RSS relaying a 30 MB message", "< 100 MB", l30.PeakRSSMB < 100 && l30.Seconds > 0, true,
+			l30.PeakRSSMB, "%.1f MB", l30.PeakRSSMB)
+	} else {
+		add("peak RSS relaying a 30 MB message", "< 100 MB", false, false, 0, "")
+	}
+	idle := r.Idle
+	add("idle RSS", "< 20 MB", idle.IdleRSSMB < 20, idle.IdleRSSMB > 0, idle.IdleRSSMB, "%.1f MB", idle.IdleRSSMB)
+	add(fmt.Sprintf("RSS with %d idle connections", idle.Wanted), "< 100 MB",
+		idle.ConnectionRSSMB < 100 && idle.Connections == idle.Wanted, idle.ConnectionRSSMB > 0,
+		idle.ConnectionRSSMB, "%.1f MB (%d held)", idle.ConnectionRSSMB, idle.Connections)
+	cs := r.ColdStart
+	add(fmt.Sprintf("cold start, exec → listening (mean of %d)", cs.Starts), "< 100 ms", cs.MeanListenMs < 100,
+		cs.MeanListenMs > 0, cs.MeanListenMs, "%.1f ms", cs.MeanListenMs)
+	return ts
+}
+
+func printReport(out io.Writer, r *Results) {
+	e, s := r.Environment, r.Settings
+	fmt.Fprintf(out, "\ngraphrelay benchmark (go run ./bench%s)\n", map[bool]string{true: " -quick", false: ""}[s.Quick])
+	fmt.Fprintf(out, "daemon   graphrelay %s, built with %s, %s\n", e.Daemon, e.Go, e.Platform)
+	fmt.Fprintf(out, "machine  %d CPUs (%s), %s; spool on %s\n", e.CPUs, e.CPUModel, e.Kernel, e.SpoolFS)
+	fmt.Fprintf(out, "setup    graphrelay serve as a child process, delivery.mode %s,\n", s.Delivery)
+	fmt.Fprintf(out, "         %d mailboxes × max_concurrency %d, queue.workers %d, log %s;\n",
+		s.Mailboxes, s.MailboxConcurrency, s.Workers, s.Log)
+	fmt.Fprintf(out, "         fake Graph (graph/graphtest) on loopback in the benchmark process, sharing the CPUs.\n")
+	fmt.Fprintf(out, "         MB = 10^6 bytes; RSS is the daemon's (VmRSS, peak = VmHWM).\n")
+
+	fmt.Fprintf(out, "\nThroughput and latency: %d-byte messages, %.1f s per run, persistent connections carry up to %d transactions\n",
+		s.MessageBytes, s.RunSeconds, s.TransactionsPerConnection)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "Graph\tclients\tconnections\taccepted\taccepted/s\tdelivered/s\tundelivered\tDATA→250 ms p50 / p99 / max\t250→delivered ms p50 / p99 / max\tdaemon CPU/msg\tbench CPU/msg\t")
+	for _, lr := range r.Throughput {
+		graph := "instant"
+		if lr.GraphLatencyMs > 0 {
+			graph = fmt.Sprintf("%.0f ms", lr.GraphLatencyMs)
+		}
+		undelivered := fmt.Sprint(lr.Undelivered)
+		if lr.Refused+lr.Failed > 0 {
+			undelivered += fmt.Sprintf(" (+%d refused, %d failed)", lr.Refused, lr.Failed)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t%.0f µs\t%.0f µs\t\n",
+			graph, lr.Clients, lr.Connections, lr.Accepted, lr.AcceptedPerSec, lr.DeliveredPerSec, undelivered,
+			dist(lr.DataTo250), dist(lr.ToDelivered), lr.DaemonCPUPerMsgUs, lr.BenchCPUPerMsgUs)
+	}
+	tw.Flush()
+	if s.GraphLatencyMs > 0 {
+		fmt.Fprintf(out, "With %.0f ms Graph latency, %d mailboxes × %d requests cap delivery at about %.0f/s (%.0f/s per mailbox).\n",
+			s.GraphLatencyMs, s.Mailboxes, s.MailboxConcurrency,
+			float64(s.Mailboxes*s.MailboxConcurrency)*1000/s.GraphLatencyMs, float64(s.MailboxConcurrency)*1000/s.GraphLatencyMs)
+	}
+	for _, lr := range r.Throughput {
+		if lr.Graph429+lr.GraphErrors > 0 || lr.FirstError != "" {
+			fmt.Fprintf(out, "note: %d clients %s, Graph %.0f ms: %d Graph 429s, %d other Graph errors %s\n",
+				lr.Clients, lr.Connections, lr.GraphLatencyMs, lr.Graph429, lr.GraphErrors, lr.FirstError)
+		}
+	}
+
+	fmt.Fprintf(out, "\nMemory and start-up\n")
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "idle RSS, 1 s after start\t%.1f MB\t(peak so far %.1f MB)\n", r.Idle.IdleRSSMB, r.Idle.IdleHWMMB)
+	fmt.Fprintf(tw, "RSS holding %d idle connections\t%.1f MB\t(%d of %d greeted and held; peak %.1f MB) %s\n",
+		r.Idle.Wanted, r.Idle.ConnectionRSSMB, r.Idle.Connections, r.Idle.Wanted, r.Idle.ConnectionHWMMB, r.Idle.FirstError)
+	for _, l := range r.LargeMessages {
+		outcome := fmt.Sprintf("delivered (%s) in %.1f s", l.Delivery, l.Seconds)
+		if l.Seconds == 0 {
+			outcome = "NOT DELIVERED: " + l.Delivery
+		}
+		fmt.Fprintf(tw, "peak RSS relaying a %d MB message\t%.1f MB\t(%d bytes, %s; idle before %.1f MB)\n",
+			l.SizeMB, l.PeakRSSMB, l.MessageBytes, outcome, l.IdleRSSMB)
+	}
+	cs := r.ColdStart
+	fmt.Fprintf(tw, "cold start, exec → listening\t%.1f ms\t(mean of %d; min %.1f, max %.1f; first 220 at %.1f ms)\n",
+		cs.MeanListenMs, cs.Starts, cs.MinListenMs, cs.MaxListenMs, cs.MeanGreetMs)
+	tw.Flush()
+
+	fmt.Fprintf(out, "\nTargets\n")
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, t := range r.Targets {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Measured, t.Goal, t.Status)
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "\nbenchmark process (clients and fake Graph): peak RSS %.0f MB, CPU %.1f s; whole run %.0f s\n",
+		r.Bench.PeakRSSMB, r.Bench.CPUSeconds, r.ElapsedSeconds)
+	if len(r.Errors) > 0 {
+		fmt.Fprintf(out, "\nERRORS:\n  %s\n", strings.Join(r.Errors, "\n  "))
+	}
+}
+
+func dist(d Dist) string {
+	if d.N == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s / %s / %s", ms(d.P50), ms(d.P99), ms(d.Max))
+}
+
+// ms prints with a precision that suits the magnitude, so sub-millisecond
+// and multi-second latencies both stay readable.
+func ms(v float64) string {
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	case v < 100:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func writeJSON(path string, r *Results) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+)
+
+// Environment names what was measured, so that figures from different
+// machines or builds are not compared by mistake.
+type Environment struct {
+	Daemon     string `json:"daemon_version"`
+	Go         string `json:"go"`
+	Platform   string `json:"platform"`
+	CPUs       int    `json:"cpus"`
+	CPUModel   string `json:"cpu_model"`
+	Kernel     string `json:"kernel"`
+	SpoolFS    string `json:"spool_filesystem"`
+	SpoolDir   string `json:"spool_dir"`
+	StartedUTC string `json:"started_utc"`
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func kernel() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return runtime.GOOS
+	}
+	return "Linux " + strings.TrimSpace(string(b))
+}
+
+// filesystem names the filesystem holding dir: fsync's cost, and so the
+// spool's throughput, depends on it more than on anything else.
+func filesystem(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return "unknown"
+	}
+	switch uint64(st.Type) {
+	case 0xEF53:
+		return "ext4"
+	case 0x58465342:
+		return "xfs"
+	case 0x9123683E:
+		return "btrfs"
+	case 0x01021994:
+		return "tmpfs (no real fsync)"
+	case 0x794C7630:
+		return "overlayfs"
+	case 0x2FC12FC1:
+		return "zfs"
+	case 0x65735546:
+		return "fuse"
+	case 0x6969:
+		return "nfs"
+	}
+	return "unknown"
+}
