@@ -33,6 +33,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -54,6 +55,9 @@ type options struct {
 	bin         string
 	spoolDir    string
 	jsonFile    string
+	keep        bool
+	cpuProfile  string
+	timeout     time.Duration
 }
 
 func parseFlags() options {
@@ -71,6 +75,9 @@ func parseFlags() options {
 	flag.StringVar(&o.bin, "bin", "", "graphrelay binary to measure (default: go build ./cmd/graphrelay)")
 	flag.StringVar(&o.spoolDir, "spool-dir", "", "directory for the daemons' spools and logs (default: a new one in $TMPDIR)")
 	flag.StringVar(&o.jsonFile, "json", "bench-results.json", "write the results as JSON to this file (\"\" for none)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (SMTP clients and fake Graph) to this file")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "stop everything and fail if the whole run takes longer")
+	flag.BoolVar(&o.keep, "keep", false, "keep the daemons' directories (configuration, log, spool) for inspection")
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -110,21 +117,45 @@ func run(o options) int {
 		warnf("%v", err)
 		return 1
 	}
-	defer os.RemoveAll(root)
+	if o.keep {
+		defer warnf("kept the daemons' configurations, logs and spools in %s", root)
+	} else {
+		defer os.RemoveAll(root)
+	}
 	e := &env{o: o, root: root, running: map[*benchkit.Daemon]bool{}}
 	defer e.stopAll()
 
-	// An interrupt stops the daemons and removes the spools before exiting.
+	// An interrupt, or a run past -timeout, stops the daemons and removes
+	// the spools before exiting.
+	abort := func(why string, code int) {
+		warnf("%s; stopping the daemons", why)
+		e.stopAll()
+		if !o.keep {
+			os.RemoveAll(root)
+		}
+		os.Exit(code)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-sig
-		warnf("interrupted; stopping the daemons")
-		e.stopAll()
-		os.RemoveAll(root)
-		os.Exit(130)
+		abort("interrupted", 130)
 	}()
+	time.AfterFunc(o.timeout, func() { abort(fmt.Sprintf("the run exceeded -timeout %s", o.timeout), 1) })
 
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			warnf("%v", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			warnf("%v", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if e.bin = o.bin; e.bin == "" {
 		warnf("building graphrelay")
 		if e.bin, err = benchkit.Build(root); err != nil {
@@ -152,7 +183,8 @@ func run(o options) int {
 	res := &Results{
 		Environment: Environment{Daemon: benchkit.Version(e.bin), Go: runtime.Version(),
 			Platform: runtime.GOOS + "/" + runtime.GOARCH, CPUs: runtime.NumCPU(), CPUModel: cpuModel(),
-			Kernel: kernel(), SpoolFS: filesystem(root), SpoolDir: root, StartedUTC: began.UTC().Format(time.RFC3339)},
+			CPUAvailable: benchkit.AvailableCPU(500 * time.Millisecond),
+			Kernel:       kernel(), SpoolFS: filesystem(root), SpoolDir: root, StartedUTC: began.UTC().Format(time.RFC3339)},
 		Settings: Settings{Quick: o.quick, RunSeconds: o.duration.Seconds(), DrainSeconds: o.drain.Seconds(),
 			GraphLatencyMs: msOf(o.latency), Mailboxes: o.mailboxes, MailboxConcurrency: 4, Workers: o.workers,
 			TransactionsPerConnection: o.batch, MessageBytes: messageSize, Delivery: "queue (durable spool, fsync before 250)",

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Spool areas and files; FORMAT.md documents them.
@@ -163,10 +164,17 @@ func (s *Spool) newFile(id string) (File, string, error) {
 // notification is one write, small enough to keep 64 sessions cheap.
 const copyBufSize = 32 << 10
 
+// copyBufs pools copyAccounted's buffers: one per message was 32 KB of
+// garbage per 4 KB notification. Writers do not keep the bytes they are
+// given (io.Writer's contract), so a buffer is free again on return.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
 // copyAccounted copies like io.Copy but asks account before each write,
 // and keeps stream errors apart from disk errors.
 func copyAccounted(w io.Writer, r io.Reader, account func(int64) error) (int64, error) {
-	buf := make([]byte, copyBufSize)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
 	var n int64
 	for {
 		k, rerr := r.Read(buf)

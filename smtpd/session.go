@@ -133,10 +133,13 @@ func (s *session) Data(r io.Reader) error {
 }
 
 func (s *session) receive(r io.Reader, env *envelope.Envelope, log *slog.Logger) error {
-	hdr, rest, err := readHeader(newCRLFReader(r))
+	cr := newCRLFReader(r)
+	defer cr.release()
+	hdr, rest, err := readHeader(cr)
 	if err != nil {
 		return err
 	}
+	defer releaseRest(rest)
 	d, err := s.server.opts.Policy.Data(s.pending, headerFrom(hdr), env.Recipients)
 	if err != nil {
 		return err
@@ -152,8 +155,11 @@ func (s *session) receive(r io.Reader, env *envelope.Envelope, log *slog.Logger)
 		return err
 	}
 	// A Deliverer that returned early must not leave the client's stream
-	// unread; draining also surfaces a size-limit or timeout error.
-	_, err = io.Copy(io.Discard, msg)
+	// unread; draining also surfaces a size-limit or timeout error. The
+	// wrapper hides io.MultiReader's WriteTo, which would allocate a 32 KB
+	// buffer per message only to find the stream already at its end;
+	// io.Discard then drains with its own pooled buffer.
+	_, err = io.Copy(io.Discard, struct{ io.Reader }{msg})
 	return err
 }
 

@@ -19,13 +19,17 @@ const (
 	cteUnknown
 )
 
+// cteSeparators is built once: a Replacer builds its lookup table on first
+// use, which per message cost more than the replacement itself.
+var cteSeparators = strings.NewReplacer("-", "", "_", "", " ", "")
+
 // parseCTE normalises a Content-Transfer-Encoding value. Spellings seen in
 // real mail ("7-bit", "8", "Base64 ", "quoted_printable", "x-uuencode") map
 // to the encoding they mean; anything else is cteUnknown, which callers
 // treat as 8bit.
 func parseCTE(raw string) transferEncoding {
 	v, _ := mailhdr.ParseMediaType(raw)
-	v = strings.NewReplacer("-", "", "_", "", " ", "").Replace(v)
+	v = cteSeparators.Replace(v)
 	switch v {
 	case "", "7bit", "8bit", "7", "8", "binary", "none", "xbinary", "7bits", "8bits":
 		return cteIdentity

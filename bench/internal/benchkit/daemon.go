@@ -32,8 +32,9 @@ type Options struct {
 
 // Daemon is a running child.
 type Daemon struct {
-	Addr    string // SMTP listener
-	LogPath string
+	Addr      string // SMTP listener
+	AdminAddr string // /metrics, /healthz, /readyz
+	LogPath   string
 	// Listening is the time from exec to the first accepted TCP connection,
 	// Greeted to the first 220 read on it.
 	Listening, Greeted time.Duration
@@ -51,11 +52,15 @@ func Start(o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfgFile := filepath.Join(o.Dir, "graphrelay.yaml")
-	if err := os.WriteFile(cfgFile, []byte(configYAML(o, addr)), 0o600); err != nil {
+	admin, err := freeAddr()
+	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{Addr: addr, LogPath: filepath.Join(o.Dir, "daemon.log"), exited: make(chan struct{})}
+	cfgFile := filepath.Join(o.Dir, "graphrelay.yaml")
+	if err := os.WriteFile(cfgFile, []byte(configYAML(o, addr, admin)), 0o600); err != nil {
+		return nil, err
+	}
+	d := &Daemon{Addr: addr, AdminAddr: admin, LogPath: filepath.Join(o.Dir, "daemon.log"), exited: make(chan struct{})}
 	if d.logf, err = os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
 		return nil, err
 	}
@@ -92,7 +97,7 @@ func childEnv() []string {
 	return env
 }
 
-func configYAML(o Options, addr string) string {
+func configYAML(o Options, addr, admin string) string {
 	t := o.Tenant
 	delivery := o.Delivery
 	if delivery == "" {
@@ -125,13 +130,13 @@ func configYAML(o Options, addr string) string {
 	if o.Workers > 0 {
 		fmt.Fprintf(&b, "  workers: %d\n", o.Workers)
 	}
-	// The admin endpoint is part of the daemon's real wiring; a free
-	// loopback port keeps concurrent daemons apart.
-	b.WriteString("admin:\n  listen: 127.0.0.1:0\n")
+	// The admin endpoint is part of the daemon's real wiring, and its
+	// /metrics give the daemon's own view of latencies.
+	fmt.Fprintf(&b, "admin:\n  listen: %s\n", admin)
 	return b.String()
 }
 
-// freeAddr picks a loopback port for the daemon's listener.
+// freeAddr picks a free loopback port for one of the daemon's listeners.
 func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -83,3 +86,57 @@ func SelfCPUTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// SystemCPU returns the CPU time all processes and the kernel have spent
+// busy (user, nice, system, irq, softirq) since boot, summed over CPUs.
+// Comparing its growth with the daemon's and the benchmark's own shows how
+// much of the machine something else took during a run.
+func SystemCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected /proc/stat")
+	}
+	var busy int64
+	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("unexpected /proc/stat: %w", err)
+		}
+		busy += n
+	}
+	return time.Duration(busy) * time.Second / userHZ, nil
+}
+
+// AvailableCPU spins one goroutine per CPU for d and returns the share of
+// the machine's CPU time they got: about 1 on an idle machine, less when
+// other processes (or other cgroups, which nice does not reach) compete.
+func AvailableCPU(d time.Duration) float64 {
+	n := runtime.NumCPU()
+	start := SelfCPUTime()
+	wall := time.Now()
+	deadline := wall.Add(d)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x := 0
+			for time.Now().Before(deadline) {
+				for i := 0; i < 1000; i++ {
+					x += i
+				}
+			}
+			spinSink.Add(int64(x))
+		}()
+	}
+	wg.Wait()
+	return float64(SelfCPUTime()-start) / float64(time.Since(wall)) / float64(n)
+}
+
+// spinSink keeps the compiler from removing AvailableCPU's loop.
+var spinSink atomic.Int64
