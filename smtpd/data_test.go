@@ -135,3 +135,27 @@ func TestHeaderFrom(t *testing.T) {
 		t.Errorf("no From: %v", got)
 	}
 }
+
+// BenchmarkReceive4KB reads a 4 KB message through crlfReader and
+// readHeader as receive does, in the chunks go-smtp's reader returns.
+func BenchmarkReceive4KB(b *testing.B) {
+	msg := []byte("From: Printer <p@company.com>\r\nSubject: x\r\n\r\n" +
+		strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiu\r\n", 58))
+	buf := make([]byte, 32<<10)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		cr := newCRLFReader(bytes.NewReader(msg))
+		_, rest, err := readHeader(cr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := rest.Read(buf); err != nil {
+				break
+			}
+		}
+		releaseRest(rest)
+		cr.release()
+	}
+}
