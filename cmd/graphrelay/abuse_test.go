@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -14,24 +13,7 @@ import (
 	"time"
 
 	"github.com/graphrelay/graphrelay/config"
-	"github.com/graphrelay/graphrelay/graph/graphtest"
 )
-
-// abuseRelay starts a relay against the fake with the given limits.
-func abuseRelay(t *testing.T, mutate func(*config.Config)) (*runningRelay, *graphtest.Server) {
-	t.Helper()
-	cert := newAppCert(t, "graphrelay")
-	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
-	cfg := fakeConfig(fake, "alerts@company.com")
-	cfg.Graph.CertificateFile, cfg.Graph.KeyFile = cert.certFile, cert.keyFile
-	if mutate != nil {
-		mutate(cfg)
-	}
-	if errs := config.Validate(cfg); len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	return startRelay(t, cfg, fake), fake
-}
 
 // rssKB reads this process's resident set size; the relay runs in-process.
 func rssKB() int {
@@ -53,7 +35,7 @@ func TestSlowLoris(t *testing.T) {
 		t.Skip("1,000 connections")
 	}
 	const slow = 1000
-	r, fake := abuseRelay(t, func(cfg *config.Config) {
+	r, fake := certRelay(t, func(cfg *config.Config) {
 		cfg.SMTP.ReadTimeout = config.Duration(3 * time.Second)
 		cfg.SMTP.Listeners[0].MaxConnections = slow + 50
 		cfg.SMTP.Listeners[0].MaxConnectionsPerIP = slow + 50
@@ -126,7 +108,7 @@ func TestSlowLoris(t *testing.T) {
 }
 
 func TestConnectionFlood(t *testing.T) {
-	r, _ := abuseRelay(t, func(cfg *config.Config) {
+	r, _ := certRelay(t, func(cfg *config.Config) {
 		cfg.SMTP.Listeners[0].MaxConnections = 40
 		cfg.SMTP.Listeners[0].MaxConnectionsPerIP = 25
 	})
@@ -186,7 +168,7 @@ func countPrefix(m map[string]int, p string) int {
 }
 
 func TestOversizedInput(t *testing.T) {
-	r, fake := abuseRelay(t, nil)
+	r, fake := certRelay(t, nil)
 	t.Run("huge header block", func(t *testing.T) {
 		hdr := strings.Repeat("X-Filler: "+strings.Repeat("h", 900)+"\r\n", 1500) // about 1.4 MB
 		rep := sendNetSMTP(t, r.addr, "alerts@company.com", []string{"ops@company.com"}, hdr+"Subject: big\r\n\r\nbody\r\n")
@@ -261,7 +243,7 @@ func TestOversizedInput(t *testing.T) {
 }
 
 func TestHostileMIME(t *testing.T) {
-	r, fake := abuseRelay(t, nil)
+	r, fake := certRelay(t, nil)
 	t.Run("nesting 5000 deep", func(t *testing.T) {
 		var b strings.Builder
 		b.WriteString("Subject: deep\r\nMIME-Version: 1.0\r\n")

@@ -213,3 +213,18 @@ func crlf(s string) string {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// certRelay starts the daemon against a fake tenant that trusts a fresh
+// app certificate, with one allowed mailbox, alerts@company.com, which is
+// also the default; mutate adjusts the configuration before start.
+func certRelay(t *testing.T, mutate func(*config.Config)) (*runningRelay, *graphtest.Server) {
+	t.Helper()
+	cert := newAppCert(t, "graphrelay")
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
+	cfg := fakeConfig(fake, "alerts@company.com")
+	cfg.Graph.CertificateFile, cfg.Graph.KeyFile = cert.certFile, cert.keyFile
+	if mutate != nil {
+		mutate(cfg)
+	}
+	return startRelay(t, cfg, fake), fake
+}

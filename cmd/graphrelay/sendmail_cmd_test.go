@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -17,21 +16,6 @@ import (
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
 )
-
-// sendmailRelay starts the daemon against the fake tenant with one allowed
-// mailbox, alerts@company.com, which is also the default. Without rules the
-// implicit ones apply: any sender, From rewritten, company.com recipients.
-func sendmailRelay(t *testing.T, mutate func(*config.Config)) (*runningRelay, *graphtest.Server) {
-	t.Helper()
-	cert := newAppCert(t, "graphrelay")
-	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
-	cfg := fakeConfig(fake, "alerts@company.com")
-	cfg.Graph.CertificateFile, cfg.Graph.KeyFile = cert.certFile, cert.keyFile
-	if mutate != nil {
-		mutate(cfg)
-	}
-	return startRelay(t, cfg, fake), fake
-}
 
 // runSendmail runs the sendmail command as a program would: arguments and
 // a message on stdin, written with LF line endings.
@@ -66,7 +50,7 @@ const backupReport = "To: Ops <ops@company.com>\nCc: cc@company.com\nBcc: hidden
 // daemon": recipients from the header plus the command line, the Bcc
 // recipient delivered but invisible.
 func TestSendmailTThroughDaemon(t *testing.T) {
-	r, fake := sendmailRelay(t, nil)
+	r, fake := certRelay(t, nil)
 	code, _, stderr := runSendmail(t, backupReport, "-t", "-i", "--server", r.addr, "extra@company.com")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -95,7 +79,7 @@ func TestSendmailTThroughDaemon(t *testing.T) {
 // MIME passthrough the relay counts the Bcc fields it had to drop, which
 // must be none, and the Bcc it adds itself names both hidden recipients.
 func TestSendmailRemovesBcc(t *testing.T) {
-	r, fake := sendmailRelay(t, func(c *config.Config) { c.Delivery.Format = config.FormatMIME })
+	r, fake := certRelay(t, func(c *config.Config) { c.Delivery.Format = config.FormatMIME })
 	code, _, stderr := runSendmail(t, backupReport, "-t", "--server", r.addr, "extra@company.com")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -112,7 +96,7 @@ func TestSendmailRemovesBcc(t *testing.T) {
 // TestSendmailAddsMissingHeaders: -F names the sender of a message without
 // From, and Date and Message-ID are added as sendmail adds them.
 func TestSendmailAddsMissingHeaders(t *testing.T) {
-	r, fake := sendmailRelay(t, func(c *config.Config) { c.Delivery.Format = config.FormatMIME })
+	r, fake := certRelay(t, func(c *config.Config) { c.Delivery.Format = config.FormatMIME })
 	code, _, stderr := runSendmail(t, "Subject: SMART error on /dev/sda\n\nReallocated sectors: 12\n",
 		"-F", "Backup Job", "-f", "backup@nas.lan", "--server", r.addr, "ops@company.com")
 	if code != 0 {
@@ -153,7 +137,7 @@ func TestSendmailLoneDot(t *testing.T) {
 		{"with -oi", []string{"-oi"}, "before\n.\nafter", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, fake := sendmailRelay(t, nil)
+			r, fake := certRelay(t, nil)
 			args := append(append([]string{}, tc.args...), "--server", r.addr, "ops@company.com")
 			if code, _, stderr := runSendmail(t, msg, args...); code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
@@ -169,7 +153,7 @@ func TestSendmailLoneDot(t *testing.T) {
 // TestSendmailExitCodes drives each refusal the relay can give and checks
 // the sysexits code that tells cron and PHP whether to retry.
 func TestSendmailExitCodes(t *testing.T) {
-	r, fake := sendmailRelay(t, func(c *config.Config) {
+	r, fake := certRelay(t, func(c *config.Config) {
 		c.DefaultMailbox = ""
 		c.Rules = []config.Rule{{Name: "nas", Sender: "*@nas.lan", Mailbox: "alerts@company.com",
 			From: config.FromRewrite, Recipients: []string{"company.com"}}}
@@ -239,7 +223,7 @@ func closedPort(t *testing.T) string {
 // packages set it for cron, sendmail dials the first listener that admits
 // loopback, with 0.0.0.0 dialled as 127.0.0.1.
 func TestSendmailFindsRelayFromConfig(t *testing.T) {
-	r, fake := sendmailRelay(t, nil)
+	r, fake := certRelay(t, nil)
 	_, port, _ := net.SplitHostPort(r.addr)
 	cfgFile := filepath.Join(t.TempDir(), "graphrelay.yaml")
 	yaml := fmt.Sprintf(`smtp:
@@ -279,7 +263,7 @@ func TestSendmailSymlinkBinary(t *testing.T) {
 	if err := os.Symlink(bin, link); err != nil {
 		t.Fatal(err)
 	}
-	r, fake := sendmailRelay(t, nil)
+	r, fake := certRelay(t, nil)
 	sendmail := func(server string) (int, string) {
 		cmd := exec.Command(link, "-t")
 		cmd.Env = append(os.Environ(), "GRAPHRELAY_SENDMAIL_SERVER="+server, "GRAPHRELAY_CONFIG=")
