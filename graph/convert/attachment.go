@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -9,15 +10,15 @@ import (
 )
 
 // attachments returns a fileAttachment for every leaf that is not the body
-// and not a dropped alternative, in document order. Subtrees kept whole by
-// a limit become one .eml attachment each. Empty text parts that are not
-// the body carry nothing and are skipped.
-func (c *converter) attachments(root, body *entity, refs map[string]string) []graph.Attachment {
+// (unless keepBody) and not a dropped alternative, in document order.
+// Subtrees kept whole by a limit become one .eml attachment each. Empty text
+// parts that are not the body carry nothing and are skipped.
+func (c *converter) attachments(root, body *entity, keepBody bool, refs map[string]*cidRef) []graph.Attachment {
 	var out []graph.Attachment
 	var walk func(e *entity)
 	walk = func(e *entity) {
 		switch {
-		case e == body || e.dropped:
+		case (e == body && !keepBody) || e.dropped:
 		case e.isMultipart():
 			for _, ch := range e.children {
 				walk(ch)
@@ -37,7 +38,7 @@ func (c *converter) attachments(root, body *entity, refs map[string]string) []gr
 // transfer encoding removed: text attachments keep their charset and a
 // message/rfc822 part keeps its exact bytes, so the recipient gets the
 // file the sender attached.
-func (c *converter) leafAttachment(e *entity, n int, refs map[string]string) graph.Attachment {
+func (c *converter) leafAttachment(e *entity, n int, refs map[string]*cidRef) graph.Attachment {
 	a := graph.Attachment{
 		ODataType:   graph.FileAttachmentType,
 		Name:        c.attachmentName(e, n),
@@ -51,7 +52,10 @@ func (c *converter) leafAttachment(e *entity, n int, refs map[string]string) gra
 	}
 	if cid := normalizeCID(e.header.Get("Content-Id")); cid != "" {
 		if ref, ok := refs[strings.ToLower(cid)]; ok {
-			a.IsInline, a.ContentID = true, ref
+			if ref.cid == "" {
+				ref.cid = cid
+			}
+			a.IsInline, a.ContentID = true, ref.cid
 		}
 	}
 	return a
@@ -80,28 +84,70 @@ func (c *converter) opaqueAttachment(e *entity, n int) graph.Attachment {
 // cidPattern finds cid: URLs in HTML attribute values and CSS url().
 var cidPattern = regexp.MustCompile(`(?i)\bcid:([^"'\s<>()]+)`)
 
+// cidRef is one Content-ID that the HTML body references. cid is the
+// part's own Content-ID, set when a part answers the reference.
+type cidRef struct {
+	cid string
+}
+
 // cidRefs returns the Content-IDs that an HTML body references, keyed by
-// their lower-cased, URL-decoded form (RFC 2392 URLs are percent-encoded,
-// and mailers differ in case), mapped to the reference as the HTML writes
-// it. That written form becomes the attachment's contentId, because it is
-// what Outlook matches against the src attribute.
-func cidRefs(b graph.ItemBody) map[string]string {
-	refs := make(map[string]string)
+// their lower-cased, URL-decoded form: RFC 2392 says a cid: URL is
+// percent-encoded and compares case-insensitively, and mailers differ in
+// both.
+func cidRefs(b graph.ItemBody) map[string]*cidRef {
+	refs := make(map[string]*cidRef)
 	if b.ContentType != graph.BodyHTML {
 		return refs
 	}
 	for _, m := range cidPattern.FindAllStringSubmatch(b.Content, -1) {
-		ref := m[1]
-		key := ref
-		if u, err := url.PathUnescape(ref); err == nil {
-			key = u
-		}
-		key = strings.ToLower(normalizeCID(key))
-		if _, ok := refs[key]; !ok && key != "" {
-			refs[key] = ref
+		if key := cidKey(m[1]); key != "" && refs[key] == nil {
+			refs[key] = &cidRef{}
 		}
 	}
 	return refs
+}
+
+// cidKey is the comparison form of a cid: reference.
+func cidKey(ref string) string {
+	if u, err := url.PathUnescape(ref); err == nil {
+		ref = u
+	}
+	return strings.ToLower(normalizeCID(ref))
+}
+
+// rewriteCIDs spells every cid: reference that a part answers exactly as
+// that part's contentId, which is its Content-ID. Outlook compares the two
+// literally, so "cid:Image001.PNG%4001D0" in the HTML and a part with
+// Content-ID <image001.png@01D0> would otherwise show a broken image in one
+// client or another; with one spelling on both sides every reader resolves
+// it.
+func rewriteCIDs(b graph.ItemBody, refs map[string]*cidRef) string {
+	if b.ContentType != graph.BodyHTML || len(refs) == 0 {
+		return b.Content
+	}
+	return cidPattern.ReplaceAllStringFunc(b.Content, func(m string) string {
+		ref := refs[cidKey(m[len("cid:"):])]
+		if ref == nil || ref.cid == "" {
+			return m
+		}
+		return m[:len("cid:")] + cidURL(ref.cid)
+	})
+}
+
+// cidURL percent-encodes the few characters of a Content-ID that cannot
+// stand in a cid: URL inside an HTML attribute (RFC 2392: "%" itself, and
+// what would end the attribute or the CSS url()).
+func cidURL(cid string) string {
+	var sb strings.Builder
+	for i := 0; i < len(cid); i++ {
+		switch ch := cid[i]; ch {
+		case '%', '"', '\'', ' ', '\t', '<', '>', '(', ')':
+			sb.WriteString(fmt.Sprintf("%%%02X", ch))
+		default:
+			sb.WriteByte(ch)
+		}
+	}
+	return sb.String()
 }
 
 // normalizeCID strips the angle brackets and blanks around a Content-ID.

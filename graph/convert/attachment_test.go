@@ -130,8 +130,8 @@ func TestInline(t *testing.T) {
 			cid    string
 		}
 		wants := []want{
-			{"image001.png", true, "Image001.PNG@01D0"}, // disposition attachment, other case
-			{"image-2.png", true, "logo%40example.com"}, // percent-encoded reference
+			{"image001.png", true, "image001.png@01D0"}, // disposition attachment, other case in the HTML
+			{"image-2.png", true, "logo@example.com"},   // percent-encoded reference
 			{"image-3.png", true, "bg@x"},               // CSS url(), Content-ID without brackets
 			{"unused.png", false, ""},                   // inline disposition but unreferenced
 		}
@@ -142,6 +142,12 @@ func TestInline(t *testing.T) {
 		for i, w := range wants {
 			if as[i].Name != w.name || as[i].IsInline != w.inline || as[i].ContentID != w.cid {
 				t.Errorf("%s: %d = %q inline=%v cid=%q, want %+v", v, i, as[i].Name, as[i].IsInline, as[i].ContentID, w)
+			}
+		}
+		// The HTML spells each reference as the part's contentId.
+		for _, ref := range []string{`src="cid:image001.png@01D0"`, `src='cid:logo@example.com'`, `url(cid:bg@x)`} {
+			if !strings.Contains(res.Message.Body.Content, ref) {
+				t.Errorf("%s: body lacks %s: %q", v, ref, res.Message.Body.Content)
 			}
 		}
 	}

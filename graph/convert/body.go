@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/graphrelay/graphrelay/graph"
@@ -56,12 +57,57 @@ func (c *converter) leafRank(e *entity) int {
 	return rankEnriched
 }
 
-// selectBody picks the body leaf of the message, or nil, and marks the text
-// alternatives it replaces as dropped.
-func (c *converter) selectBody(root *entity) *entity {
+// selectBody picks the body leaf of the message, or nil, and marks the
+// alternatives it replaces as dropped. keep reports that the body is also
+// an attachment: a text part the sender named as a file (rule 21a).
+func (c *converter) selectBody(root *entity) (body *entity, keep bool) {
 	b := c.pickBody(root)
 	c.markAlternatives(root)
-	return b
+	if c.leafRank(b) <= rankEmpty {
+		if named := c.namedInlineText(root); named != nil {
+			return named, true
+		}
+	}
+	return b, false
+}
+
+// namedInlineText finds, in document order, the first non-empty text part
+// that carries a file name but was not marked as an attachment
+// ("inline; filename=msg.txt", or a name parameter without a disposition).
+// Thunderbird, Apple Mail and Outlook show such a part as the message text
+// when nothing else is, so it becomes the body of a message that has no
+// other; it stays an attachment too, so the named file arrives as sent.
+func (c *converter) namedInlineText(e *entity) *entity {
+	if e.dropped || e.opaque != "" {
+		return nil
+	}
+	if e.isMultipart() {
+		for _, ch := range e.children {
+			if b := c.namedInlineText(ch); b != nil {
+				return b
+			}
+		}
+		return nil
+	}
+	switch e.mediaType {
+	case "text/plain", "text/html", "text/enriched", "text/richtext":
+	default:
+		return nil
+	}
+	if disp, _ := mailhdr.ParseMediaType(e.header.Get("Content-Disposition")); disp == "attachment" {
+		return nil
+	}
+	if strings.TrimSpace(c.textOf(e)) == "" || looksBinary(c.decoded(e)) {
+		return nil
+	}
+	return e
+}
+
+// looksBinary reports content that only claims to be text: a NUL byte in
+// the first few kilobytes, as in an image sent as text/plain. Such a part
+// stays an attachment rather than filling the body with noise.
+func looksBinary(b []byte) bool {
+	return bytes.IndexByte(b[:min(len(b), 8192)], 0) >= 0
 }
 
 // pickBody returns the leaf that would be the body of e's subtree:
@@ -143,37 +189,96 @@ func relatedRoot(e *entity) *entity {
 	return e.children[0]
 }
 
-// markAlternatives walks the tree and, in every multipart/alternative,
-// marks the text candidates of the other
-// alternatives as dropped: they are other renderings of the same body.
-// Anything else in those alternatives (a calendar invitation, an image) is
-// kept as an attachment.
-func (c *converter) markAlternatives(e *entity) {
-	if !e.isMultipart() {
-		return
-	}
-	if e.mediaType == "multipart/alternative" && e.pick != nil {
-		for _, ch := range e.children {
-			if c.pickBody(ch) != e.pick {
-				dropText(ch)
+// markAlternatives walks the tree and, in every multipart/alternative
+// whose body was chosen, marks the text parts of the other alternatives as
+// dropped: they are other renderings of the same content (text/plain,
+// text/enriched, text/watch-html, text/x-amp-html), not files the sender
+// attached. Two kinds of part are kept as attachments because they may be
+// the only carrier of something: non-text parts (an image, a PDF), and a
+// calendar (text/calendar) unless the message carries the same calendar
+// elsewhere, as Outlook and Gmail invitations do with an invite.ics.
+func (c *converter) markAlternatives(root *entity) {
+	var calendars []*entity
+	var walk func(e *entity)
+	walk = func(e *entity) {
+		if !e.isMultipart() {
+			return
+		}
+		if e.mediaType == "multipart/alternative" && e.pick != nil {
+			for _, ch := range e.children {
+				if c.pickBody(ch) != e.pick {
+					calendars = dropRenderings(ch, calendars)
+				}
 			}
 		}
+		for _, ch := range e.children {
+			walk(ch)
+		}
 	}
-	for _, ch := range e.children {
-		c.markAlternatives(ch)
+	walk(root)
+	for _, cal := range calendars {
+		if c.calendarElsewhere(root, cal) {
+			cal.dropped = true
+		}
 	}
 }
 
-func dropText(e *entity) {
+// dropRenderings marks the text leaves of an unchosen alternative as
+// dropped and returns the calendars among them, which are dropped only when
+// a copy exists elsewhere. A text part the sender explicitly marked as an
+// attachment is kept.
+func dropRenderings(e *entity, calendars []*entity) []*entity {
+	if e.opaque != "" {
+		return calendars
+	}
 	if e.isMultipart() {
 		for _, ch := range e.children {
-			dropText(ch)
+			calendars = dropRenderings(ch, calendars)
 		}
-		return
+		return calendars
 	}
-	if isTextCandidate(e) {
-		e.dropped = true
+	if !strings.HasPrefix(e.mediaType, "text/") {
+		return calendars
 	}
+	if disp, _ := mailhdr.ParseMediaType(e.header.Get("Content-Disposition")); disp == "attachment" {
+		return calendars
+	}
+	if isCalendar(e.mediaType) {
+		return append(calendars, e)
+	}
+	e.dropped = true
+	return calendars
+}
+
+func isCalendar(mt string) bool {
+	return mt == "text/calendar" || mt == "application/ics" || mt == "text/x-vcalendar"
+}
+
+// calendarElsewhere reports whether another, kept leaf of the tree holds
+// the same calendar as cal (equal after line endings and surrounding blanks
+// are normalised, since one copy is often quoted-printable and the other
+// base64).
+func (c *converter) calendarElsewhere(root, cal *entity) bool {
+	want := normalizeCalendar(c.decoded(cal))
+	found := false
+	var walk func(e *entity)
+	walk = func(e *entity) {
+		switch {
+		case found || e == cal || e.dropped || e.opaque != "":
+		case e.isMultipart():
+			for _, ch := range e.children {
+				walk(ch)
+			}
+		case isCalendar(e.mediaType):
+			found = normalizeCalendar(c.decoded(e)) == want
+		}
+	}
+	walk(root)
+	return found
+}
+
+func normalizeCalendar(b []byte) string {
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\r\n", "\n"))
 }
 
 // bodyOf builds the Graph body: HTML for text/html, Text otherwise, and an

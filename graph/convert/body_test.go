@@ -153,7 +153,7 @@ func TestBodySelection(t *testing.T) {
 		{"alt-html-text.eml", graph.BodyHTML, "<p>HTML version.</p>", nil},
 		{"alt-related-nested.eml", graph.BodyHTML, `<img src="cid:logo@example.com">`, []string{"logo.png", "attachment-2.ics", "scan.pdf"}},
 		{"alt-empty-html.eml", graph.BodyText, "Real text.", nil},
-		{"related-start.eml", graph.BodyHTML, `<img src="CID:IMG%40x">`, []string{"image-1.gif"}},
+		{"related-start.eml", graph.BodyHTML, `<img src="CID:img@x">`, []string{"image-1.gif"}},
 		{"text-only.eml", graph.BodyText, "Just text.", nil},
 		{"no-content-type.eml", graph.BodyText, "backup ok", nil},
 		{"mixed-two-texts.eml", graph.BodyText, "First text.", []string{"photo.jpg", "attachment-2.txt"}},

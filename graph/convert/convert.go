@@ -69,9 +69,11 @@ func Convert(r io.Reader, env Envelope, opts Options) (*Result, error) {
 	m := &res.Message
 	c.mapHeaders(&root.header, m)
 	c.mapRecipients(&root.header, env, m)
-	body := c.selectBody(root)
+	body, keep := c.selectBody(root)
 	m.Body = c.bodyOf(body)
-	m.Attachments = c.attachments(root, body, cidRefs(m.Body))
+	refs := cidRefs(m.Body)
+	m.Attachments = c.attachments(root, body, keep, refs)
+	m.Body.Content = rewriteCIDs(m.Body, refs)
 
 	res.HeaderFrom = c.addresses(&root.header, "From")
 	res.MessageID = firstMsgID(root.header.Get("Message-Id"))

@@ -257,6 +257,11 @@ type leaf struct {
 	mediaType string
 	candidate bool // could be the body: a text part not marked as a file
 	display   bool // a candidate in text/plain or text/html
+	// rendering is a text part inside a multipart/alternative that is not
+	// marked as an attachment: another rendering of the body (rule 22),
+	// which need not arrive as an attachment unless it is a calendar that
+	// the message carries nowhere else.
+	rendering bool
 	data      []byte
 	decodeOK  bool
 }
@@ -279,11 +284,11 @@ func oracle(raw []byte) ([]leaf, error) {
 		return nil, err
 	}
 	var out []leaf
-	err = oracleWalk(h, br, "text/plain", 0, &out)
+	err = oracleWalk(h, br, "text/plain", 0, false, &out)
 	return out, err
 }
 
-func oracleWalk(h textproto.Header, body io.Reader, defType string, depth int, out *[]leaf) error {
+func oracleWalk(h textproto.Header, body io.Reader, defType string, depth int, inAlt bool, out *[]leaf) error {
 	if depth > 50 {
 		return errors.New("oracle: too deep")
 	}
@@ -311,7 +316,7 @@ func oracleWalk(h textproto.Header, body io.Reader, defType string, depth int, o
 			if err != nil {
 				return err
 			}
-			if err := oracleWalk(p.Header, p, child, depth+1, out); err != nil {
+			if err := oracleWalk(p.Header, p, child, depth+1, inAlt || mt == "multipart/alternative", out); err != nil {
 				return err
 			}
 		}
@@ -342,6 +347,7 @@ func oracleWalk(h textproto.Header, body io.Reader, defType string, depth int, o
 		l.candidate = disp != "attachment" && dparams["filename"] == "" && params["name"] == ""
 		l.display = l.candidate && mt != "text/enriched" && mt != "text/richtext"
 	}
+	l.rendering = inAlt && strings.HasPrefix(mt, "text/") && disp != "attachment" && !l.candidate
 	*out = append(*out, l)
 	return nil
 }
@@ -360,11 +366,19 @@ func compareLeaves(t *testing.T, rel string, res *Result, leaves []leaf) (compar
 	texts := map[[32]byte]int{}
 	var wantBytes int64
 	nonEmptyText := false
+	elsewhere := map[[32]byte]int{} // leaves outside the alternatives
+	for _, l := range leaves {
+		if !l.rendering && !l.candidate {
+			elsewhere[sha256.Sum256(l.data)]++
+		}
+	}
 	for _, l := range leaves {
 		sum := sha256.Sum256(l.data)
 		switch {
 		case !l.decodeOK:
 			undecodable++
+		case l.rendering && (!isCalendar(l.mediaType) || elsewhere[sum] > 0):
+			texts[sum]++ // may be dropped: another rendering, or a calendar carried twice
 		case l.candidate:
 			texts[sum]++
 			if l.display && len(bytes.TrimSpace(l.data)) > 0 {

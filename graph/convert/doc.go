@@ -28,7 +28,9 @@
 //     blank, the end of the line, or "--" (close); the rest of the line is
 //     ignored (RFC 2046 §5.1.1). Preamble and epilogue are dropped. A
 //     missing close delimiter ends the last part at the end of the body
-//     (warning); delimiters after a premature close still open parts.
+//     (warning), less the body's final line break, which belongs to the
+//     delimiter that is missing; delimiters after a premature close still
+//     open parts.
 //  4. A multipart without a usable boundary parameter gets its boundary
 //     guessed from the first "--token" line that opens parts (warning);
 //     with no parts at all its body is read as text/plain (warning).
@@ -56,8 +58,13 @@
 //  10. Subject and display names: RFC 2047 encoded words in any charset,
 //     malformed ones too (see mailhdr.DecodeText); raw 8-bit text as UTF-8
 //     where valid, else Windows-1252. Control characters become spaces. A
-//     subject over 255 UTF-16 units is cut (warning), since Exchange
-//     refuses longer ones.
+//     subject over 255 UTF-16 units is cut, with a warning that the relay
+//     logs ("conversion warning ... subject longer than 255 characters").
+//     The limit is reported for Exchange Web Services and is what Outlook
+//     lets a user type; it has not been verified against Graph's sendMail
+//     (no tenant is available to this project, and Graph's documentation
+//     names no limit), so the cut is the conservative choice: a cut subject
+//     still delivers, a refused one would dead-letter.
 //  11. Recipients: the envelope is authoritative. Each RCPT TO, in
 //     envelope order and once, goes to toRecipients if To lists it, else
 //     to ccRecipients if Cc lists it, else to bccRecipients. Header
@@ -120,15 +127,29 @@
 //     its root (the start parameter, else the first part). Other
 //     multiparts take their first non-empty candidate; further text parts
 //     become attachments, never appended to the body. Text/html becomes
-//     contentType HTML with its cid: references intact; anything else
-//     Text. No candidate gives an empty Text body.
+//     contentType HTML with its cid: references (spelt as rule 26 says);
+//     anything else Text. No candidate gives an empty Text body, except:
+//     (21a) a message without a non-empty body candidate takes as its body the
+//     first text/plain, text/html or text/enriched part, in document order,
+//     that carries a file name but is not marked "attachment" (cpython's
+//     msg_04: "Content-Disposition: inline; filename=msg.txt"), because
+//     Thunderbird, Apple Mail and Outlook show such a part as the message
+//     text. It stays an attachment as well, so the named file arrives as
+//     sent. A part with a NUL byte in its first 8 KiB only claims to be
+//     text and is not taken.
 //
 // # Attachments
 //
 //  22. Every leaf that is not the body becomes a fileAttachment with
-//     @odata.type, in document order, except the other text renderings of
-//     the body in a multipart/alternative and empty text parts. Other parts
-//     of a multipart/alternative (a text/calendar invitation, say) are kept.
+//     @odata.type, in document order, except empty text parts and the other
+//     renderings of the body in a multipart/alternative: every text/* part
+//     of an alternative that was not chosen (text/plain, text/enriched,
+//     text/watch-html, text/x-amp-html), unless the sender marked it
+//     "attachment". A text/calendar alternative is such a rendering only
+//     when the message carries the same calendar elsewhere (the invite.ics
+//     beside an Outlook or Gmail invitation); otherwise it is the only
+//     carrier of the invitation and is kept. Non-text alternatives (an
+//     image, a PDF) are kept.
 //  23. contentBytes are the part with only its transfer encoding removed:
 //     text attachments keep their charset, and a message/rfc822 or
 //     message/global part keeps its bytes unchanged. contentType is the
@@ -144,12 +165,19 @@
 //  25. Names are sanitised but keep their Unicode: a full path becomes its
 //     last element, other "/" and "\" become "_", control characters and
 //     bidirectional overrides (extension spoofing) are removed, and the
-//     name is cut to 255 UTF-16 units keeping the extension.
+//     name is cut to 255 UTF-16 units keeping the extension. A line break
+//     inside a name (an RFC 2231 "%0A", an encoded CRLF) becomes a blank,
+//     so the words on either side stay apart; folding is still unfolded.
 //  26. Inline: a part whose Content-ID the chosen HTML body references as
 //     cid: (in any attribute or CSS url(), compared case-insensitively and
-//     URL-decoded) gets isInline true and contentId set to the reference as
-//     the HTML writes it (what Outlook matches), whatever its
-//     Content-Disposition says. Unreferenced parts are regular attachments.
+//     URL-decoded, as RFC 2392 says) gets isInline true and contentId set
+//     to its Content-ID without brackets, whatever its Content-Disposition
+//     says, and every reference to it in the HTML is rewritten to that same
+//     spelling ("%", quotes, blanks, angle brackets and parentheses
+//     percent-encoded). Outlook compares the two literally, so one spelling
+//     on both sides resolves the image in every reader whatever case or
+//     %40 the sender used. References no part answers are left as written;
+//     unreferenced parts are regular attachments.
 //  27. Deferred content: with Options.DeferAttachments, a base64 or
 //     7bit/8bit/binary attachment (or a subtree kept whole by a limit)
 //     whose encoded body reaches that size keeps its bytes in the input.

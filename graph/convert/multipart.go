@@ -96,7 +96,12 @@ func splitMultipart(body []byte, boundary string) splitResult {
 		if i+1 < len(ds) {
 			end = ds[i+1].start
 		} else {
+			// Without a close delimiter the part ends at the end of the
+			// body, and the message's last line break stands where the
+			// missing delimiter's line break would: it belongs to the
+			// delimiter (RFC 2046 §5.1.1), not to the part.
 			res.truncated = true
+			end = trimFinalEOL(body, max(end, d.after), d.after)
 		}
 		res.parts = append(res.parts, body[d.after:max(end, d.after)])
 		res.starts = append(res.starts, d.start)
@@ -123,4 +128,16 @@ func guessBoundary(body []byte) string {
 		i = next
 	}
 	return ""
+}
+
+// trimFinalEOL returns end moved back over one CRLF or LF, but not before
+// floor.
+func trimFinalEOL(body []byte, end, floor int) int {
+	if end > floor && body[end-1] == '\n' {
+		end--
+		if end > floor && body[end-1] == '\r' {
+			end--
+		}
+	}
+	return end
 }

@@ -17,7 +17,7 @@ import (
 func (c *converter) attachmentName(e *entity, n int) string {
 	_, dparams := mailhdr.ParseMediaType(e.header.Get("Content-Disposition"))
 	for _, raw := range []string{dparams["filename"], e.params["name"]} {
-		if name := sanitizeName(mailhdr.DecodeText(raw)); name != "" {
+		if name := sanitizeName(mailhdr.DecodeText(contentBreaks(raw))); name != "" {
 			return name
 		}
 	}
@@ -27,6 +27,35 @@ func (c *converter) attachmentName(e *entity, n int) string {
 		}
 	}
 	return generatedName(e.mediaType, n)
+}
+
+// contentBreaks turns the line breaks that are part of a parameter's value
+// (an RFC 2231 "%0A", say) into blanks, before header decoding would
+// delete them as folding and glue the words on either side together. A
+// break followed by a blank is folding and is left for the decoder.
+func contentBreaks(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\r' && c != '\n' {
+			b.WriteByte(c)
+			continue
+		}
+		j := i
+		if c == '\r' && j+1 < len(s) && s[j+1] == '\n' {
+			j++
+		}
+		if j+1 < len(s) && (s[j+1] == ' ' || s[j+1] == '\t') {
+			b.WriteString(s[i : j+1])
+		} else {
+			b.WriteByte(' ')
+		}
+		i = j
+	}
+	return b.String()
 }
 
 func isMessage(mt string) bool {
@@ -46,7 +75,8 @@ func (c *converter) nestedSubject(e *entity) string {
 // sanitizeName makes a file name safe for Graph and for the recipient's
 // file system while keeping its Unicode: a full path is reduced to its
 // last element (old Windows mailers send "C:\TEMP\scan.pdf"), remaining
-// path separators become "_", control characters and the bidirectional
+// path separators become "_", tabs and line breaks become blanks, other
+// control characters and the bidirectional
 // overrides used to disguise extensions ("gpj.exe" shown as "exe.jpg") are
 // removed, and the name is cut to 255 UTF-16 units keeping its extension.
 func sanitizeName(s string) string {
@@ -54,11 +84,15 @@ func sanitizeName(s string) string {
 	if isAbsPath(s) {
 		s = s[strings.LastIndexAny(s, `/\`)+1:]
 	}
+	// A line break inside a name (a folded header that was not unfolded,
+	// an encoded word holding CRLF) separates words, so it becomes a blank
+	// rather than gluing them together.
+	s = strings.ReplaceAll(s, "\r\n", " ")
 	s = strings.Map(func(r rune) rune {
 		switch {
 		case r == '/' || r == '\\':
 			return '_'
-		case r == '\t':
+		case r == '\t' || r == '\r' || r == '\n':
 			return ' '
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0), r == 0xFFFE, r == 0xFFFF:
 			return -1
