@@ -72,6 +72,10 @@ type SMTP struct {
 	ReadTimeout     Duration `yaml:"read_timeout"`
 	WriteTimeout    Duration `yaml:"write_timeout"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// QualifyDomain is given to header addresses without a domain ("From:
+	// root"), as Postfix's append_at_myorigin does; "" uses the envelope
+	// sender's domain.
+	QualifyDomain string `yaml:"qualify_domain"`
 }
 
 // Listener is one SMTP listening socket.

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/graphrelay/graphrelay/internal/mailhdr"
 )
 
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -83,6 +85,11 @@ func validateSMTP(cfg *Config, errs *Errors) {
 		names[l.Name] = true
 		if err := checkListenAddress(l.Address); err != nil {
 			errs.add(key+".address", "%v", err)
+		}
+	}
+	if s.QualifyDomain != "" {
+		if _, err := mailhdr.Canonical("x@" + s.QualifyDomain); err != nil || strings.HasPrefix(s.QualifyDomain, "[") {
+			errs.add("smtp.qualify_domain", "must be a domain name such as host.example.com, not %q", s.QualifyDomain)
 		}
 	}
 	if s.MaxMessageBytes <= 0 {

@@ -34,6 +34,10 @@ type Envelope struct {
 	Format     string    `json:"format"`
 	ReceivedAt time.Time `json:"received_at"`
 	Size       int64     `json:"size"`
+	// QualifyDomain is the domain given to header addresses written
+	// without one ("From: root"): smtp.qualify_domain, else the envelope
+	// sender's domain; "" when there is none.
+	QualifyDomain string `json:"qualify_domain,omitempty"`
 }
 
 // Formats for Envelope.Format.

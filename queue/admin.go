@@ -95,7 +95,7 @@ func (a *Admin) Show(id string) (*Message, error) {
 		}
 		m := &Message{Area: area, Path: a.spool.msgPath(area, id), Record: st.rec}
 		if f, msg, err := a.spool.openMessage(area, id, st.offset, st.rec.Envelope.Size); err == nil {
-			m.Header, _ = readHeaderBlock(msg)
+			m.Header, _, _ = readHeaderBlock(msg, msg.Size())
 			f.Close()
 		}
 		return m, nil

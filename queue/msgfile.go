@@ -30,9 +30,11 @@ func encodeHeader(rec *Record) ([]byte, error) {
 	return append(line, '\n'), nil
 }
 
-// readHeader reads a .msg file's envelope line and returns the record at
-// acceptance and the offset where the message starts.
-func readHeader(r io.Reader) (*Record, int64, error) {
+// readEnvelopeLine reads a .msg file's envelope line and returns the
+// record at acceptance and the offset where the message starts. The line
+// is graphrelay's own JSON, not a mail header: the message's header block
+// is split only by mailhdr.ReadBlock.
+func readEnvelopeLine(r io.Reader) (*Record, int64, error) {
 	br := bufio.NewReaderSize(r, 16<<10)
 	var line []byte
 	for {
@@ -73,7 +75,7 @@ func (s *Spool) read(area, id string) (*stored, error) {
 		return nil, err
 	}
 	defer f.Close()
-	rec, offset, err := readHeader(f)
+	rec, offset, err := readEnvelopeLine(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s%s: %w", area, id, extMsg, err)
 	}

@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -95,18 +94,16 @@ type noticeInput struct {
 // hint, and the original attached as message/rfc822 (or only its header
 // block, as text/rfc822-headers, when it is too large for Graph).
 func buildNotice(in noticeInput, orig io.ReaderAt, size int64) ([]byte, error) {
-	hdr, err := readHeaderBlock(io.NewSectionReader(orig, 0, size))
+	env := &in.Rec.Envelope
+	hdr, h, err := readHeaderBlock(orig, size)
 	if err != nil {
 		return nil, fmt.Errorf("read the original's header: %w", err)
 	}
-	subject, headerFrom := "(no subject)", ""
-	if h, err := msgtextproto.ReadHeader(bufio.NewReader(bytes.NewReader(hdr))); err == nil || h.Len() > 0 {
-		if s := mailhdr.DecodeText(h.Get("Subject")); s != "" {
-			subject = s
-		}
-		headerFrom = mailhdr.DecodeText(h.Get("From"))
+	subject := "(no subject)"
+	if s := mailhdr.DecodeText(h.Get("Subject")); s != "" {
+		subject = s
 	}
-	env := &in.Rec.Envelope
+	headerFrom := formatSenders(mailhdr.Senders(&h, env.QualifyDomain))
 
 	var b bytes.Buffer
 	title := "Undeliverable"
@@ -240,28 +237,34 @@ func noticeText(in noticeInput, subject, headerFrom string, size int64) string {
 	return t.String()
 }
 
-// readHeaderBlock returns the header block of a message, up to and
-// including the blank line, or everything up to 1 MiB without one.
-func readHeaderBlock(r io.Reader) ([]byte, error) {
-	br := bufio.NewReader(io.LimitReader(r, 1<<20))
-	var hdr []byte
-	for {
-		line, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			hdr = append(hdr, line...)
-			continue
-		}
-		hdr = append(hdr, line...)
-		if err == io.EOF {
-			return hdr, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if string(line) == "\r\n" || string(line) == "\n" {
-			return hdr, nil
+// noticeHeaderLimit bounds the original's header block that a notice
+// reads and, for a large original, attaches.
+const noticeHeaderLimit = 1 << 20
+
+// readHeaderBlock returns the original's header block (up to and
+// including the line that ends it, or its first noticeHeaderLimit bytes)
+// and its fields, split by mailhdr.ReadBlock like everywhere else, so a
+// notice names the subject and sender the relay and the policy saw.
+func readHeaderBlock(orig io.ReaderAt, size int64) ([]byte, msgtextproto.Header, error) {
+	head := make([]byte, min(size, noticeHeaderLimit))
+	if _, err := orig.ReadAt(head, 0); err != nil && err != io.EOF {
+		return nil, msgtextproto.Header{}, err
+	}
+	b := mailhdr.ReadBlock(head, true, noticeHeaderLimit)
+	return head[:b.BodyOffset], b.Header, nil
+}
+
+// formatSenders writes the header From addresses for the notice text.
+func formatSenders(list []mailhdr.Address) string {
+	parts := make([]string, 0, len(list))
+	for _, a := range list {
+		if a.Name != "" {
+			parts = append(parts, mailhdr.CleanDisplayName(a.Name)+" <"+a.Address+">")
+		} else {
+			parts = append(parts, a.Address)
 		}
 	}
+	return strings.Join(parts, ", ")
 }
 
 func is7bit(b []byte) bool {

@@ -1,38 +1,38 @@
 package smtpd
 
 import (
-	"net/netip"
-	"strings"
+	"errors"
+
+	"github.com/graphrelay/graphrelay/internal/mailhdr"
 )
 
-// validPath reports whether addr, as go-smtp hands it over without angle
-// brackets, is a usable mailbox: a local part and a domain (a host name,
-// possibly internationalised, or an address literal). go-smtp accepts
-// "<a>" and "<a@>"; neither can be delivered, so they are refused at the
-// command instead of failing at Graph.
-func validPath(addr string) bool {
-	at := strings.LastIndexByte(addr, '@')
-	if at <= 0 || at == len(addr)-1 {
-		return false
+// addressError is an envelope address refused at MAIL or RCPT. The address
+// is checked and put in its one canonical form (mailhdr.Canonical) before
+// the policy sees it, and that form is what is stored and sent, so that an
+// address is never checked in one spelling and sent in another, and
+// nothing Graph would refuse is accepted only to fail after the 250.
+type addressError struct {
+	sender bool
+	err    *mailhdr.AddressError
+}
+
+func (e *addressError) Error() string {
+	if e.sender {
+		return "the sender address is unusable: " + e.err.Reason
 	}
-	local, domain := addr[:at], addr[at+1:]
-	if len(local) > 64*4 || len(domain) > 255 || strings.ContainsAny(addr, " \t\r\n<>") {
-		return false
-	}
-	if strings.HasPrefix(domain, "[") && strings.HasSuffix(domain, "]") {
-		lit := strings.TrimPrefix(domain[1:len(domain)-1], "IPv6:")
-		_, err := netip.ParseAddr(lit)
-		return err == nil
-	}
-	for _, label := range strings.Split(strings.TrimSuffix(domain, "."), ".") {
-		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
-			return false
+	return "the recipient address is unusable: " + e.err.Reason
+}
+
+// canonicalPath checks addr as go-smtp hands it over, without angle
+// brackets, and returns its canonical form.
+func canonicalPath(addr string, sender bool) (string, error) {
+	c, err := mailhdr.Canonical(addr)
+	if err != nil {
+		var ae *mailhdr.AddressError
+		if !errors.As(err, &ae) {
+			ae = &mailhdr.AddressError{Reason: err.Error()}
 		}
-		for _, r := range label {
-			if r < 0x80 && !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-				return false
-			}
-		}
+		return "", &addressError{sender: sender, err: ae}
 	}
-	return true
+	return c, nil
 }

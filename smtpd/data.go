@@ -4,9 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"strings"
 	"sync"
-
-	"github.com/emersion/go-message/textproto"
 
 	"github.com/graphrelay/graphrelay/internal/mailhdr"
 	"github.com/graphrelay/graphrelay/policy"
@@ -110,7 +109,11 @@ func (c *crlfReader) Read(p []byte) (int, error) {
 // readHeader reads the header block, up to and including the blank line
 // that ends it, and returns it (a copy, not the buffer's bytes) with a
 // reader for the rest of the message, which the caller hands back with
-// releaseRest when the message is consumed.
+// releaseRest when the message is consumed. Only the blank line is looked
+// for here; where a header without one ends is mailhdr.ReadBlock's
+// decision, as everywhere else. A header block still open after
+// maxHeaderBytes is too large unless ReadBlock finds that it ended before
+// (a body that followed the fields without a blank line).
 func readHeader(r io.Reader) ([]byte, *bufio.Reader, error) {
 	br := headerBufs.Get().(*bufio.Reader)
 	br.Reset(r)
@@ -119,19 +122,21 @@ func readHeader(r io.Reader) ([]byte, *bufio.Reader, error) {
 		return nil, nil, err
 	}
 	var hdr []byte
+	content := false // a line other than the preamble mailhdr.ReadBlock skips
 	for {
+		start := len(hdr)
 		line, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			// A header line longer than the buffer: keep reading it.
-			hdr = append(hdr, line...)
-			if len(hdr) > maxHeaderBytes {
-				return fail(errHeaderTooLarge)
-			}
-			continue
-		}
 		hdr = append(hdr, line...)
 		if len(hdr) > maxHeaderBytes {
-			return fail(errHeaderTooLarge)
+			if b := mailhdr.ReadBlock(hdr, true, maxHeaderBytes); b.TooBig || b.BodyOffset >= len(hdr) {
+				return fail(errHeaderTooLarge)
+			}
+			return hdr, br, nil
+		}
+		if err == bufio.ErrBufferFull {
+			// A header line longer than the buffer: keep reading it.
+			content = true
+			continue
 		}
 		if err == io.EOF {
 			return hdr, br, nil
@@ -139,10 +144,23 @@ func readHeader(r io.Reader) ([]byte, *bufio.Reader, error) {
 		if err != nil {
 			return fail(err)
 		}
-		if len(line) <= 2 && (string(line) == "\r\n" || string(line) == "\n") {
+		blank := len(line) <= 2 && (string(line) == "\r\n" || string(line) == "\n")
+		if blank && content {
 			return hdr, br, nil
 		}
+		if !blank && !(start == 0 && isPreamble(line)) {
+			content = true
+		}
 	}
+}
+
+// isPreamble reports whether a message's first line is one that
+// mailhdr.ReadBlock skips before the header: an mbox "From " line or a
+// lone byte order mark. Blank lines after it, or at the very start, do not
+// end the header either.
+func isPreamble(line []byte) bool {
+	line = bytes.TrimPrefix(line, []byte("\xEF\xBB\xBF"))
+	return bytes.HasPrefix(line, []byte("From ")) || string(line) == "\r\n" || string(line) == "\n"
 }
 
 // releaseRest returns readHeader's reader to the pool; it must not be read
@@ -152,23 +170,40 @@ func releaseRest(br *bufio.Reader) {
 	headerBufs.Put(br)
 }
 
-// headerFrom returns the addresses in the From header, parsed tolerantly:
-// printers write display names with '@' and unquoted specials in them.
-func headerFrom(hdr []byte) []policy.Address {
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(hdr)))
-	if err != nil && h.Len() == 0 {
-		return nil
-	}
-	raw := h.Get("From")
-	if raw == "" {
-		return nil
-	}
-	addrs, _ := mailhdr.ParseAddressList(raw)
+// headerFrom returns the From addresses the policy decides on:
+// mailhdr.Senders of the block read by mailhdr.ReadBlock, the splitter and
+// the rules the converter uses, so the policy sees exactly the From that
+// is sent. An address without a domain is qualified with domain ("From:
+// root (Cron Daemon)" from a cron job becomes root@domain).
+func headerFrom(hdr []byte, domain string) []policy.Address {
+	b := mailhdr.ReadBlock(hdr, true, maxHeaderBytes)
+	addrs := mailhdr.Senders(&b.Header, domain)
 	out := make([]policy.Address, 0, len(addrs))
 	for _, a := range addrs {
 		out = append(out, policy.Address{Name: a.Name, Address: a.Address})
 	}
 	return out
+}
+
+// qualifyDomain is the domain that header addresses without one take: the
+// configured smtp.qualify_domain, else the envelope sender's domain ("" for
+// the null sender, when nothing can be qualified).
+func qualifyDomain(configured, sender string) string {
+	if configured != "" {
+		return configured
+	}
+	return mailhdr.DomainOf(sender)
+}
+
+// usableReplyTo returns addr when it is a mailbox Graph can take, else "":
+// a Reply-To is left out rather than sent broken ("root", an encoded word
+// that stood in for an address).
+func usableReplyTo(addr string) string {
+	c, err := mailhdr.Canonical(addr)
+	if err != nil || strings.HasPrefix(c, `"`) {
+		return ""
+	}
+	return c
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/graphrelay/graphrelay/graph/convert"
+	"github.com/graphrelay/graphrelay/policy"
 )
 
 func TestCRLFReader(t *testing.T) {
@@ -123,16 +127,75 @@ func TestReadHeader(t *testing.T) {
 	if _, _, err := readHeader(strings.NewReader(huge)); err != errHeaderTooLarge {
 		t.Errorf("huge header err = %v", err)
 	}
+	// A body that follows the fields without a blank line is no header,
+	// however long it is: the converter reads such a message, so it is
+	// not refused as too large.
+	long := "From: a@b\r\nScan attached\r\n" + strings.Repeat("text line\r\n", maxHeaderBytes/10)
+	if _, rest, err := readHeader(strings.NewReader(long)); err != nil {
+		t.Errorf("long body without a blank line: %v", err)
+	} else {
+		releaseRest(rest)
+	}
 }
 
 func TestHeaderFrom(t *testing.T) {
 	hdr := []byte("From: MFP 2nd floor scanner@printer.local <Scans@Company.com>\r\nTo: x@y\r\n\r\n")
-	got := headerFrom(hdr)
-	if len(got) != 1 || got[0].Address != "Scans@Company.com" || got[0].Name != "MFP 2nd floor scanner@printer.local" {
+	got := headerFrom(hdr, "")
+	if len(got) != 1 || got[0].Address != "Scans@company.com" || got[0].Name != "MFP 2nd floor scanner@printer.local" {
 		t.Errorf("headerFrom = %v", got)
 	}
-	if got := headerFrom([]byte("Subject: none\r\n\r\n")); len(got) != 0 {
+	if got := headerFrom([]byte("Subject: none\r\n\r\n"), ""); len(got) != 0 {
 		t.Errorf("no From: %v", got)
+	}
+}
+
+// TestPolicySeesConvertersFrom: for headers that go-message's strict
+// reader gave up on, the From the policy decides on (headerFrom over what
+// readHeader kept) is the From the converter reports for the same bytes.
+func TestPolicySeesConvertersFrom(t *testing.T) {
+	tests := []struct {
+		name, msg string
+		want      []policy.Address
+	}{
+		{"mbox From line", "From payroll@contoso.com Mon Jan  1 00:00:00 2024\nFrom: Scanner <scans@contoso.com>\nSubject: s\n\nbody\n",
+			[]policy.Address{{Name: "Scanner", Address: "scans@contoso.com"}}},
+		{"stray non-field line", "Subject: scan\nthis is not a field\nFrom: payroll@contoso.com\n\nbody\n",
+			[]policy.Address{{Address: "payroll@contoso.com"}}},
+		{"header ends without a blank line", "From: scans@contoso.com\nScan attached\nFrom: payroll@contoso.com\n",
+			[]policy.Address{{Address: "scans@contoso.com"}}},
+		{"byte order mark", "\xEF\xBB\xBFFrom: scans@contoso.com\n\nbody\n", []policy.Address{{Address: "scans@contoso.com"}}},
+		{"leading blank line", "\nFrom: scans@contoso.com\n\nbody\n", []policy.Address{{Address: "scans@contoso.com"}}},
+		{"two From fields", "From: scans@contoso.com\nFrom: payroll@contoso.com\n\n",
+			[]policy.Address{{Address: "scans@contoso.com"}, {Address: "payroll@contoso.com"}}},
+		{"cron", "From: root (Cron Daemon)\nSubject: cron\n\nout\n", []policy.Address{{Name: "Cron Daemon", Address: "root@host.example"}}},
+		{"mdadm", "From: mdadm monitoring <root>\n\nout\n", []policy.Address{{Name: "mdadm monitoring", Address: "root@host.example"}}},
+		{"IDN", "From: a@Bücher.example\n\n", []policy.Address{{Address: "a@xn--bcher-kva.example"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cr := newCRLFReader(strings.NewReader(tc.msg))
+			hdr, rest, err := readHeader(cr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			releaseRest(rest)
+			cr.release()
+			got := headerFrom(hdr, "host.example")
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("policy sees %+v, want %+v", got, tc.want)
+			}
+			res, err := convert.Convert(strings.NewReader(tc.msg), convert.Envelope{QualifyDomain: "host.example"}, convert.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var conv []policy.Address
+			for _, a := range res.HeaderFrom {
+				conv = append(conv, policy.Address{Name: a.Name, Address: a.Address})
+			}
+			if !reflect.DeepEqual(got, conv) {
+				t.Errorf("policy sees %+v, converter %+v", got, conv)
+			}
+		})
 	}
 }
 

@@ -50,11 +50,9 @@ func toSMTPError(err error, id string) *smtp.SMTPError {
 	if errors.Is(err, errHeaderTooLarge) {
 		return reply(552, smtp.EnhancedCode{5, 3, 4}, "Message header block too large")
 	}
-	if errors.Is(err, errBadSender) {
-		return reply(553, smtp.EnhancedCode{5, 1, 7}, "Bad sender address syntax")
-	}
-	if errors.Is(err, errBadRecipient) {
-		return reply(553, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
+	var ae *addressError
+	if errors.As(err, &ae) {
+		return addressReply(ae, reply)
 	}
 	if errors.Is(err, errAuthRequired) {
 		return reply(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
@@ -150,4 +148,23 @@ func hintOf(err error) string {
 		return "raise smtp.max_message_bytes only if the tenant's maximum message size allows it"
 	}
 	return ""
+}
+
+// addressReply answers an unusable envelope address: 501 for bytes no
+// address may hold (NUL, control characters, invalid UTF-8), 553 for a
+// malformed mailbox and for a lookalike Unicode spelling; X.1.7 names the
+// sender, X.1.3 the recipient (RFC 3463). The text names the defect, never
+// the bytes.
+func addressReply(ae *addressError, reply func(int, smtp.EnhancedCode, string) *smtp.SMTPError) *smtp.SMTPError {
+	enh, who := smtp.EnhancedCode{5, 1, 3}, "recipient"
+	if ae.sender {
+		enh, who = smtp.EnhancedCode{5, 1, 7}, "sender"
+	}
+	switch {
+	case ae.err.BadBytes:
+		return reply(501, enh, "Bad "+who+" address syntax: "+ae.err.Reason)
+	case ae.err.NonCanonical:
+		return reply(553, enh, "The "+who+" address is not in canonical form: "+ae.err.Reason)
+	}
+	return reply(553, enh, "Bad "+who+" address syntax: "+ae.err.Reason)
 }

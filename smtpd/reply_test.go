@@ -10,6 +10,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/graphrelay/graphrelay/internal/mailhdr"
 	"github.com/graphrelay/graphrelay/policy"
 )
 
@@ -54,8 +55,11 @@ func TestToSMTPError(t *testing.T) {
 		{"policy: recipients", &policy.Error{Kind: policy.TooManyRecipients, Reason: "too many"}, 452, smtp.EnhancedCode{4, 5, 3}},
 		{"policy: auth", &policy.Error{Kind: policy.AuthRequired, Reason: "authentication required"}, 530, smtp.EnhancedCode{5, 7, 0}},
 		{"policy: From", &policy.Error{Kind: policy.FromDenied, Reason: "header From must be <a@b>"}, 550, smtp.EnhancedCode{5, 7, 1}},
-		{"bad sender syntax", errBadSender, 553, smtp.EnhancedCode{5, 1, 7}},
-		{"bad recipient syntax", errBadRecipient, 553, smtp.EnhancedCode{5, 1, 3}},
+		{"bad sender syntax", &addressError{sender: true, err: &mailhdr.AddressError{Reason: "x"}}, 553, smtp.EnhancedCode{5, 1, 7}},
+		{"bad recipient syntax", &addressError{err: &mailhdr.AddressError{Reason: "x"}}, 553, smtp.EnhancedCode{5, 1, 3}},
+		{"NUL in sender", &addressError{sender: true, err: &mailhdr.AddressError{Reason: "x", BadBytes: true}}, 501, smtp.EnhancedCode{5, 1, 7}},
+		{"control byte in recipient", &addressError{err: &mailhdr.AddressError{Reason: "x", BadBytes: true}}, 501, smtp.EnhancedCode{5, 1, 3}},
+		{"lookalike recipient", &addressError{err: &mailhdr.AddressError{Reason: "x", NonCanonical: true}}, 553, smtp.EnhancedCode{5, 1, 3}},
 		{"listener requires auth", errAuthRequired, 530, smtp.EnhancedCode{5, 7, 0}},
 		{"rule rate limit", errRateLimited{rule: "rules[1]", perMinute: 5}, 451, smtp.EnhancedCode{4, 7, 1}},
 		{"line too long in DATA", fmt.Errorf("copy: %w", smtp.ErrTooLongLine), 500, smtp.EnhancedCode{5, 4, 0}},

@@ -75,8 +75,14 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.log.Info("MAIL refused: authentication required", "from", from)
 		return toSMTPError(errAuthRequired, "")
 	}
-	if from != "" && !validPath(from) {
-		return toSMTPError(errBadSender, "")
+	if from != "" {
+		c, err := canonicalPath(from, true)
+		if err != nil {
+			s.log.Warn("MAIL refused: unusable sender address", "from", from, "err", err,
+				"hint", "the client must send a plain address (ASCII or normalised Unicode, no control characters, no trailing dot)")
+			return toSMTPError(err, "")
+		}
+		from = c
 	}
 	pd, err := s.server.opts.Policy.Mail(policy.Input{
 		Listener: s.ls.cfg.Name, ClientIP: s.clientIP, TLS: s.tls, AuthUser: s.authUser, Sender: from,
@@ -91,9 +97,13 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	if !validPath(to) {
-		return toSMTPError(errBadRecipient, "")
+	c, err := canonicalPath(to, false)
+	if err != nil {
+		s.log.Warn("RCPT refused: unusable recipient address", "from", s.from, "rcpt", to, "err", err,
+			"hint", "the client must send a plain address (ASCII or normalised Unicode, no control characters, no trailing dot)")
+		return toSMTPError(err, "")
 	}
+	to = c
 	if err := s.server.opts.Policy.Rcpt(s.pending, to, len(s.recipients)+1); err != nil {
 		s.log.Warn("RCPT refused by policy", "from", s.from, "rcpt", to, "auth_user", s.authUser, "err", err,
 			"hint", "the matching rule's recipients or max_recipients exclude this recipient")
@@ -140,11 +150,16 @@ func (s *session) receive(r io.Reader, env *envelope.Envelope, log *slog.Logger)
 		return err
 	}
 	defer releaseRest(rest)
-	d, err := s.server.opts.Policy.Data(s.pending, headerFrom(hdr), env.Recipients)
+	env.QualifyDomain = qualifyDomain(s.server.opts.SMTP.QualifyDomain, env.From)
+	d, err := s.server.opts.Policy.Data(s.pending, headerFrom(hdr, env.QualifyDomain), env.Recipients)
 	if err != nil {
 		return err
 	}
-	env.Mailbox, env.Rule, env.FromName, env.ReplyTo, env.Format = d.Mailbox, d.Rule, d.FromName, d.ReplyTo, d.Format
+	env.Mailbox, env.Rule, env.FromName, env.ReplyTo, env.Format = d.Mailbox, d.Rule, d.FromName, usableReplyTo(d.ReplyTo), d.Format
+	if env.ReplyTo == "" && d.ReplyTo != "" {
+		log.Info("Reply-To left out: the original sender is not a usable address", "header_from", d.ReplyTo,
+			"hint", "set smtp.qualify_domain, or have the client write a full address in From")
+	}
 	log.Debug("policy decision", "mailbox", d.Mailbox.Address, "rule", d.Rule, "from_handling", d.From, "format", d.Format)
 	if !s.server.rates.allow(d.RuleIndex, d.MessagesPerMinute) {
 		return errRateLimited{rule: d.Rule, perMinute: d.MessagesPerMinute}
@@ -196,8 +211,6 @@ func enhancedString(e *smtp.SMTPError) string {
 
 var (
 	errHeaderTooLarge = errors.New("the header block exceeds 1 MiB")
-	errBadSender      = errors.New("the sender address is not a usable mailbox")
-	errBadRecipient   = errors.New("the recipient address is not a usable mailbox")
 )
 
 // errRateLimited is a rule's messages-per-minute limit being exceeded.

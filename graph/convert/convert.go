@@ -18,6 +18,9 @@ import (
 type Envelope struct {
 	From       string   // MAIL FROM, may be ""
 	Recipients []string // RCPT TO addresses; authoritative for who receives the mail
+	// QualifyDomain is given to header addresses without a domain
+	// (mailhdr.Qualify); "" leaves them unqualified, and then unusable.
+	QualifyDomain string
 }
 
 // Result is a converted message.
@@ -26,8 +29,9 @@ type Result struct {
 	// Warnings lists non-fatal decoding problems worth a log line. They
 	// name the problem, never message content beyond a charset label.
 	Warnings []string
-	// HeaderFrom is the decoded From header, for the policy layer's sender
-	// checks. Message.From is left unset: whether to set it is policy.
+	// HeaderFrom is the decoded From header as the policy layer saw it
+	// (mailhdr.Senders: qualified, canonical). Message.From is left unset:
+	// whether to set it is policy.
 	HeaderFrom []mailhdr.Address
 	// MessageID is the Message-ID without angle brackets, for logs.
 	MessageID string
@@ -75,7 +79,7 @@ func Convert(r io.Reader, env Envelope, opts Options) (*Result, error) {
 	m.Attachments = c.attachments(root, body, keep, refs)
 	m.Body.Content = rewriteCIDs(m.Body, refs)
 
-	res.HeaderFrom = c.addresses(&root.header, "From")
+	res.HeaderFrom = mailhdr.Senders(&root.header, env.QualifyDomain)
 	res.MessageID = firstMsgID(root.header.Get("Message-Id"))
 	res.Warnings = c.warnings
 	res.Deferred = c.deferred

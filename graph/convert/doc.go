@@ -69,12 +69,20 @@
 //     envelope order and once, goes to toRecipients if To lists it, else
 //     to ccRecipients if Cc lists it, else to bccRecipients. Header
 //     addresses outside the envelope receive nothing. Display names come
-//     from the header entry with the same address. Addresses compare
-//     case-insensitively in local part and domain (Exchange Online does;
-//     a false mismatch would turn a visible To into a Bcc). An empty
-//     envelope falls back to the header To, Cc and Bcc.
-//  12. Reply-To maps to replyTo. Message.From is left unset (that is the
-//     policy layer's decision); Result.HeaderFrom carries the decoded From.
+//     from the header entry with the same address, cleaned by
+//     mailhdr.CleanDisplayName: an at sign or a lookalike of one (U+FF20,
+//     U+FE6B) is spelt " at ", since Graph refuses or misreads names with
+//     one. Addresses compare case-insensitively in local part and domain
+//     (Exchange Online does; a false mismatch would turn a visible To into
+//     a Bcc) and with domains in one form (mailhdr.Key: A-labels). An
+//     empty envelope falls back to the header To, Cc and Bcc.
+//  12. Reply-To maps to replyTo, address by address: one without a domain
+//     takes Envelope.QualifyDomain ("root" from cron), and only canonical
+//     mailboxes (mailhdr.Canonical) are kept; an encoded word or a phrase
+//     where the address should be is left out with a warning. Message.From
+//     is left unset (that is the policy layer's decision);
+//     Result.HeaderFrom carries the From as the policy saw it
+//     (mailhdr.Senders).
 //  13. Importance: the Importance header (high, normal, low), else
 //     X-Priority (1-2 high, 3 normal, 4-5 low, "1 (Highest)" accepted),
 //     else X-MSMail-Priority, else Priority (urgent high, non-urgent low).

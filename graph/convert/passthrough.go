@@ -18,6 +18,9 @@ type MIMEEnvelope struct {
 	FromName   string   // display name for From; "" for none
 	ReplyTo    string   // Reply-To to add when the message has none; "" for none
 	Recipients []string // RCPT TO addresses; authoritative
+	// QualifyDomain is given to Reply-To addresses without a domain; ""
+	// leaves them unusable, and they are removed.
+	QualifyDomain string
 }
 
 // MIME is a passthrough message: a rewritten header followed by the
@@ -73,7 +76,11 @@ const headerReadSlack = 64 << 10
 //     refuse just the same, and Exchange sets it itself when needed.
 //   - Reply-To from MIMEEnvelope.ReplyTo (the original sender when the
 //     policy rewrote the From) is added after From when the message has no
-//     Reply-To; an existing one is kept.
+//     usable Reply-To. An existing one whose addresses are all canonical
+//     mailboxes is kept byte for byte; otherwise it is rewritten with its
+//     usable addresses only, one without a domain qualified with
+//     MIMEEnvelope.QualifyDomain ("root" becomes root@domain, never
+//     "<root@>"), and removed when none is left.
 //   - The envelope is authoritative for who receives the message, as in
 //     JSON mode: every incoming Bcc field is removed first (Graph would
 //     deliver to it, and the client did not ask the relay to). Each To and
@@ -107,7 +114,7 @@ func PrepareMIME(input io.ReaderAt, size int64, env MIMEEnvelope) (*MIME, error)
 	if hr.tooBig || (hr.bodyOff == len(head) && int64(len(head)) < size) {
 		return nil, errorf("header block larger than %d bytes", DefaultMaxHeaderBytes)
 	}
-	rw := newHeaderRewrite(env, hr.header.Has("Reply-To"))
+	rw := newHeaderRewrite(env, &hr.header)
 	for _, v := range hr.header.Values("To") {
 		list, _ := mailhdr.ParseAddressList(v)
 		for _, a := range list {
@@ -135,14 +142,22 @@ type headerRewrite struct {
 	listed     map[string]bool // envelope recipients a kept To or Cc lists
 	addReplyTo bool
 	fromDone   bool
-	out        bytes.Buffer
+	// replyTo are the usable Reply-To addresses; replyToRaw says the
+	// original fields hold exactly these and are copied as written.
+	replyTo     []mailhdr.Address
+	replyToRaw  bool
+	replyToDone bool
+	out         bytes.Buffer
 
 	removed, addedBcc, droppedBcc int
 }
 
-func newHeaderRewrite(env MIMEEnvelope, hasReplyTo bool) *headerRewrite {
-	rw := &headerRewrite{env: env, rcpts: map[string]bool{}, inTo: map[string]bool{}, listed: map[string]bool{},
-		addReplyTo: env.ReplyTo != "" && !hasReplyTo}
+func newHeaderRewrite(env MIMEEnvelope, h *textproto.Header) *headerRewrite {
+	rw := &headerRewrite{env: env, rcpts: map[string]bool{}, inTo: map[string]bool{}, listed: map[string]bool{}}
+	rw.replyTo, rw.replyToRaw = usableReplyTo(h, env.QualifyDomain)
+	if _, err := mailhdr.Canonical(env.ReplyTo); err == nil && len(rw.replyTo) == 0 {
+		rw.addReplyTo = true
+	}
 	for _, a := range envelopeAddrs(Envelope{Recipients: env.Recipients}) {
 		rw.rcpts[addrKey(a)] = true
 	}
@@ -158,6 +173,14 @@ func (rw *headerRewrite) field(key, value string, raw []byte) {
 			rw.writeFrom()
 		}
 	case "sender":
+	case "reply-to":
+		switch {
+		case rw.replyToRaw:
+			rw.writeRaw(raw)
+		case !rw.replyToDone && len(rw.replyTo) > 0:
+			rw.writeField("Reply-To", formatAddressList(rw.replyTo))
+		}
+		rw.replyToDone = true
 	case "bcc":
 		if len(rw.rcpts) == 0 {
 			rw.writeRaw(raw)
@@ -202,11 +225,38 @@ func (rw *headerRewrite) recipientField(key, value string, raw []byte) {
 
 func (rw *headerRewrite) writeFrom() {
 	rw.fromDone = true
-	rw.writeField("From", (&mail.Address{Name: rw.env.FromName, Address: rw.env.Mailbox}).String())
+	rw.writeField("From", (&mail.Address{Name: mailhdr.CleanDisplayName(rw.env.FromName), Address: rw.env.Mailbox}).String())
 	if rw.addReplyTo {
 		rw.addReplyTo = false
 		rw.writeField("Reply-To", (&mail.Address{Address: rw.env.ReplyTo}).String())
 	}
+}
+
+// usableReplyTo returns the Reply-To addresses a reply can go to: those
+// that are canonical mailboxes once an address without a domain has taken
+// domain. raw reports that every field held only such addresses, already
+// qualified, so the fields can be kept as written.
+func usableReplyTo(h *textproto.Header, domain string) (list []mailhdr.Address, raw bool) {
+	raw = true
+	for _, v := range h.Values("Reply-To") {
+		addrs, err := mailhdr.ParseAddressList(v)
+		if err != nil {
+			raw = false
+		}
+		for _, a := range addrs {
+			c, err := mailhdr.Canonical(mailhdr.Qualify(a.Address, domain))
+			if err != nil || strings.HasPrefix(c, `"`) {
+				raw = false
+				continue
+			}
+			if !strings.Contains(a.Address, "@") {
+				raw = false
+			}
+			a.Address = c
+			list = append(list, a)
+		}
+	}
+	return list, raw && len(list) > 0
 }
 
 // finish adds the fields the message lacked and the empty line.
@@ -263,7 +313,7 @@ func (rw *headerRewrite) writeField(key, value string) {
 func formatAddressList(list []mailhdr.Address) string {
 	parts := make([]string, len(list))
 	for i, a := range list {
-		parts[i] = (&mail.Address{Name: sanitizeLine(a.Name), Address: a.Address}).String()
+		parts[i] = (&mail.Address{Name: mailhdr.CleanDisplayName(sanitizeLine(a.Name)), Address: a.Address}).String()
 	}
 	return strings.Join(parts, ", ")
 }

@@ -27,7 +27,7 @@ import (
 // A caller with no envelope (a re-send tool) gets the header To, Cc and Bcc
 // as they are, each address once.
 func (c *converter) mapRecipients(h *textproto.Header, env Envelope, m *graph.Message) {
-	m.ReplyTo = recipientsOf(c.addresses(h, "Reply-To"), map[string]bool{})
+	m.ReplyTo = recipientsOf(c.replyTo(h, env.QualifyDomain), map[string]bool{})
 	to, cc, bcc := c.addresses(h, "To"), c.addresses(h, "Cc"), c.addresses(h, "Bcc")
 	if len(envelopeAddrs(env)) == 0 {
 		seen := make(map[string]bool)
@@ -83,9 +83,31 @@ func envelopeAddrs(env Envelope) []string {
 	return out
 }
 
-// addrKey is the comparison form of an address (see mapRecipients).
+// addrKey is the comparison form of an address (see mapRecipients): the
+// policy's, so an envelope recipient and its header entry match whatever
+// spelling of the domain (U-label or A-label) each uses.
 func addrKey(a string) string {
-	return strings.ToLower(strings.TrimSpace(a))
+	return mailhdr.Key(a)
+}
+
+// replyTo returns the Reply-To addresses that can be sent: an address
+// without a domain qualified with domain, each in its canonical form.
+// Anything else (an encoded word or a phrase where the address should be,
+// a lookalike spelling) is left out with a warning: Graph refuses a
+// replyTo that is not an address, and a wrong one would send replies
+// astray.
+func (c *converter) replyTo(h *textproto.Header, domain string) []mailhdr.Address {
+	var out []mailhdr.Address
+	for _, a := range c.addresses(h, "Reply-To") {
+		addr, err := mailhdr.Canonical(mailhdr.Qualify(a.Address, domain))
+		if err != nil || strings.HasPrefix(addr, `"`) {
+			c.warn("Reply-To holds something that is not a usable address; left out")
+			continue
+		}
+		a.Address = addr
+		out = append(out, a)
+	}
+	return out
 }
 
 // addresses parses every field named key (To may appear more than once in
@@ -98,7 +120,7 @@ func (c *converter) addresses(h *textproto.Header, key string) []mailhdr.Address
 			c.warn("unparsable %s header", key)
 		}
 		for _, a := range list {
-			a.Name = sanitizeLine(a.Name)
+			a.Name = mailhdr.CleanDisplayName(sanitizeLine(a.Name))
 			out = append(out, a)
 		}
 	}

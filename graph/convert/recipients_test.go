@@ -78,7 +78,7 @@ func TestRecipientsWithoutHeaders(t *testing.T) {
 	}
 	res = convertString(t, "To: MFP 2nd floor scanner@printer.local <scanner@printer.local>\nSubject: odd\n\nx\n",
 		Envelope{Recipients: []string{"scanner@printer.local"}})
-	if got := rcpts(res.Message.ToRecipients); !reflect.DeepEqual(got, []string{"MFP 2nd floor scanner@printer.local <scanner@printer.local>"}) {
+	if got := rcpts(res.Message.ToRecipients); !reflect.DeepEqual(got, []string{"MFP 2nd floor scanner at printer.local <scanner@printer.local>"}) {
 		t.Errorf("to %q", got)
 	}
 }

@@ -27,7 +27,7 @@ type converted struct {
 // convertMessage converts raw and applies the policy's sender.
 func (r *Relay) convertMessage(env *envelope.Envelope, raw io.ReaderAt, size int64) (*converted, error) {
 	res, err := convert.Convert(io.NewSectionReader(raw, 0, size),
-		convert.Envelope{From: env.From, Recipients: env.Recipients},
+		convert.Envelope{From: env.From, Recipients: env.Recipients, QualifyDomain: env.QualifyDomain},
 		convert.Options{DeferAttachments: r.deferBytes()})
 	if err != nil {
 		return nil, fmt.Errorf("convert message %s: %w", env.ID, err)

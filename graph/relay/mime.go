@@ -14,7 +14,8 @@ import (
 // convert.PrepareMIME, reading only the header from the spool file.
 func prepareMIME(env *envelope.Envelope, raw io.ReaderAt, size int64) (*convert.MIME, error) {
 	m, err := convert.PrepareMIME(raw, size, convert.MIMEEnvelope{
-		Mailbox: env.Mailbox.Address, FromName: env.FromName, ReplyTo: env.ReplyTo, Recipients: env.Recipients})
+		Mailbox: env.Mailbox.Address, FromName: env.FromName, ReplyTo: env.ReplyTo, Recipients: env.Recipients,
+		QualifyDomain: env.QualifyDomain})
 	if err != nil {
 		return nil, fmt.Errorf("message %s: %w", env.ID, err)
 	}

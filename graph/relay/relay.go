@@ -27,6 +27,7 @@ import (
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/envelope"
 	"github.com/graphrelay/graphrelay/graph"
+	"github.com/graphrelay/graphrelay/internal/mailhdr"
 )
 
 // DefaultDeferBytes is the encoded size from which an attachment's content
@@ -130,15 +131,18 @@ func formatOf(env *envelope.Envelope) string {
 // applyFrom sets the sender the policy decided. Graph sends as the mailbox
 // in the URL; from is set only to carry the display name, always with the
 // mailbox's own address, so Graph never sees a From it would refuse with
-// ErrorSendAsDenied. A rewritten sender's original address becomes the
-// Reply-To unless the message already has one, so replies still reach it.
+// ErrorSendAsDenied, and the name is cleaned of at signs and their
+// lookalikes for the same reason. A rewritten sender's original address
+// becomes the Reply-To unless the message already has one, so replies
+// still reach it; one that is not a mailbox (a spool written by an older
+// version) is left out rather than sent broken.
 func applyFrom(m *graph.Message, env *envelope.Envelope) {
-	if env.FromName != "" {
-		m.From = &graph.Recipient{EmailAddress: graph.EmailAddress{Address: env.Mailbox.Address, Name: env.FromName}}
+	if name := mailhdr.CleanDisplayName(env.FromName); name != "" {
+		m.From = &graph.Recipient{EmailAddress: graph.EmailAddress{Address: env.Mailbox.Address, Name: name}}
 	} else {
 		m.From = nil
 	}
-	if env.ReplyTo != "" && len(m.ReplyTo) == 0 {
+	if _, err := mailhdr.Canonical(env.ReplyTo); err == nil && len(m.ReplyTo) == 0 {
 		m.ReplyTo = []graph.Recipient{{EmailAddress: graph.EmailAddress{Address: env.ReplyTo}}}
 	}
 }

@@ -32,7 +32,7 @@ var ErrNoAddress = errors.New("mailhdr: no address found")
 //   - unterminated quotes, comments and angle brackets.
 //
 // A mailbox without '@' is kept when it is a single word (cron mails to
-// "root"). The error is ErrNoAddress, and only when the field is not blank,
+// "root", and writes "From: root (Cron Daemon)"); Qualify gives it a domain. The error is ErrNoAddress, and only when the field is not blank,
 // is not just empty groups, and yields no address at all.
 func ParseAddressList(raw string) ([]Address, error) {
 	toks := tokenizeAddr(unfold(raw))
@@ -137,7 +137,14 @@ func (p *addrParser) flushPending() {
 	words := joinWords(p.pending)
 	if len(words) == 1 && words[0].kind == tokAtom {
 		if a := cleanAddr(words[0].text); a != "" {
-			p.out = append(p.out, Address{Address: a})
+			// cron writes "root (Cron Daemon)": the comment is the name.
+			var comments []addrToken
+			for _, t := range p.pending {
+				if t.kind == tokComment {
+					comments = append(comments, t)
+				}
+			}
+			p.out = append(p.out, Address{Name: nameOf(nil, comments), Address: a})
 		}
 	}
 	p.pending = nil
