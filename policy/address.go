@@ -3,29 +3,25 @@ package policy
 import (
 	"strings"
 
-	"golang.org/x/net/idna"
+	"github.com/graphrelay/graphrelay/internal/mailhdr"
 )
 
-// Normalize returns the form addresses are compared in: the local part in
-// lower case (Exchange treats it case-insensitively), and the domain in
-// lower-case ASCII, with internationalised domains converted to punycode so
-// "bücher.example" and "xn--bcher-kva.example" are the same domain.
+// Normalize returns the form addresses are compared in, mailhdr.Key: the
+// canonical address (domain as lower-case A-label, so "bücher.example" and
+// "xn--bcher-kva.example" are the same domain) in lower case, since
+// Exchange treats local parts case-insensitively. smtpd refuses envelope
+// addresses that have no canonical form, so what the policy compares is
+// what is sent; a lookalike spelling ("ｃｏｎｔｏｓｏ.com") compares equal
+// to nothing else.
 func Normalize(addr string) string {
-	addr = strings.TrimSpace(addr)
-	addr = strings.TrimSuffix(strings.TrimPrefix(addr, "<"), ">")
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return strings.ToLower(addr)
-	}
-	return strings.ToLower(addr[:at]) + "@" + normalizeDomain(addr[at+1:])
+	return mailhdr.Key(addr)
 }
 
+// normalizeDomain is Normalize for a domain written in the configuration,
+// where a trailing dot (a fully qualified name) is tolerated.
 func normalizeDomain(d string) string {
 	d = strings.TrimSuffix(strings.TrimSpace(d), ".")
-	if a, err := idna.Lookup.ToASCII(d); err == nil && a != "" {
-		return strings.ToLower(a)
-	}
-	return strings.ToLower(d)
+	return mailhdr.DomainOf(mailhdr.Key("x@" + d))
 }
 
 // domainOf returns the normalised domain of an address, "" if it has none.

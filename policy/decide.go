@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/graphrelay/graphrelay/internal/mailhdr"
 )
 
 // Kind says why the policy refused, which decides the SMTP reply.
@@ -231,15 +233,10 @@ func rewrittenFrom(headerFrom []Address, sender string) (name, replyTo string) {
 	return cleanDisplayName(n) + " (" + addr + ")", orig.Address
 }
 
-// cleanDisplayName removes what Graph cannot carry in a display name.
+// cleanDisplayName removes what Graph cannot carry in a display name,
+// at signs and their lookalikes included (mailhdr.CleanDisplayName).
 func cleanDisplayName(n string) string {
-	n = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, n)
-	return strings.TrimSpace(strings.ReplaceAll(n, "@", " at "))
+	return mailhdr.CleanDisplayName(n)
 }
 
 // relayHack spots the old ways of smuggling a relay through a local part:

@@ -246,8 +246,11 @@ func TestNormalize(t *testing.T) {
 		"<alerts@company.com>":     "alerts@company.com",
 		"hr@Bücher.example":        "hr@xn--bcher-kva.example",
 		"hr@xn--bcher-kva.example": "hr@xn--bcher-kva.example",
-		"user@company.com.":        "user@company.com",
 		"":                         "",
+		// Forms smtpd refuses compare equal to nothing else: a trailing
+		// dot, a fullwidth domain.
+		"user@company.com.": "user@company.com.",
+		"user@ｃｏｍｐａｎｙ.com":  "user@ｃｏｍｐａｎｙ.com",
 	} {
 		if got := Normalize(in); got != want {
 			t.Errorf("Normalize(%q) = %q, want %q", in, got, want)
