@@ -225,16 +225,17 @@ func sendmailCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(exConfig, "%v", err)
 	}
 	host := localHostName()
+	domain := sendmailQualifyDomain(o, os.Getenv, host)
 	login := loginName()
-	sender := qualify(login, host)
+	sender := qualify(login, domain)
 	if o.senderSet {
-		if sender, err = parseSender(o.sender, host); err != nil {
+		if sender, err = parseSender(o.sender, domain); err != nil {
 			return fail(exUsage, "%v", err)
 		}
 	}
 	fromAddr := sender
 	if fromAddr == "" {
-		fromAddr = qualify(login, host)
+		fromAddr = qualify(login, domain)
 	}
 	fullName := o.fullName
 	if fullName == "" && !o.senderSet {
@@ -249,7 +250,7 @@ func sendmailCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(exIOErr, "reading the message from stdin: %v", err)
 	}
 	msg, headerRcpts, err := composeMessage(in, composeParams{
-		extract: o.extract, fullName: fullName, fromAddr: fromAddr, host: host, now: time.Now()})
+		extract: o.extract, fullName: fullName, fromAddr: fromAddr, host: host, domain: domain, now: time.Now()})
 	if err != nil {
 		return fail(exDataErr, "%v", err)
 	}
@@ -260,7 +261,7 @@ func sendmailCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return fail(exUsage, "%q is not a recipient address", arg)
 		}
 		for _, a := range addrs {
-			rcpts = append(rcpts, qualify(a.Address, host))
+			rcpts = append(rcpts, qualify(a.Address, domain))
 		}
 	}
 	rcpts = dedupeAddrs(append(rcpts, headerRcpts...))

@@ -72,53 +72,63 @@ func (f headerField) value() string {
 
 func (f headerField) is(name string) bool { return strings.EqualFold(f.name, name) }
 
-// splitHeader splits a CRLF message into its header fields and its body.
-// Like sendmail, it treats the first line that is neither a field nor a
-// continuation as the start of the body, so "echo text | sendmail root"
-// still gets a proper header. A leading mbox "From " line is dropped: it is
-// not part of the message.
+// splitHeader splits a CRLF message into its header fields and its body
+// with mailhdr.ReadBlock, the splitter the relay reads the message with.
+// Like sendmail, the first line that is neither a field nor a continuation
+// starts the body, so "echo text | sendmail root" still gets a proper
+// header; a leading mbox "From " line is dropped: it is not part of the
+// message.
 func splitHeader(msg []byte) ([]headerField, []byte) {
-	rest := msg
-	if bytes.HasPrefix(rest, []byte("From ")) {
-		if i := bytes.Index(rest, []byte("\r\n")); i >= 0 {
-			rest = rest[i+2:]
-		}
-	}
+	b := mailhdr.ReadBlock(msg, true, len(msg))
 	var fields []headerField
-	for len(rest) > 0 {
-		line, next, ok := bytes.Cut(rest, []byte("\r\n"))
-		full := rest[:len(rest)-len(next)] // the line with its CRLF
-		if !ok {
-			full = append(line[:len(line):len(line)], "\r\n"...)
+	fs := b.Header.Fields()
+	for fs.Next() {
+		raw, err := fs.Raw()
+		if err != nil {
+			continue // unreachable: every field of ReadBlock has raw bytes
 		}
-		switch {
-		case len(line) == 0:
-			return fields, next
-		case (line[0] == ' ' || line[0] == '\t') && len(fields) > 0:
-			fields[len(fields)-1].raw += string(full)
-		case fieldName(line) != "":
-			fields = append(fields, headerField{name: fieldName(line), raw: string(full)})
-		default:
-			return fields, rest
+		name, _, _ := strings.Cut(string(raw), ":")
+		f := headerField{name: strings.TrimRight(name, " \t"), raw: string(raw)}
+		if !strings.HasSuffix(f.raw, "\n") {
+			f.raw += "\r\n"
 		}
-		rest = next
+		fields = append(fields, f)
 	}
-	return fields, nil
+	return fields, msg[b.BodyOffset:]
 }
 
-// fieldName returns the name of a "Name: value" line, or "" when the line
-// is not a header field (RFC 5322 §3.6.8: printable ASCII but the colon).
-func fieldName(line []byte) string {
-	i := bytes.IndexByte(line, ':')
-	if i <= 0 {
-		return ""
+// qualifiedFields are the address fields whose addresses without a domain
+// sendmail qualifies, as sendmail(8) rewrites the headers of locally
+// submitted mail.
+var qualifiedFields = []string{"From", "Sender", "Reply-To", "To", "Cc"}
+
+// qualifyField returns f with every address that lacks a domain given
+// domain ("From: root (Cron Daemon)" becomes "From: \"Cron Daemon\"
+// <root@domain>"), and f unchanged when there is none.
+func qualifyField(f headerField, domain string) headerField {
+	qualified := false
+	for _, n := range qualifiedFields {
+		qualified = qualified || f.is(n)
 	}
-	for _, c := range line[:i] {
-		if c < 33 || c > 126 {
-			return ""
+	if !qualified {
+		return f
+	}
+	addrs, err := mailhdr.ParseAddressList(f.value())
+	if err != nil {
+		return f
+	}
+	changed := false
+	parts := make([]string, len(addrs))
+	for i, a := range addrs {
+		if q := qualify(a.Address, domain); q != a.Address {
+			a.Address, changed = q, true
 		}
+		parts[i] = (&mail.Address{Name: a.Name, Address: a.Address}).String()
 	}
-	return string(line[:i])
+	if !changed {
+		return f
+	}
+	return headerField{name: f.name, raw: f.name + ": " + strings.Join(parts, ", ") + "\r\n"}
 }
 
 // composeParams is what composeMessage needs besides the input.
@@ -128,7 +138,8 @@ type composeParams struct {
 	// fromAddr is the address for an added From: the envelope sender, or
 	// the invoking user when the envelope sender is null.
 	fromAddr string
-	host     string // qualifies bare recipients and names the Message-ID
+	host     string // names the Message-ID
+	domain   string // qualifies addresses without a domain
 	now      time.Time
 }
 
@@ -143,6 +154,7 @@ func composeMessage(in []byte, p composeParams) (msg []byte, rcpts []string, err
 	var out bytes.Buffer
 	var hasFrom, hasDate, hasMsgID bool
 	for _, f := range fields {
+		f = qualifyField(f, p.domain)
 		switch {
 		case f.is("From"):
 			hasFrom = true
@@ -157,7 +169,7 @@ func composeMessage(in []byte, p composeParams) (msg []byte, rcpts []string, err
 				return nil, nil, fmt.Errorf("the %s header holds no usable address: %q", f.name, f.value())
 			}
 			for _, a := range addrs {
-				rcpts = append(rcpts, qualify(a.Address, p.host))
+				rcpts = append(rcpts, qualify(a.Address, p.domain))
 			}
 		}
 		if f.is("Bcc") {
@@ -187,11 +199,9 @@ func newMessageID(now time.Time, host string) string {
 	return fmt.Sprintf("<%d.%s@%s>", now.Unix(), hex.EncodeToString(b[:]), host)
 }
 
-// qualify appends the local host name to a bare user name ("root"), as
-// sendmail does, so that the relay sees a full address.
-func qualify(addr, host string) string {
-	if addr == "" || strings.Contains(addr, "@") {
-		return addr
-	}
-	return addr + "@" + host
+// qualify appends the qualifying domain (smtp.qualify_domain, else the
+// local host name) to a bare user name ("root"), as sendmail does, so that
+// the relay sees a full address.
+func qualify(addr, domain string) string {
+	return mailhdr.Qualify(addr, domain)
 }

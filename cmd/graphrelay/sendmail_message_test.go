@@ -105,11 +105,31 @@ func compose(t *testing.T, in string, extract bool) (string, []string) {
 		t.Fatal(err)
 	}
 	msg, rcpts, err := composeMessage(raw, composeParams{extract: extract,
-		fromAddr: "root@host.lan", fullName: "Cron Daemon", host: "host.lan", now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)})
+		fromAddr: "root@host.lan", fullName: "Cron Daemon", host: "host.lan", domain: "host.lan", now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(msg), rcpts
+}
+
+// TestComposeQualifiesHeaderAddresses: sendmail gives header addresses
+// without a domain the qualifying domain, as sendmail(8) does, so the
+// relay never sees "From: root".
+func TestComposeQualifiesHeaderAddresses(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"From: root\n", "From: <root@host.lan>\r\n"},
+		{"From: root (Cron Daemon)\n", "From: \"Cron Daemon\" <root@host.lan>\r\n"},
+		{"From: mdadm monitoring <root>\n", "From: \"mdadm monitoring\" <root@host.lan>\r\n"},
+		{"From: Scanner\n", "From: <Scanner@host.lan>\r\n"},
+		{"Reply-To: ops\n", "Reply-To: <ops@host.lan>\r\n"},
+		{"To: root, a@x.com\n", "To: <root@host.lan>, <a@x.com>\r\n"},
+		{"From: Ops <ops@x.com>\n", "From: Ops <ops@x.com>\r\n"},
+	} {
+		msg, _ := compose(t, tc.in+"Subject: s\n\nbody\n", false)
+		if !strings.HasPrefix(msg, tc.want) {
+			t.Errorf("%q became:\n%s", tc.in, msg)
+		}
+	}
 }
 
 func TestComposeMessage(t *testing.T) {

@@ -32,19 +32,13 @@ func resolveSendmailServer(o *sendmailOpts, getenv func(string) string) (string,
 	if s := getenv("GRAPHRELAY_SENDMAIL_SERVER"); s != "" {
 		return s, nil
 	}
-	path, explicit := o.config, true
-	if path == "" {
-		path = getenv("GRAPHRELAY_CONFIG")
-	}
-	if path == "" {
-		path, explicit = sendmailDefaultConfig(), false
-	}
+	path, explicit := sendmailConfigPath(o, getenv)
 	listeners, source := config.Default().SMTP.Listeners, "the built-in configuration"
 	if path != "" {
-		ls, err := readListeners(path)
+		sc, err := readSendmailConfig(path)
 		switch {
-		case err == nil && len(ls) > 0:
-			listeners, source = ls, path
+		case err == nil && len(sc.Listeners) > 0:
+			listeners, source = sc.Listeners, path
 		// Only an absent default file means "no configuration". One that
 		// exists but cannot be read names listeners sendmail would miss,
 		// and guessing 127.0.0.1:2525 would fail later and less clearly.
@@ -59,24 +53,54 @@ func resolveSendmailServer(o *sendmailOpts, getenv func(string) string) (string,
 	return addr, nil
 }
 
-// readListeners reads only smtp.listeners from a configuration file. The
-// full loader would also open every certificate and secret file the
-// configuration names, which the users that run sendmail (www-data, a
-// cron job's owner) must not be able to read.
-func readListeners(path string) ([]config.Listener, error) {
+// sendmailConfigPath names the configuration sendmail reads: --config,
+// then GRAPHRELAY_CONFIG (both explicit), then the default file.
+func sendmailConfigPath(o *sendmailOpts, getenv func(string) string) (path string, explicit bool) {
+	path, explicit = o.config, true
+	if path == "" {
+		path = getenv("GRAPHRELAY_CONFIG")
+	}
+	if path == "" {
+		path, explicit = sendmailDefaultConfig(), false
+	}
+	return path, explicit
+}
+
+// sendmailConfig is the part of the configuration sendmail reads.
+type sendmailConfig struct {
+	Listeners     []config.Listener `yaml:"listeners"`
+	QualifyDomain string            `yaml:"qualify_domain"`
+}
+
+// readSendmailConfig reads only smtp.listeners and smtp.qualify_domain
+// from a configuration file. The full loader would also open every
+// certificate and secret file the configuration names, which the users
+// that run sendmail (www-data, a cron job's owner) must not be able to
+// read.
+func readSendmailConfig(path string) (sendmailConfig, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the configuration: %w", err)
+		return sendmailConfig{}, fmt.Errorf("cannot read the configuration: %w", err)
 	}
 	var doc struct {
-		SMTP struct {
-			Listeners []config.Listener `yaml:"listeners"`
-		} `yaml:"smtp"`
+		SMTP sendmailConfig `yaml:"smtp"`
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return sendmailConfig{}, fmt.Errorf("%s: %v", path, err)
 	}
-	return doc.SMTP.Listeners, nil
+	return doc.SMTP, nil
+}
+
+// sendmailQualifyDomain is the domain that sendmail gives addresses
+// without one: the configuration's smtp.qualify_domain when it can be read,
+// else host, the local host name, as sendmail(8) uses $j.
+func sendmailQualifyDomain(o *sendmailOpts, getenv func(string) string, host string) string {
+	if path, _ := sendmailConfigPath(o, getenv); path != "" {
+		if sc, err := readSendmailConfig(path); err == nil && sc.QualifyDomain != "" {
+			return sc.QualifyDomain
+		}
+	}
+	return host
 }
 
 // submissionTarget returns the address to dial for the first listener that
