@@ -290,9 +290,19 @@ func (rw *headerRewrite) finish() []byte {
 }
 
 // writeRaw copies an original field, ending it with a line break if the
-// input did not (a header that ends the message).
+// input did not (a header that ends the message). A line that lost its
+// folding indent and was joined to the field (mailhdr.ReadBlock's repair)
+// gets one back, so Graph's parser reads the field as the relay did
+// instead of refusing the header.
 func (rw *headerRewrite) writeRaw(raw []byte) {
-	rw.out.Write(raw)
+	for i := 0; i < len(raw); {
+		end := mailhdr.LineEnd(raw, i)
+		if i > 0 && raw[i] != ' ' && raw[i] != '\t' {
+			rw.out.WriteByte(' ')
+		}
+		rw.out.Write(raw[i:end])
+		i = end
+	}
 	if !bytes.HasSuffix(raw, []byte("\n")) {
 		rw.out.WriteString("\r\n")
 	}

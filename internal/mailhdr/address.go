@@ -135,7 +135,9 @@ func (p *addrParser) flushPending() {
 		return
 	}
 	words := joinWords(p.pending)
-	if len(words) == 1 && words[0].kind == tokAtom {
+	// An RFC 2047 encoded word is a display name that lost its address
+	// ("Reply-To: =?utf-8?q?Support?="), never a local address.
+	if len(words) == 1 && words[0].kind == tokAtom && !isEncodedWord(words[0].text) {
 		if a := cleanAddr(words[0].text); a != "" {
 			// cron writes "root (Cron Daemon)": the comment is the name.
 			var comments []addrToken
@@ -305,4 +307,10 @@ func cleanAddr(s string) string {
 		return ""
 	}
 	return decodeRawString(s)
+}
+
+// isEncodedWord reports whether w has the shape of an RFC 2047 encoded
+// word, =?charset?encoding?text?=.
+func isEncodedWord(w string) bool {
+	return len(w) >= 8 && strings.HasPrefix(w, "=?") && strings.HasSuffix(w, "?=") && strings.Count(w, "?") >= 4
 }

@@ -45,6 +45,7 @@ func TestParseAddressList(t *testing.T) {
 		{"cron", "root (Cron Daemon)", []A{{"Cron Daemon", "root"}}, nil},
 		{"mdadm", "mdadm monitoring <root>", []A{{"mdadm monitoring", "root"}}, nil},
 		{"bare name", "Scanner", []A{{"", "Scanner"}}, nil},
+		{"encoded word alone is no address", "=?utf-8?q?Support_Desk?=", nil, ErrNoAddress},
 		{"single quotes", "'Alice' <a@x.org>", []A{{"Alice", "a@x.org"}}, nil},
 		{"folded", "Alice\r\n <a@x.org>,\r\n\tb@x.org", []A{{"Alice", "a@x.org"}, {"", "b@x.org"}}, nil},
 		{"empty angle skipped", "<>, a@x.org", []A{{"", "a@x.org"}}, nil},

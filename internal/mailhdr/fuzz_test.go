@@ -85,3 +85,44 @@ func plainASCII(s string) bool {
 	}
 	return !strings.Contains(s, "=?") && !strings.Contains(s, `"@`) && !strings.Contains(s, "[") && !strings.Contains(s, `\`)
 }
+
+// FuzzCanonical checks that Canonical never panics, that what it accepts
+// holds no control character and is its own canonical form, and that Key
+// agrees with it.
+func FuzzCanonical(f *testing.F) {
+	for _, s := range []string{"a@b.example", "Ops@Bücher.EXAMPLE", "a@ｃｏｍ.com", "a@b.com.", "\"a b\"@c.example",
+		"a@[IPv6:::1]", "a\x00@b", "=?utf-8?q?x?=@b.example", "a@xn--bcher-kva.example"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := Canonical(s)
+		if err != nil {
+			return
+		}
+		for _, r := range c {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+				t.Fatalf("Canonical(%q) = %q holds a control character", s, c)
+			}
+		}
+		if c2, err := Canonical(c); err != nil || c2 != c {
+			t.Fatalf("Canonical(%q) = %q, but Canonical(%q) = %q, %v", s, c, c, c2, err)
+		}
+		if Key(s) != Key(c) {
+			t.Fatalf("Key(%q) = %q differs from Key(%q) = %q", s, Key(s), c, Key(c))
+		}
+	})
+}
+
+// FuzzReadBlock checks that ReadBlock never panics and that its body
+// offset stays inside the input.
+func FuzzReadBlock(f *testing.F) {
+	for _, s := range []string{"From: a@b\r\n\r\nbody", "From x\nFrom: a\n\n", "\xEF\xBB\xBF\n\nA: b\n", " x\nA: b\nno field\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := ReadBlock([]byte(s), true, 1<<20)
+		if b.BodyOffset < 0 || b.BodyOffset > len(s) {
+			t.Fatalf("BodyOffset %d outside [0, %d]", b.BodyOffset, len(s))
+		}
+	})
+}
