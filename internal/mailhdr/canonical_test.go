@@ -112,3 +112,11 @@ func TestCleanDisplayName(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkCanonical(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		Canonical("Scanner.2nd-floor@Company.example")
+		Canonical("hr@bücher.example")
+	}
+}
