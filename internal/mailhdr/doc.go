@@ -1,6 +1,9 @@
-// Package mailhdr decodes mail header fields tolerantly. The SMTP front end
-// and the MIME→Graph converter share it, so that a subject, a display name or
-// a file name decodes the same way wherever graphrelay looks at it.
+// Package mailhdr reads mail headers and addresses, tolerantly, in one way
+// for all of graphrelay. The SMTP front end, the policy, the MIME→Graph
+// converter, notices and "graphrelay sendmail" share it, so that a header
+// block splits (ReadBlock), a From reads (Senders), an address compares and
+// is sent (Canonical, Key, Qualify), and a subject, a display name or a file
+// name decodes the same way wherever graphrelay looks at it.
 //
 // Mail from printers, NAS units, cron jobs and old applications breaks the
 // RFCs in a handful of recurring ways, and every function here prefers a
