@@ -103,3 +103,34 @@ func TestNoticeForLargeOriginalAttachesHeaderOnly(t *testing.T) {
 		t.Errorf("header part %v = %q", hp.Header, hb)
 	}
 }
+
+// TestNoticeNamesTheQualifiedSender: a notice about cron mail names the
+// sender as the relay qualified it (envelope.QualifyDomain), read with the
+// relay's own header splitter, past an mbox "From " line.
+func TestNoticeNamesTheQualifiedSender(t *testing.T) {
+	original := []byte("From root Mon Jan  1 00:00:00 2024\r\nFrom: root (Cron Daemon)\r\nSubject: Cron <root@web1> backup\r\n\r\nout\r\n")
+	env := testEnv("backup@host.example", "ops@example.com")
+	env.QualifyDomain = "host.example"
+	env.Size = int64(len(original))
+	rec := &Record{Version: 1, Envelope: *env, Dead: &DeadLetter{Reason: "permanent"}}
+	raw, err := buildNotice(noticeInput{Kind: noticeFailed, ID: "06h0notice0000000000001", From: "alerts@example.com",
+		To: []string{"it@example.com"}, Now: time.Now(), Rec: rec, Kept: "/x"}, bytes.NewReader(original), int64(len(original)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, _ := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	text, err := multipart.NewReader(m.Body, params["boundary"]).NextPart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, _ := io.ReadAll(text)
+	for _, want := range []string{"Subject:     Cron <root@web1> backup", "(header From: Cron Daemon <root@host.example>)"} {
+		if !strings.Contains(string(tb), want) {
+			t.Errorf("text part lacks %q:\n%s", want, tb)
+		}
+	}
+}
