@@ -209,15 +209,25 @@ func TestUnqualifiedFromQualified(t *testing.T) {
 	}
 	setups := []struct {
 		name, sender, qualify, domain string
+		queue                         bool
 	}{
-		{"envelope sender's domain", "root@host.example", "", "host.example"},
-		{"qualify_domain", "root@host.example", "corp.example", "corp.example"},
-		{"null sender", "", "", ""},
+		{"envelope sender's domain", "root@host.example", "", "host.example", false},
+		{"qualify_domain", "root@host.example", "corp.example", "corp.example", false},
+		{"null sender", "", "", "", false},
+		// Through the spool: the domain decided at acceptance is recorded
+		// in the envelope and used when the message is sent.
+		{"queued", "root@host.example", "corp.example", "corp.example", true},
 	}
 	for _, format := range []string{config.FormatJSON, config.FormatMIME} {
 		for _, s := range setups {
 			t.Run(format+"/"+s.name, func(t *testing.T) {
-				r, fake := addressRelay(t, format, func(c *config.Config) { c.SMTP.QualifyDomain = s.qualify })
+				r, fake := addressRelay(t, format, func(c *config.Config) {
+					c.SMTP.QualifyDomain = s.qualify
+					if s.queue {
+						c.Delivery.Mode = config.ModeQueue
+						c.Queue.Dir = filepath.Join(t.TempDir(), "spool")
+					}
+				})
 				for i, f := range froms {
 					if rep := sendNetSMTP(t, r.addr, s.sender, []string{"ops@company.com"}, crlf(cronOutput(f.from))); rep.code != 250 {
 						t.Fatalf("From: %s: %d %s", f.from, rep.code, rep.msg)
@@ -244,6 +254,22 @@ func TestUnqualifiedFromQualified(t *testing.T) {
 					} else if f.name != "" && !strings.HasPrefix(m.From.Name, f.name) {
 						t.Errorf("From: %s: display name %q lost %q", f.from, m.From.Name, f.name)
 					}
+				}
+				if !s.queue {
+					return
+				}
+				// The message's own unqualified Reply-To is qualified when
+				// the queue sends it, from the spooled envelope.
+				msg := "From: root\nReply-To: helpdesk\nTo: ops@company.com\nSubject: x\n\nx\n"
+				if rep := sendNetSMTP(t, r.addr, s.sender, []string{"ops@company.com"}, crlf(msg)); rep.code != 250 {
+					t.Fatalf("Reply-To: helpdesk: %d %s", rep.code, rep.msg)
+				}
+				ds := fake.WaitDeliveries(len(froms)+1, 10*time.Second)
+				if len(ds) != len(froms)+1 {
+					t.Fatal("Reply-To: helpdesk: nothing reached Graph")
+				}
+				if got := sendmailAddrs(ds[len(froms)].Message.ReplyTo); !slices.Equal(got, []string{"helpdesk@" + s.domain}) {
+					t.Errorf("Reply-To: helpdesk: replyTo = %v\n%s", got, ds[len(froms)].MIME)
 				}
 			})
 		}
