@@ -88,7 +88,10 @@ const headerReadSlack = 64 << 10
 //     (compared case-insensitively), each once: an address that any To
 //     lists stays in the first To that lists it and leaves every Cc, as
 //     JSON mode puts it in toRecipients. A field left with no address is
-//     removed, and a field with nothing removed keeps its exact bytes.
+//     removed, and a field with nothing removed or respelt keeps its exact
+//     bytes; an address written in another spelling of an envelope
+//     recipient's domain (U-label for the A-label) is written as the
+//     envelope has it, so Graph sends to the address that was checked.
 //     Envelope recipients that no remaining To or Cc lists are added as one
 //     Bcc field, which Exchange delivers to and does not show.
 //   - With no envelope recipients (a re-send tool) To, Cc and Bcc stay.
@@ -137,9 +140,9 @@ func PrepareMIME(input io.ReaderAt, size int64, env MIMEEnvelope) (*MIME, error)
 // headerRewrite builds the new header block field by field, in order.
 type headerRewrite struct {
 	env        MIMEEnvelope
-	rcpts      map[string]bool // envelope recipients by addrKey
-	inTo       map[string]bool // addresses any To field lists
-	listed     map[string]bool // envelope recipients a kept To or Cc lists
+	rcpts      map[string]string // envelope recipients by addrKey
+	inTo       map[string]bool   // addresses any To field lists
+	listed     map[string]bool   // envelope recipients a kept To or Cc lists
 	addReplyTo bool
 	fromDone   bool
 	// replyTo are the usable Reply-To addresses; replyToRaw says the
@@ -153,13 +156,13 @@ type headerRewrite struct {
 }
 
 func newHeaderRewrite(env MIMEEnvelope, h *textproto.Header) *headerRewrite {
-	rw := &headerRewrite{env: env, rcpts: map[string]bool{}, inTo: map[string]bool{}, listed: map[string]bool{}}
+	rw := &headerRewrite{env: env, rcpts: map[string]string{}, inTo: map[string]bool{}, listed: map[string]bool{}}
 	rw.replyTo, rw.replyToRaw = usableReplyTo(h, env.QualifyDomain)
 	if _, err := mailhdr.Canonical(env.ReplyTo); err == nil && len(rw.replyTo) == 0 {
 		rw.addReplyTo = true
 	}
 	for _, a := range envelopeAddrs(Envelope{Recipients: env.Recipients}) {
-		rw.rcpts[addrKey(a)] = true
+		rw.rcpts[addrKey(a)] = a
 	}
 	return rw
 }
@@ -203,9 +206,16 @@ func (rw *headerRewrite) recipientField(key, value string, raw []byte) {
 	list, err := mailhdr.ParseAddressList(value)
 	isCc := strings.EqualFold(key, "cc")
 	var kept []mailhdr.Address
+	respelt := false
 	for _, a := range list {
 		k := addrKey(a.Address)
-		if rw.rcpts[k] && !rw.listed[k] && !(isCc && rw.inTo[k]) {
+		if env, ok := rw.rcpts[k]; ok && !rw.listed[k] && !(isCc && rw.inTo[k]) {
+			// Graph sends to the header's spelling: it must be the
+			// envelope's checked one ("bücher.example" as the A-label
+			// the recipient was accepted in).
+			if !strings.EqualFold(a.Address, env) {
+				a.Address, respelt = env, true
+			}
 			kept = append(kept, a)
 			rw.listed[k] = true
 		}
@@ -216,7 +226,7 @@ func (rw *headerRewrite) recipientField(key, value string, raw []byte) {
 		// Only a group with no members ("undisclosed-recipients:;"):
 		// nobody to remove, and the field is harmless.
 		rw.writeRaw(raw)
-	case len(kept) == len(list) && err == nil:
+	case len(kept) == len(list) && err == nil && !respelt:
 		rw.writeRaw(raw)
 	case len(kept) > 0:
 		rw.writeField(key, formatAddressList(kept))
