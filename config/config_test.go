@@ -149,3 +149,22 @@ func TestRedactedHidesSecrets(t *testing.T) {
 		t.Fatal("Redacted must not modify the configuration")
 	}
 }
+
+// TestQualifyDomain: smtp.qualify_domain comes from the environment like
+// every key, and only a host name is accepted.
+func TestQualifyDomain(t *testing.T) {
+	cfg, err := Load("", []string{"GRAPHRELAY_SMTP_QUALIFY_DOMAIN=host.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SMTP.QualifyDomain != "host.example" {
+		t.Errorf("qualify_domain = %q", cfg.SMTP.QualifyDomain)
+	}
+	for _, bad := range []string{"host.example.", "@host.example", "ho st", "[192.0.2.1]", "ｈｏｓｔ.example"} {
+		_, err := Load("", []string{"GRAPHRELAY_SMTP_QUALIFY_DOMAIN=" + bad})
+		var errs Errors
+		if !errors.As(err, &errs) || !strings.Contains(err.Error(), "smtp.qualify_domain") {
+			t.Errorf("qualify_domain %q: err = %v", bad, err)
+		}
+	}
+}
