@@ -156,8 +156,9 @@ const (
 	FromReject  = "reject"
 )
 
-// MailboxSender in Rule.Mailbox means "the sender itself, when it is an
-// allowed mailbox".
+// MailboxSender in Rule.Mailbox means "the identity the rule verified, when
+// it is an allowed mailbox": the authenticated user's own address, else the
+// envelope sender the rule matched; never the header From.
 const MailboxSender = "sender"
 
 // Rule maps clients to a mailbox. Empty match fields match anything.
@@ -172,7 +173,8 @@ type Rule struct {
 	Mailbox string `yaml:"mailbox"`
 	From    string `yaml:"from"` // keep, rewrite or reject
 	// Recipients restricts recipients to these addresses and domains
-	// (alice@company.com, company.com or *@company.com). Empty allows all.
+	// (alice@company.com, company.com or *@company.com); "*" allows all.
+	// Empty means the mailboxes' own domains, never all.
 	Recipients        []string `yaml:"recipients"`
 	MaxRecipients     int      `yaml:"max_recipients"`
 	MessagesPerMinute int      `yaml:"messages_per_minute"`

@@ -57,7 +57,7 @@ func checkConfig(path string, environ []string) (Result, *config.Config) {
 	if len(warnings) > 0 {
 		res.Status = Warn
 		res.Detail += "\n" + strings.Join(warnings, "\n")
-		res.Fix = "reorder or narrow the rules: the first match wins"
+		res.Fix = "narrow the rules named: list the recipients a rule needs instead of \"*\", match clients by networks or auth_user, and order rules so the first match wins"
 	}
 	return res, cfg
 }

@@ -268,6 +268,29 @@ func TestDoctorRuleProblems(t *testing.T) {
 	expect(t, results, "config", Fail, `listener "nope" is not a configured listener`, "rules")
 }
 
+// TestDoctorRiskyRules: check warns about a rule open to any domain and a
+// rule that trusts only a claimed sender, and passes a rule without
+// recipients (it gets the mailboxes' domains).
+func TestDoctorRiskyRules(t *testing.T) {
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}, AccessPolicy: []string{scans, alerts}})
+	cfg := tenantConfig(t, fake, cert)
+	cfg.SMTP.Listeners[0].Networks = []string{"10.0.0.0/8"}
+	cfg.Rules = []config.Rule{
+		{Name: "scanners", Networks: []string{"10.1.0.0/16"}, Mailbox: scans, From: config.FromRewrite},
+		{Name: "anywhere", Networks: []string{"10.2.0.0/16"}, Mailbox: alerts, From: config.FromRewrite, Recipients: []string{"*"}},
+		{Name: "claims", Sender: alerts, Mailbox: config.MailboxSender, From: config.FromKeep},
+	}
+	results := runDoctor(t, fake, cfg)
+	r := expect(t, results, "config", Warn, `rules[1] (anywhere): recipients "*" relays to any domain`, "recipients")
+	if !strings.Contains(r.Detail, "rules[2] (claims) matches on the claimed envelope sender "+alerts) {
+		t.Errorf("no warning about the claimed sender:\n%s", r.Detail)
+	}
+	if strings.Contains(r.Detail, "rules[0]") {
+		t.Errorf("warning about a rule without recipients:\n%s", r.Detail)
+	}
+}
+
 func TestDoctorCertificateExpiry(t *testing.T) {
 	soon := newTestCert(t, "graphrelay", time.Now().Add(10*24*time.Hour))
 	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{soon.cert}})

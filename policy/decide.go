@@ -63,6 +63,11 @@ func (p *Policy) Mail(in Input) (*Pending, error) {
 		if !r.sender.match(in.Sender) {
 			continue
 		}
+		if r.from != FromReject {
+			if _, ok := p.target(r, in); !ok {
+				continue // "sender" rule, but nothing it verified is an allowed mailbox
+			}
+		}
 		if r.from == FromReject && r.headerFrom.any && len(pd.candidates) == 0 {
 			return nil, &Error{Kind: SenderDenied, Reason: fmt.Sprintf("sender <%s> not permitted", in.Sender), Rule: r.label}
 		}
@@ -122,10 +127,7 @@ func (p *Policy) Data(pd *Pending, headerFrom []Address, recipients []string) (D
 		if r.from == FromReject {
 			return Decision{}, &Error{Kind: FromDenied, Reason: "sender not permitted", Rule: r.label}
 		}
-		mb, ok := p.target(r, pd.in.Sender, headerFrom)
-		if !ok {
-			continue // "sender" rule, but the sender is not an allowed mailbox
-		}
+		mb, _ := p.target(r, pd.in) // resolvable: Mail kept only such candidates
 		for _, rc := range recipients {
 			if !r.recipients.allows(rc) {
 				return Decision{}, &Error{Kind: RelayDenied, Reason: fmt.Sprintf("relay to <%s> not permitted", rc), Rule: r.label}
@@ -151,18 +153,28 @@ func (p *Policy) Data(pd *Pending, headerFrom []Address, recipients []string) (D
 	return Decision{}, &Error{Kind: FromDenied, Reason: "header From not permitted for this sender"}
 }
 
-// target resolves the mailbox a rule sends as.
-func (p *Policy) target(r *rule, sender string, headerFrom []Address) (string, bool) {
+// target resolves the mailbox a rule sends as. For "sender" it is the
+// identity the rule verified: the authenticated user's own address when
+// the rule requires AUTH and the user name is an allowed mailbox, else the
+// envelope sender the rule's sender pattern matched when that is an
+// allowed mailbox. The header From never chooses the mailbox: it is a
+// claim no rule can verify, and letting it choose would let a client that
+// is allowed one mailbox send as any other. A header From that differs
+// from the mailbox is the rule's From handling's business (keep refuses,
+// rewrite rewrites).
+func (p *Policy) target(r *rule, in Input) (string, bool) {
 	if r.mailbox != mailboxSender {
 		return r.mailbox, true
 	}
-	if len(headerFrom) == 1 {
-		if _, ok := p.mailboxes[Normalize(headerFrom[0].Address)]; ok {
-			return Normalize(headerFrom[0].Address), true
+	if r.authUser != "" && in.AuthUser != "" {
+		if _, ok := p.mailboxes[Normalize(in.AuthUser)]; ok {
+			return Normalize(in.AuthUser), true
 		}
 	}
-	if _, ok := p.mailboxes[Normalize(sender)]; ok {
-		return Normalize(sender), true
+	if in.Sender != "" && r.sender.match(in.Sender) {
+		if _, ok := p.mailboxes[Normalize(in.Sender)]; ok {
+			return Normalize(in.Sender), true
+		}
 	}
 	return "", false
 }

@@ -70,10 +70,9 @@ type recipientList struct {
 	domains   map[string]bool
 }
 
+// parseRecipients compiles a rule's recipients. An empty list allows no
+// one; compile passes the mailboxes' domains for a rule that lists none.
 func parseRecipients(list []string) (recipientList, error) {
-	if len(list) == 0 {
-		return recipientList{all: true}, nil
-	}
 	r := recipientList{addresses: map[string]bool{}, domains: map[string]bool{}}
 	for _, s := range list {
 		s = strings.TrimSpace(s)

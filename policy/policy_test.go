@@ -23,7 +23,7 @@ func testConfig() *config.Config {
 			Recipients: []string{"company.com", "partner@other.example"}, MaxRecipients: 3},
 		{Name: "nas", AuthUser: "nas", Sender: "*@company.com", Mailbox: "alerts@company.com", From: "keep", Format: "mime"},
 		{Name: "authenticated", AuthUser: "*", Mailbox: "sender", From: "keep"},
-		{Name: "idn", Listener: "lan", Sender: "*@xn--bcher-kva.example", Mailbox: "hr@xn--bcher-kva.example", From: "rewrite"},
+		{Name: "idn", Listener: "lan", Networks: []string{"192.168.1.0/24"}, Sender: "*@xn--bcher-kva.example", Mailbox: "hr@xn--bcher-kva.example", From: "rewrite"},
 	}
 	return cfg
 }
@@ -92,12 +92,20 @@ func TestDecisionMatrix(t *testing.T) {
 		{name: "nas with two From addresses is refused (keep)", listener: "submission", ip: "192.168.1.20", user: "nas", sender: "alerts@company.com",
 			rcpts: []string{"ops@company.com"}, from: []Address{{Address: "alerts@company.com"}, {Address: "ceo@company.com"}}, stage: "data", kind: FromDenied},
 		{name: "nas sender outside its pattern falls to 'authenticated', sender not a mailbox", listener: "submission", ip: "192.168.1.20", user: "nas",
-			sender: "nas@nas.lan", rcpts: []string{"ops@company.com"}, from: []Address{{Address: "nas@nas.lan"}}, stage: "data", kind: FromDenied},
-		{name: "authenticated user sends as the sender mailbox", listener: "submission", ip: "192.168.1.21", user: "scanner",
-			sender: "bounce@x.example", rcpts: []string{"ops@company.com"}, from: []Address{{Name: "Alerts", Address: "alerts@company.com"}},
+			sender: "nas@nas.lan", rcpts: []string{"ops@company.com"}, from: []Address{{Address: "nas@nas.lan"}}, stage: "mail", kind: SenderDenied},
+		{name: "authenticated user sends as the envelope sender mailbox", listener: "submission", ip: "192.168.1.21", user: "scanner",
+			sender: "alerts@company.com", rcpts: []string{"ops@company.com"}, from: []Address{{Name: "Alerts", Address: "alerts@company.com"}},
 			mailbox: "alerts@company.com", handling: FromKeep, fromName: "Alerts", format: "json"},
-		{name: "authenticated user, From not a mailbox", listener: "submission", ip: "192.168.1.21", user: "scanner",
-			sender: "me@x.example", rcpts: []string{"ops@company.com"}, from: []Address{{Address: "me@x.example"}}, stage: "data", kind: FromDenied},
+		{name: "authenticated user, header From a mailbox but the envelope sender not: refused at MAIL", listener: "submission", ip: "192.168.1.21", user: "scanner",
+			sender: "bounce@x.example", rcpts: []string{"ops@company.com"}, from: []Address{{Name: "Alerts", Address: "alerts@company.com"}},
+			stage: "mail", kind: SenderDenied},
+		{name: "authenticated user, sender not a mailbox", listener: "submission", ip: "192.168.1.21", user: "scanner",
+			sender: "me@x.example", rcpts: []string{"ops@company.com"}, from: []Address{{Address: "me@x.example"}}, stage: "mail", kind: SenderDenied},
+		{name: "rule without recipients: mailboxes' domains only", listener: "submission", ip: "192.168.1.20", user: "nas", sender: "alerts@company.com",
+			rcpts: []string{"someone@gmail.example"}, stage: "rcpt", kind: RelayDenied},
+		{name: "rule without recipients: another mailbox domain is fine", listener: "submission", ip: "192.168.1.20", user: "nas", sender: "alerts@company.com",
+			rcpts: []string{"staff@xn--bcher-kva.example"}, from: []Address{{Address: "alerts@company.com"}},
+			mailbox: "alerts@company.com", handling: FromKeep, format: "mime"},
 		{name: "IDN sender and mailbox, unicode and punycode forms", listener: "lan", ip: "192.168.1.30", user: "scanner", sender: "payroll@BÜCHER.example",
 			rcpts: []string{"staff@company.com"}, from: []Address{{Name: "Payroll", Address: "payroll@bücher.example"}},
 			mailbox: "hr@bücher.example", handling: FromRewrite, fromName: "Payroll (payroll at bücher.example)", replyTo: "payroll@bücher.example", format: "json"},
@@ -168,8 +176,14 @@ func TestImplicitRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []tcase{
-		{name: "From is an allowed mailbox", ip: "127.0.0.1", sender: "printer@lan", rcpts: []string{"ops@company.com"},
+		{name: "header From is a mailbox, the envelope sender not: default mailbox, From rewritten", ip: "127.0.0.1", sender: "printer@lan", rcpts: []string{"ops@company.com"},
+			from: []Address{{Name: "Scans", Address: "scans@company.com"}}, mailbox: "alerts@company.com", handling: FromRewrite,
+			fromName: "Scans (scans at company.com)", replyTo: "scans@company.com", format: "json"},
+		{name: "envelope sender and From are the same mailbox", ip: "127.0.0.1", sender: "scans@company.com", rcpts: []string{"ops@company.com"},
 			from: []Address{{Name: "Scans", Address: "scans@company.com"}}, mailbox: "scans@company.com", handling: FromKeep, fromName: "Scans", format: "json"},
+		{name: "envelope sender a mailbox, From another: rewritten, not switched", ip: "127.0.0.1", sender: "scans@company.com", rcpts: []string{"ops@company.com"},
+			from: []Address{{Address: "alerts@company.com"}}, mailbox: "scans@company.com", handling: FromRewrite,
+			fromName: "alerts at company.com", replyTo: "alerts@company.com", format: "json"},
 		{name: "envelope sender is an allowed mailbox, From rewritten", ip: "127.0.0.1", sender: "SCANS@company.com", rcpts: []string{"ops@company.com"},
 			from: []Address{{Name: "MFP", Address: "mfp@printer.lan"}}, mailbox: "scans@company.com", handling: FromRewrite, fromName: "MFP (mfp at printer.lan)", replyTo: "mfp@printer.lan", format: "json"},
 		{name: "neither: default mailbox, From rewritten", ip: "127.0.0.1", sender: "cron@host", rcpts: []string{"ops@company.com"},
@@ -188,7 +202,9 @@ func TestImplicitRules(t *testing.T) {
 	cfg.DefaultMailbox = ""
 	p, _, _ = New(cfg, nil)
 	runCase(t, p, tcase{name: "no default: refused", ip: "127.0.0.1", sender: "cron@host", rcpts: []string{"ops@company.com"},
-		from: []Address{{Address: "root@host"}}, stage: "data", kind: FromDenied})
+		from: []Address{{Address: "root@host"}}, stage: "mail", kind: SenderDenied})
+	runCase(t, p, tcase{name: "no default, header From a mailbox: still refused", ip: "127.0.0.1", sender: "cron@host", rcpts: []string{"ops@company.com"},
+		from: []Address{{Address: "scans@company.com"}}, stage: "mail", kind: SenderDenied})
 }
 
 func TestValidation(t *testing.T) {

@@ -9,8 +9,10 @@ import (
 	"github.com/graphrelay/graphrelay/envelope"
 )
 
-// mailboxSender is the rule target "the sender itself, when it is an
-// allowed mailbox": the header From if it is one, else the envelope sender.
+// mailboxSender is the rule target "the identity the rule verified, when it
+// is an allowed mailbox": the authenticated user's own address, else the
+// envelope sender the rule matched (see Policy.target). Never the header
+// From.
 const mailboxSender = config.MailboxSender
 
 type rule struct {
@@ -27,6 +29,9 @@ type rule struct {
 	maxRcpts   int
 	perMinute  int
 	format     string
+	// localOnly: every listener the rule can match admits only loopback
+	// clients, so whoever it matches is a program on this host.
+	localOnly bool
 }
 
 // Policy is the compiled rule set. It is immutable and safe for concurrent
@@ -34,8 +39,11 @@ type rule struct {
 type Policy struct {
 	rules     []rule
 	mailboxes map[string]envelope.Mailbox // by normalised address
-	maxRcpts  int                         // smtp.max_recipients
-	implicit  bool
+	// domains are the mailboxes' own domains: the recipients of a rule
+	// that does not list its own.
+	domains  []string
+	maxRcpts int // smtp.max_recipients
+	implicit bool
 }
 
 // New compiles cfg's rules, or the implicit rules when none are written.
@@ -48,6 +56,7 @@ func New(cfg *config.Config, knownUser func(string) bool) (*Policy, []string, er
 	for _, m := range cfg.Mailboxes {
 		p.mailboxes[Normalize(m.Address)] = envelope.Mailbox{Address: m.Address, ID: m.ID}
 	}
+	p.domains = mailboxDomains(cfg)
 	rules := cfg.Rules
 	if len(rules) == 0 {
 		rules = implicitRules(cfg)
@@ -61,6 +70,7 @@ func New(cfg *config.Config, knownUser func(string) bool) (*Policy, []string, er
 	for i, rc := range rules {
 		r, rerrs := p.compile(i, rc, cfg.Delivery.Format, listeners)
 		errs = append(errs, rerrs...)
+		r.localOnly = localOnly(cfg.SMTP.Listeners, r.listener)
 		p.rules = append(p.rules, r)
 	}
 	if len(errs) > 0 {
@@ -70,12 +80,22 @@ func New(cfg *config.Config, knownUser func(string) bool) (*Policy, []string, er
 }
 
 // implicitRules keep the simple setup working without rules: send as the
-// sender when it is an allowed mailbox, else as the default mailbox, with
-// the From rewritten so the recipient still sees who sent it. Recipients
-// are limited to the mailboxes' own domains, so an unconfigured relay
-// cannot be used to send to the outside world; a written rule with
-// recipients ["*"] opens that up deliberately.
+// envelope sender when it is an allowed mailbox, else as the default
+// mailbox, with the From rewritten so the recipient still sees who sent
+// it. Like every rule without recipients they may send only to the
+// mailboxes' own domains (compile), so an unconfigured relay cannot be used
+// to send to the outside world.
 func implicitRules(cfg *config.Config) []config.Rule {
+	rs := []config.Rule{{Name: "implicit: sender is an allowed mailbox", Mailbox: mailboxSender, From: config.FromRewrite}}
+	if cfg.DefaultMailbox != "" {
+		rs = append(rs, config.Rule{Name: "implicit: default_mailbox", Mailbox: cfg.DefaultMailbox, From: config.FromRewrite})
+	}
+	return rs
+}
+
+// mailboxDomains lists the mailboxes' own domains, each once, in the order
+// the mailboxes are written.
+func mailboxDomains(cfg *config.Config) []string {
 	var domains []string
 	seen := map[string]bool{}
 	for _, m := range cfg.Mailboxes {
@@ -84,11 +104,7 @@ func implicitRules(cfg *config.Config) []config.Rule {
 			domains = append(domains, d)
 		}
 	}
-	rs := []config.Rule{{Name: "implicit: sender is an allowed mailbox", Mailbox: mailboxSender, From: config.FromRewrite, Recipients: domains}}
-	if cfg.DefaultMailbox != "" {
-		rs = append(rs, config.Rule{Name: "implicit: default_mailbox", Mailbox: cfg.DefaultMailbox, From: config.FromRewrite, Recipients: domains})
-	}
-	return rs
+	return domains
 }
 
 func (p *Policy) compile(i int, rc config.Rule, defaultFormat string, listeners map[string]bool) (rule, []string) {
@@ -117,7 +133,14 @@ func (p *Policy) compile(i int, rc config.Rule, defaultFormat string, listeners 
 	if r.headerFrom, err = parsePattern(rc.HeaderFrom); err != nil {
 		bad("header_from: %v", err)
 	}
-	if r.recipients, err = parseRecipients(rc.Recipients); err != nil {
+	// A rule without recipients may send only to the mailboxes' own
+	// domains, like the implicit rules: forgetting the line must not make
+	// an open relay. Other domains need an explicit "*" or their names.
+	recipients := rc.Recipients
+	if len(recipients) == 0 {
+		recipients = p.domains
+	}
+	if r.recipients, err = parseRecipients(recipients); err != nil {
 		bad("recipients: %v", err)
 	}
 	if r.from == "" {
@@ -153,11 +176,13 @@ func (p *Policy) compile(i int, rc config.Rule, defaultFormat string, listeners 
 	return r, errs
 }
 
-// warnings finds rules that can never match because an earlier rule
-// matches everything they match, and networks that overlap.
+// warnings finds rules that relay to any domain or trust nothing but a
+// claim, rules that can never match because an earlier rule matches
+// everything they match, and networks that overlap.
 func (p *Policy) warnings(knownUser func(string) bool) []string {
 	var ws []string
 	for j, b := range p.rules {
+		ws = append(ws, b.trustWarnings(p.implicit)...)
 		if knownUser != nil && b.authUser != "" && b.authUser != "*" && !knownUser(b.authUser) {
 			ws = append(ws, fmt.Sprintf("%s: auth_user %q is not a configured user, so the rule never matches", b.label, b.authUser))
 		}
@@ -232,4 +257,72 @@ func overlapping(a, b []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// trustWarnings names what makes a rule a risk to the tenant: recipients
+// "*" (anyone the rule matches can send anywhere, as the company), and a
+// match on nothing the client proved. A rule without networks or
+// auth_user matches whoever reaches the listener; its sender and
+// header_from patterns are only what the client claims, so anyone can
+// claim them, unless only programs on this host can reach the rule's
+// listeners. The implicit rules are left out: check reports them
+// separately.
+func (r rule) trustWarnings(implicit bool) []string {
+	if implicit || r.from == FromReject {
+		return nil
+	}
+	var ws []string
+	if r.recipients.all {
+		ws = append(ws, fmt.Sprintf("%s: recipients \"*\" relays to any domain: every client the rule matches can send to the whole internet as %s; list the domains or addresses it needs instead",
+			r.label, r.mailboxLabel()))
+	}
+	if len(r.networks) == 0 && r.authUser == "" && !r.localOnly {
+		claim := "nothing: it matches every client that reaches the listener"
+		switch {
+		case !r.sender.any && !r.headerFrom.any:
+			claim = "the claimed envelope sender " + r.sender.String() + " and header From " + r.headerFrom.String()
+		case !r.sender.any:
+			claim = "the claimed envelope sender " + r.sender.String()
+		case !r.headerFrom.any:
+			claim = "the claimed header From " + r.headerFrom.String()
+		}
+		ws = append(ws, fmt.Sprintf("%s matches on %s, which any client can claim; add networks or auth_user so the rule trusts something the client proves",
+			r.label, claim))
+	}
+	return ws
+}
+
+func (r rule) mailboxLabel() string {
+	if r.mailbox == mailboxSender {
+		return "the sender's mailbox"
+	}
+	return r.mailbox
+}
+
+// localOnly reports whether every listener a rule on listener ("" for any)
+// can match admits only loopback clients. A listener without networks
+// admits loopback only (config.LoopbackNetworks).
+func localOnly(listeners []config.Listener, listener string) bool {
+	seen := false
+	for _, l := range listeners {
+		if listener != "" && l.Name != listener {
+			continue
+		}
+		seen = true
+		for _, n := range l.Networks {
+			pfx, err := config.ParseNetwork(n)
+			if err != nil || !loopbackPrefix(pfx) {
+				return false
+			}
+		}
+	}
+	return seen
+}
+
+func loopbackPrefix(p netip.Prefix) bool {
+	a := p.Addr()
+	if a.Is4() {
+		return p.Bits() >= 8 && a.IsLoopback()
+	}
+	return p.Bits() == 128 && a.IsLoopback()
 }
