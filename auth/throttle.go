@@ -25,6 +25,9 @@ const (
 
 // Throttle counts AUTH failures per client. After MaxFailures failures
 // within Window the client is blocked for Lockout. Safe for concurrent use.
+// Begin makes the count atomic with the password check: a guess is
+// reserved before it is checked, so however many connections one client
+// opens, at most MaxFailures guesses are checked per window.
 //
 // The window is fixed, starting at a client's first failure, rather than
 // sliding: it needs one counter per client instead of a timestamp per
@@ -55,6 +58,12 @@ type client struct {
 	first    time.Time // start of the current window
 	failures int       // in the current window
 	until    time.Time // blocked until then; zero when not blocked
+	// pending counts the guesses reserved by Begin whose outcome is not
+	// known yet; failures+pending never exceeds maxFailures.
+	pending int
+	// changed, when not nil, is closed (and cleared) at the next change of
+	// the counts, to wake the guesses waiting in Begin.
+	changed chan struct{}
 }
 
 // NewThrottle makes a Throttle from the auth settings; now nil means
@@ -112,6 +121,12 @@ func (t *Throttle) Failure(ip string) bool {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.failLocked(t.entry(key, now), now)
+}
+
+// entry returns key's client, made and counted as the most recent; t.mu
+// is held.
+func (t *Throttle) entry(key string, now time.Time) *client {
 	el, ok := t.clients[key]
 	if !ok {
 		t.makeRoom(now)
@@ -120,14 +135,24 @@ func (t *Throttle) Failure(ip string) bool {
 	} else {
 		t.order.MoveToBack(el)
 	}
-	c := el.Value.(*client)
+	return el.Value.(*client)
+}
+
+// refresh starts a new window when the lockout or the window is over;
+// t.mu is held. Guesses in flight stay counted.
+func (t *Throttle) refresh(c *client, now time.Time) {
+	if !c.until.IsZero() && !now.Before(c.until) || c.until.IsZero() && now.Sub(c.first) >= t.window {
+		c.first, c.failures, c.until = now, 0, time.Time{}
+	}
+}
+
+// failLocked counts one failure; t.mu is held.
+func (t *Throttle) failLocked(c *client, now time.Time) bool {
+	defer c.notify()
 	if now.Before(c.until) {
 		return false
 	}
-	if !c.until.IsZero() || now.Sub(c.first) >= t.window {
-		// The lockout or the window is over: start afresh.
-		*c = client{key: key, first: now}
-	}
+	t.refresh(c, now)
 	c.failures++
 	if c.failures < t.maxFailures {
 		return false
@@ -135,6 +160,14 @@ func (t *Throttle) Failure(ip string) bool {
 	c.failures = 0
 	c.until = now.Add(t.lockout)
 	return true
+}
+
+// notify wakes the guesses waiting for a change of c.
+func (c *client) notify() {
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
+	}
 }
 
 // Success clears ip's failure count after a good AUTH. It does not lift a
@@ -149,7 +182,14 @@ func (t *Throttle) Success(ip string) {
 	if !ok {
 		return
 	}
-	if now.Before(el.Value.(*client).until) {
+	c := el.Value.(*client)
+	if now.Before(c.until) {
+		return
+	}
+	if c.pending > 0 {
+		// Guesses in flight still need their entry.
+		c.first, c.failures, c.until = now, 0, time.Time{}
+		c.notify()
 		return
 	}
 	t.remove(el)
@@ -158,7 +198,7 @@ func (t *Throttle) Success(ip string) {
 // expired reports whether c holds nothing worth remembering: no lockout in
 // force and no failures in a current window.
 func (t *Throttle) expired(c *client, now time.Time) bool {
-	return !now.Before(c.until) && now.Sub(c.first) >= t.window
+	return c.pending == 0 && !now.Before(c.until) && now.Sub(c.first) >= t.window
 }
 
 // evictScan bounds the work of making room in a full table, so a scan of
@@ -201,8 +241,10 @@ func (t *Throttle) makeRoom(now time.Time) {
 }
 
 func (t *Throttle) remove(el *list.Element) {
-	delete(t.clients, el.Value.(*client).key)
+	c := el.Value.(*client)
+	delete(t.clients, c.key)
 	t.order.Remove(el)
+	c.notify()
 }
 
 // clientKey maps an address to the client it stands for: an IPv4 address

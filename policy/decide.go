@@ -20,7 +20,10 @@ const (
 	// RelayDenied: a recipient is outside the rule's allowed recipients
 	// (550 5.7.1 relay not permitted).
 	RelayDenied
-	// TooManyRecipients: over the rule's limit (452 4.5.3).
+	// TooManyRecipients: over the rule's limit (452 4.5.3 at RCPT, where
+	// the client can send the rest in another transaction; 550 5.5.3 at
+	// the end of DATA, where a retry of the same message can only fail
+	// again).
 	TooManyRecipients
 	// FromDenied: the header From is not allowed by the rule (550 5.7.1).
 	FromDenied
@@ -32,6 +35,9 @@ type Error struct {
 	Kind   Kind
 	Reason string
 	Rule   string // the deciding rule, "" when none matched
+	// AtData marks a refusal decided at the end of DATA, with the whole
+	// transaction known: nothing the client can retry changes it.
+	AtData bool
 }
 
 func (e *Error) Error() string {
@@ -120,6 +126,14 @@ func (p *Policy) limit(r *rule) int {
 
 // Data decides at the end of DATA, once the header From is known.
 func (p *Policy) Data(pd *Pending, headerFrom []Address, recipients []string) (Decision, error) {
+	d, err := p.data(pd, headerFrom, recipients)
+	if pe, ok := As(err); ok {
+		pe.AtData = true
+	}
+	return d, err
+}
+
+func (p *Policy) data(pd *Pending, headerFrom []Address, recipients []string) (Decision, error) {
 	for _, r := range pd.candidates {
 		if !r.matchHeaderFrom(headerFrom) {
 			continue

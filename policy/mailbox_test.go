@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -122,6 +123,44 @@ func TestDataRechecksRecipients(t *testing.T) {
 	runCase(t, p, tcase{name: "wide rule decides", ip: "10.0.0.1", sender: "x@contoso.com",
 		rcpts: []string{"a@outside.example"}, from: []Address{{Address: "y@contoso.com"}},
 		mailbox: "payroll@contoso.com", handling: FromRewrite, fromName: "y at contoso.com", replyTo: "y@contoso.com", format: "json"})
+}
+
+// TestTooManyRecipientsAtData: RCPT accepts up to the largest limit of
+// the candidate rules; the deciding rule's lower limit refuses at the end
+// of DATA, marked AtData so the reply is permanent.
+func TestTooManyRecipientsAtData(t *testing.T) {
+	cfg := contosoConfig()
+	cfg.Rules = []config.Rule{
+		{Name: "one", Networks: []string{"10.0.0.0/8"}, HeaderFrom: "alerts@contoso.com", Mailbox: "alerts@contoso.com", From: "keep", MaxRecipients: 1},
+		{Name: "five", Networks: []string{"10.0.0.0/8"}, Mailbox: "payroll@contoso.com", From: "rewrite", MaxRecipients: 5},
+	}
+	p, _, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Input{Listener: "rewrite", ClientIP: netip.MustParseAddr("10.0.0.1"), Sender: "dev@lan"}
+	pd, err := p.Mail(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcpts := []string{"a@contoso.com", "b@contoso.com"}
+	for i, r := range rcpts {
+		if err := p.Rcpt(pd, r, i+1); err != nil {
+			t.Fatalf("RCPT %s: %v", r, err)
+		}
+	}
+	if err := p.Rcpt(pd, "f@contoso.com", 6); err == nil {
+		t.Error("a sixth RCPT was accepted")
+	} else if pe, _ := As(err); pe.Kind != TooManyRecipients || pe.AtData {
+		t.Errorf("sixth RCPT: %+v, want TooManyRecipients not at DATA", pe)
+	}
+	_, err = p.Data(pd, []Address{{Address: "alerts@contoso.com"}}, rcpts)
+	if pe, ok := As(err); !ok || pe.Kind != TooManyRecipients || !pe.AtData {
+		t.Fatalf("Data = %v, want TooManyRecipients at DATA", err)
+	}
+	if _, err := p.Data(pd, []Address{{Address: "x@lan"}}, rcpts); err != nil {
+		t.Errorf("the five-recipient rule refused: %v", err)
+	}
 }
 
 func TestTrustWarnings(t *testing.T) {

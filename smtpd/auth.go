@@ -1,6 +1,9 @@
 package smtpd
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -27,16 +30,37 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	}
 	switch mech {
 	case sasl.Plain:
-		return sasl.NewPlainServer(func(identity, user, pass string) error {
+		return plainServer{sasl.NewPlainServer(func(identity, user, pass string) error {
 			if identity != "" && identity != user {
-				return s.authFailed(user, "PLAIN authorization identity differs from the user")
+				return s.authFailed(user, "PLAIN authorization identity differs from the user", nil)
 			}
 			return s.authenticate(user, pass)
-		}), nil
+		})}, nil
 	case sasl.Login:
 		return sasllogin.NewServer(s.authenticate), nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+// errMalformedAuth is a SASL response that cannot be parsed: a client
+// bug, not a guess, so it is answered 501 5.5.2 (RFC 4954) and not
+// counted as a failure.
+var errMalformedAuth = errors.New("malformed SASL response")
+
+// plainServer refuses a PLAIN response that is not
+// "authzid NUL authcid NUL passwd" with non-empty authcid and passwd (RFC
+// 4616) before go-sasl sees it: go-sasl answers such a response with a
+// plain error, which go-smtp would turn into a temporary 454.
+type plainServer struct{ sasl.Server }
+
+func (p plainServer) Next(response []byte) ([]byte, bool, error) {
+	if response != nil {
+		parts := bytes.Split(response, []byte{0})
+		if len(parts) != 3 || len(parts[1]) == 0 || len(parts[2]) == 0 {
+			return nil, false, toSMTPError(errMalformedAuth, "")
+		}
+	}
+	return p.Server.Next(response)
 }
 
 var errTooManyFailures = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
@@ -44,45 +68,71 @@ var errTooManyFailures = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedC
 
 // authenticate checks a credential. Failures wait the configured delay
 // before answering 535, so a wrong user and a wrong password look alike
-// and guessing is slow. The password is never logged.
+// and guessing is slow. The throttle reserves the check before it runs, so
+// parallel connections from one client get no more guesses than one
+// (auth.Throttle.Begin). The password is never logged.
 func (s *session) authenticate(user, pass string) error {
 	ip := s.clientIP.String()
+	ctx, cancel := context.WithTimeout(s.server.ctx, 10*time.Second)
+	defer cancel()
+	var done func(checked, ok bool) bool
 	if th := s.server.opts.Throttle; th != nil {
-		if blocked, left := th.Blocked(ip); blocked {
-			s.log.Warn("AUTH refused: client is locked out after repeated failures", "retry_in", left.Round(time.Second).String())
+		d, left := th.Begin(ctx, ip)
+		if d == nil {
+			if left > 0 {
+				s.log.Warn("AUTH refused: client is locked out after repeated failures", "retry_in", left.Round(time.Second).String())
+			} else {
+				s.log.Warn("AUTH refused: too many of this client's password checks in progress", "hint", "the client opens many connections that authenticate at once; if it keeps failing it will be locked out")
+			}
 			return errTooManyFailures
 		}
+		done = d
+		// A panic in Verify must not keep the reservation forever; after
+		// the real report this does nothing.
+		defer done(true, false)
 	}
 	select {
 	case s.server.verifying <- struct{}{}:
-	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
 		s.log.Warn("AUTH refused: too many password checks in progress", "hint", "many clients are authenticating at once; this may be a distributed password-guessing attack")
+		if done != nil {
+			done(false, false) // nothing was checked: free the reservation uncounted
+		}
 		return errTooManyFailures
 	}
 	ok := s.server.opts.Users.Verify(user, pass)
 	<-s.server.verifying
 	if !ok {
-		return s.authFailed(user, "wrong user name or password")
+		return s.authFailed(user, "wrong user name or password", done)
 	}
-	if th := s.server.opts.Throttle; th != nil {
-		th.Success(ip)
+	if done != nil {
+		done(true, true)
 	}
 	s.authUser, _ = s.server.opts.Users.Canonical(user)
 	s.log.Info("AUTH succeeded", "user", s.authUser, "tls", s.tls)
 	return nil
 }
 
-func (s *session) authFailed(user, why string) error {
-	time.Sleep(s.server.opts.Auth.FailureDelay.D())
+// authFailed counts a failure through done (the reservation from
+// authenticate) or, with done nil, directly, then answers after the
+// failure delay. Counting first lets the lockout reach the client's
+// other connections while this one waits.
+func (s *session) authFailed(user, why string, done func(checked, ok bool) bool) error {
 	ip := s.clientIP.String()
 	lockedOut := false
+	switch th := s.server.opts.Throttle; {
+	case done != nil:
+		lockedOut = done(true, false)
+	case th != nil:
+		lockedOut = th.Failure(ip)
+	}
 	defer func() { s.server.opts.Observer.AuthFailed(s.ls.cfg.Name, lockedOut) }()
-	if th := s.server.opts.Throttle; th != nil && th.Failure(ip) {
-		lockedOut = true
+	if lockedOut {
 		s.log.Warn("brute-force protection: client locked out after repeated AUTH failures",
 			"lockout", s.server.opts.Auth.Lockout.D().String(),
 			"hint", "if this is a device with a wrong password, fix its configuration; the lockout ends by itself")
 	}
+	time.Sleep(s.server.opts.Auth.FailureDelay.D())
 	// An unknown name is not logged: people type their password into the
 	// user name field often enough.
 	if name, known := s.server.opts.Users.Canonical(user); known {

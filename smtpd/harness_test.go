@@ -68,6 +68,13 @@ func selfSignedTLS(t testing.TB) *tls.Config {
 // recording Deliverer.
 func testServer(t testing.TB, mutate func(*config.Config)) (string, *recorder) {
 	t.Helper()
+	return testServerWith(t, mutate, nil)
+}
+
+// testServerWith is testServer with a last say on the Options (users,
+// throttle) after they are built from the configuration.
+func testServerWith(t testing.TB, mutate func(*config.Config), mutateOpts func(*Options)) (string, *recorder) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0", TLS: config.TLSStartTLS}}
 	cfg.SMTP.MaxMessageBytes = 1 << 20
@@ -86,8 +93,12 @@ func testServer(t testing.TB, mutate func(*config.Config)) (string, *recorder) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	srv := New(Options{SMTP: cfg.SMTP, Auth: cfg.Auth, Hostname: "relay.test", TLS: selfSignedTLS(t),
-		Deliverer: rec, Policy: pol, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts := Options{SMTP: cfg.SMTP, Auth: cfg.Auth, Hostname: "relay.test", TLS: selfSignedTLS(t),
+		Deliverer: rec, Policy: pol, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if mutateOpts != nil {
+		mutateOpts(&opts)
+	}
+	srv := New(opts)
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}

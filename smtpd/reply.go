@@ -54,6 +54,9 @@ func toSMTPError(err error, id string) *smtp.SMTPError {
 	if errors.As(err, &ae) {
 		return addressReply(ae, reply)
 	}
+	if errors.Is(err, errMalformedAuth) {
+		return reply(501, smtp.EnhancedCode{5, 5, 2}, "Malformed authentication data")
+	}
 	if errors.Is(err, errAuthRequired) {
 		return reply(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
 	}
@@ -64,6 +67,10 @@ func toSMTPError(err error, id string) *smtp.SMTPError {
 		case policy.RelayDenied:
 			return reply(550, smtp.EnhancedCode{5, 7, 1}, "Relay not permitted: "+pe.Reason)
 		case policy.TooManyRecipients:
+			if pe.AtData {
+				// The message is complete: retrying it can only fail again.
+				return reply(550, smtp.EnhancedCode{5, 5, 3}, "Too many recipients: "+pe.Reason)
+			}
 			return reply(452, smtp.EnhancedCode{4, 5, 3}, "Too many recipients: "+pe.Reason)
 		case policy.FromDenied:
 			return reply(550, smtp.EnhancedCode{5, 7, 1}, "From not permitted: "+pe.Reason)

@@ -51,8 +51,14 @@ type Authenticator interface {
 // Throttle tracks AUTH failures per client IP.
 type Throttle interface {
 	Blocked(ip string) (bool, time.Duration)
+	// Begin reserves one password check for ip, waiting while the checks
+	// in flight could use up the client's remaining failures. done reports
+	// whether the password was checked and was right, and returns true
+	// when that failure triggered the lockout; a nil done means refused:
+	// locked out for left, or ctx ended.
+	Begin(ctx context.Context, ip string) (done func(checked, ok bool) bool, left time.Duration)
+	// Failure counts a failure that needed no password check.
 	Failure(ip string) bool
-	Success(ip string)
 }
 
 // Options are the parts a Server is built from.
