@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/graphrelay/graphrelay/config"
@@ -127,12 +128,23 @@ func (l *accessListener) closeAll() {
 	}
 }
 
-// trackedConn releases its slot in the listener's counts exactly once.
+// trackedConn releases its slot in the listener's counts exactly once,
+// and remembers when a read failed (the client hung up or timed out), for
+// cutShortGuard.
 type trackedConn struct {
 	net.Conn
-	l    *accessListener
-	ip   netip.Addr
-	once sync.Once
+	l          *accessListener
+	ip         netip.Addr
+	once       sync.Once
+	readFailed atomic.Bool
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.readFailed.Store(true)
+	}
+	return n, err
 }
 
 func (c *trackedConn) Close() error {

@@ -97,6 +97,10 @@ func toSMTPError(err error, id string) *smtp.SMTPError {
 	if is[accessDenied](err, func(e accessDenied) bool { return e.AccessDenied() }) {
 		return reply(550, smtp.EnhancedCode{5, 7, 1}, "Mailbox not permitted to send; the relay administrator must check the log")
 	}
+	if errors.Is(err, errConnectionLost) {
+		// The client is gone and sees no reply; this one is for the log.
+		return reply(451, smtp.EnhancedCode{4, 4, 2}, "Connection lost while receiving the message")
+	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return reply(451, smtp.EnhancedCode{4, 4, 2}, "Timeout while receiving the message, try again")

@@ -25,7 +25,8 @@ type backend struct {
 // which also clears any authentication, as RFC 3207 requires.
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	ip := netip.Addr{}
-	if tc, ok := unwrapTracked(c); ok {
+	tc, ok := unwrapTracked(c)
+	if ok {
 		ip = tc.ip
 	}
 	_, isTLS := c.TLSConnectionState()
@@ -33,6 +34,7 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		server:   b.server,
 		ls:       b.ls,
 		clientIP: ip,
+		conn:     tc,
 		helo:     c.Hostname(),
 		tls:      isTLS,
 	}
@@ -45,6 +47,7 @@ type session struct {
 	server   *Server
 	ls       *listenerServer
 	clientIP netip.Addr
+	conn     *trackedConn // nil only in tests that bypass the listener
 	helo     string
 	tls      bool
 	authUser string
@@ -143,7 +146,7 @@ func (s *session) Data(r io.Reader) error {
 }
 
 func (s *session) receive(r io.Reader, env *envelope.Envelope, log *slog.Logger) error {
-	cr := newCRLFReader(r)
+	cr := newCRLFReader(cutShortGuard(r, s.conn))
 	defer cr.release()
 	hdr, rest, err := readHeader(cr)
 	if err != nil {

@@ -4,6 +4,9 @@ import (
 	"crypto/x509"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +74,53 @@ func TestSMTPSmuggling(t *testing.T) {
 			if !strings.Contains(ds[0].Message.Body, "wire the money") {
 				t.Errorf("the smuggled text was not kept as part of the first message's body: %q", ds[0].Message.Body)
 			}
+		})
+	}
+}
+
+// TestBDATCutShortNotDelivered cuts a BDAT LAST chunk short on a raw
+// socket, in queue mode against the fake Graph: the message must reach
+// neither the spool nor Graph, because the client saw no reply and will
+// send it again. A complete message sent afterwards on the same relay is
+// the control that the spool and delivery work.
+func TestBDATCutShortNotDelivered(t *testing.T) {
+	fake := newQueueFake(t, graphtest.Config{})
+	cfg := queueConfig(t, fake, "alerts@company.com")
+	r := startRelay(t, cfg, fake)
+	body := "From: alerts@company.com\r\nTo: ops@company.com\r\nSubject: cut short\r\n\r\n" + strings.Repeat("line of a long scan\r\n", 200)
+	for i, cut := range []int{len(body) / 2, 80, len(body) - 1} {
+		conn, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(20 * time.Second))
+		io.WriteString(conn, "EHLO client.test\r\nMAIL FROM:<alerts@company.com>\r\nRCPT TO:<ops@company.com>\r\n")
+		io.WriteString(conn, "BDAT "+strconv.Itoa(len(body))+" LAST\r\n"+body[:cut])
+		conn.(*net.TCPConn).CloseWrite()
+		out, _ := io.ReadAll(conn)
+		conn.Close()
+		if strings.Contains(string(out), "queued as") {
+			t.Fatalf("cut at %d of %d: accepted:\n%s", cut, len(body), out)
+		}
+		waitFor(t, 10*time.Second, "the refusal in the log", func() bool {
+			return strings.Count(r.logs.String(), "Connection lost while receiving") >= i+1 ||
+				strings.Count(r.logs.String(), "client's connection ended before the message was complete") >= i+1
+		})
+	}
+	mustQueue(t, r.addr, "alerts@company.com", "complete")
+	ds := fake.WaitDeliveries(1, 10*time.Second)
+	for _, d := range fake.Deliveries() {
+		if d.Message.Subject != "complete" {
+			t.Errorf("delivered %q, a message cut short", d.Message.Subject)
+		}
+	}
+	if len(ds) != 1 {
+		t.Fatalf("%d deliveries, want only the complete message", len(ds))
+	}
+	for _, dir := range []string{"queue", "failed", "tmp"} {
+		waitFor(t, 5*time.Second, dir+"/ empty", func() bool {
+			entries, _ := os.ReadDir(filepath.Join(cfg.Queue.Dir, dir))
+			return len(entries) == 0
 		})
 	}
 }
