@@ -131,6 +131,15 @@ func (l *accessListener) closeAll() {
 // trackedConn releases its slot in the listener's counts exactly once,
 // and remembers when a read failed (the client hung up or timed out), for
 // cutShortGuard.
+//
+// The slot is released as soon as the session is over for the client,
+// not when go-smtp gets round to closing the socket: a client that
+// reconnects the moment it reads the 221 would otherwise find its old
+// connection still counted and get a spurious 421 at the per-IP limit.
+// Over is: a failed read (the client hung up; go-smtp ends the session on
+// any read error), the reply to QUIT about to be written (on a plain
+// connection, where it can be seen), or the TLS session's Logout
+// (session.Logout).
 type trackedConn struct {
 	net.Conn
 	l          *accessListener
@@ -143,12 +152,28 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if err != nil {
 		c.readFailed.Store(true)
+		c.releaseSlot()
 	}
 	return n, err
 }
 
-func (c *trackedConn) Close() error {
+// Write releases the slot before the reply to QUIT goes out, so the
+// client cannot see the 221 before its slot is free. go-smtp writes each
+// reply with one flush, and "221 " starts no other reply it sends; on TLS
+// the bytes here are records, which never start with it.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if len(p) >= 4 && string(p[:4]) == "221 " {
+		c.releaseSlot()
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *trackedConn) releaseSlot() {
 	c.once.Do(func() { c.l.release(c) })
+}
+
+func (c *trackedConn) Close() error {
+	c.releaseSlot()
 	return c.Conn.Close()
 }
 

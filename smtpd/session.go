@@ -68,7 +68,17 @@ func (s *session) Reset() {
 	s.pending = nil
 }
 
-func (s *session) Logout() error { return nil }
+// Logout is called by go-smtp when the connection closes, and for a
+// plain session also at STARTTLS, when the TLS session replaces it. A TLS
+// session can only end with the connection (a second STARTTLS is
+// refused), so its Logout frees the connection's slot at once, before the
+// TLS close_notify is written (trackedConn).
+func (s *session) Logout() error {
+	if s.tls && s.conn != nil {
+		s.conn.releaseSlot()
+	}
+	return nil
+}
 
 var errAuthRequired = errors.New("authentication required on this listener")
 
