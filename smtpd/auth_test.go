@@ -141,11 +141,18 @@ func TestMalformedAuth(t *testing.T) {
 			expect(t, c.cmd("%s", tc.cmd), "501 5.5.2")
 		})
 	}
+	// Data that is not base64 never reaches graphrelay: go-smtp v0.25.1
+	// answers it itself with a temporary 454 (conn.go, handleAuth). This
+	// pins that known gap; when go-smtp changes it, this fails and the
+	// README's AUTH paragraph needs updating.
+	c := greeted(t, addr)
+	c.ehlo()
+	expect(t, c.cmd("AUTH PLAIN !!not-base64!!"), "454 4.7.0 Invalid base64 data")
 	if n := users.checks.Load(); n != 0 {
 		t.Errorf("%d passwords checked for malformed responses", n)
 	}
 	// max_failures is 1: had any of them counted, this would be locked out.
-	c := greeted(t, addr)
+	c = greeted(t, addr)
 	c.ehlo()
 	expect(t, c.cmd("AUTH PLAIN %s", plain("printer", "right password")), "235 2.0.0")
 }

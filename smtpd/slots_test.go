@@ -1,7 +1,9 @@
 package smtpd
 
 import (
+	"crypto/tls"
 	"errors"
+	"net"
 	"net/smtp"
 	"net/textproto"
 	"sync"
@@ -11,50 +13,102 @@ import (
 	"github.com/graphrelay/graphrelay/config"
 )
 
-// TestReconnectAtPerIPLimit: 20 clients, as many as the default per-IP
-// limit, each send one message per connection and reconnect as soon as
-// QUIT is answered, 2,000 connections in all. The slot of a connection
-// must be free once its 221 is sent, so none of them may see a 421.
+// TestReconnectAtPerIPLimit: as many clients as the default per-IP limit
+// each send one message per connection and reconnect as soon as QUIT is
+// answered. The slot of a connection must be free once its 221 is sent,
+// so none of them may be refused. Over TLS a 421 at connect is written
+// before the handshake, so the client sees it as a handshake error; every
+// failure counts.
 func TestReconnectAtPerIPLimit(t *testing.T) {
 	if testing.Short() {
-		t.Skip("2,000 connections")
+		t.Skip("thousands of connections")
 	}
-	addr, rec := testServer(t, func(c *config.Config) {
-		c.SMTP.Listeners[0].TLS = config.TLSNone
-		c.SMTP.Listeners[0].MaxConnectionsPerIP = 0 // the default
-	})
-	const total = 2000
-	clients := config.DefaultMaxConnectionsPerIP
-	var refused, other atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for w := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < total; i += clients {
-				err := smtp.SendMail(addr, nil, "dev@lan.test", []string{"ops@example.com"},
-					[]byte("Subject: reconnect\r\n\r\nmessage\r\n"))
-				var te *textproto.Error
-				switch {
-				case err == nil:
-				case errors.As(err, &te) && te.Code == 421:
-					refused.Add(1)
-				default:
-					other.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-				}
+	for _, tc := range []struct {
+		name  string
+		tls   string
+		total int
+	}{
+		{"plain", config.TLSNone, 2000},
+		{"implicit TLS", config.TLSImplicit, 600},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, rec := testServer(t, func(c *config.Config) {
+				c.SMTP.Listeners[0].TLS = tc.tls
+				c.SMTP.Listeners[0].MaxConnectionsPerIP = 0 // the default
+			})
+			clients := config.DefaultMaxConnectionsPerIP
+			var refused, failed atomic.Int64
+			var firstErr atomic.Value
+			var wg sync.WaitGroup
+			for w := range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := w; i < tc.total; i += clients {
+						err := sendOne(addr, tc.tls == config.TLSImplicit)
+						var te *textproto.Error
+						switch {
+						case err == nil:
+						case errors.As(err, &te) && te.Code == 421:
+							refused.Add(1)
+						default:
+							failed.Add(1)
+							firstErr.CompareAndSwap(nil, err)
+						}
+					}
+				}()
 			}
-		}()
+			wg.Wait()
+			if n := refused.Load(); n != 0 {
+				t.Errorf("%d of %d connections refused with 421 at the per-IP limit", n, tc.total)
+			}
+			if n := failed.Load(); n != 0 {
+				t.Errorf("%d of %d connections failed, first: %v", n, tc.total, firstErr.Load())
+			}
+			if got := len(rec.all()); got != tc.total-int(refused.Load()+failed.Load()) {
+				t.Errorf("%d messages delivered for %d accepted", got, tc.total-int(refused.Load()+failed.Load()))
+			}
+		})
 	}
-	wg.Wait()
-	if n := refused.Load(); n != 0 {
-		t.Errorf("%d of %d connections refused with 421 at or below the per-IP limit", n, total)
+}
+
+// sendOne sends one message on a fresh connection with net/smtp, which
+// closes the connection as soon as it reads the reply to QUIT.
+func sendOne(addr string, implicitTLS bool) error {
+	var conn net.Conn
+	var err error
+	if implicitTLS {
+		conn, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	} else {
+		conn, err = net.Dial("tcp", addr)
 	}
-	if n := other.Load(); n != 0 {
-		t.Errorf("%d connections failed otherwise, first: %v", n, firstErr.Load())
+	if err != nil {
+		return err
 	}
-	if got := len(rec.all()); got+int(refused.Load()+other.Load()) != total {
-		t.Errorf("%d messages delivered of %d", got, total)
+	c, err := smtp.NewClient(conn, "127.0.0.1")
+	if err != nil {
+		conn.Close()
+		return err
 	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		return err
+	}
+	if err := c.Mail("dev@lan.test"); err != nil {
+		return err
+	}
+	if err := c.Rcpt("ops@example.com"); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write([]byte("Subject: reconnect\r\n\r\nmessage\r\n")); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
 }
