@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -136,8 +137,8 @@ func (l *accessListener) closeAll() {
 // not when go-smtp gets round to closing the socket: a client that
 // reconnects the moment it reads the 221 would otherwise find its old
 // connection still counted and get a spurious 421 at the per-IP limit.
-// Over is: a failed read (the client hung up; go-smtp ends the session on
-// any read error), the reply to QUIT about to be written (on a plain
+// Over is: a failed read other than a timeout (the client hung up;
+// go-smtp ends the session on such errors), the reply to QUIT about to be written (on a plain
 // connection, where it can be seen), or the TLS session's Logout
 // (session.Logout).
 type trackedConn struct {
@@ -148,11 +149,17 @@ type trackedConn struct {
 	readFailed atomic.Bool
 }
 
+// Read notes the client hanging up. A timeout is not that: go-smtp may
+// carry on after one (a DATA that took too long is answered and the
+// session continues), and ends the session itself when it does not.
 func (c *trackedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if err != nil {
-		c.readFailed.Store(true)
-		c.releaseSlot()
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			c.readFailed.Store(true)
+			c.releaseSlot()
+		}
 	}
 	return n, err
 }

@@ -19,9 +19,10 @@ var errConnectionLost = errors.New("the client's connection ended before the mes
 // although fewer bytes than the chunk declared arrived. Delivering it would
 // send a truncated copy, and then the whole one when the client, which got
 // no reply, resends. A DATA cut the same way already ends with an error.
-// The guard turns the end of the stream into errConnectionLost when the
-// connection under the session has failed a read, so the Deliverer aborts
-// before anything is queued or sent.
+// The guard turns the end of the stream into errConnectionLost when a
+// read on the connection under the session has failed for a reason other
+// than a timeout (trackedConn.Read), so the Deliverer aborts before
+// anything is queued or sent.
 //
 // Limit: a TLS client that sends close_notify in the middle of a chunk and
 // only then closes the socket ends the chunk at the TLS layer, above the
