@@ -58,6 +58,7 @@ type Pending struct {
 func (p *Policy) Mail(in Input) (*Pending, error) {
 	pd := &Pending{in: in}
 	authWouldHelp := false
+	notMailbox := "" // the first "sender" rule that verified no mailbox
 	for i := range p.rules {
 		r := &p.rules[i]
 		if !r.matchConn(in) {
@@ -71,7 +72,12 @@ func (p *Policy) Mail(in Input) (*Pending, error) {
 		}
 		if r.from != FromReject {
 			if _, ok := p.target(r, in); !ok {
-				continue // "sender" rule, but nothing it verified is an allowed mailbox
+				// A "sender" rule, but nothing it verified is an allowed
+				// mailbox; the header From, unverified, cannot help.
+				if notMailbox == "" {
+					notMailbox = r.label
+				}
+				continue
 			}
 		}
 		if r.from == FromReject && r.headerFrom.any && len(pd.candidates) == 0 {
@@ -87,6 +93,9 @@ func (p *Policy) Mail(in Input) (*Pending, error) {
 	if len(pd.candidates) == 0 {
 		if authWouldHelp {
 			return nil, &Error{Kind: AuthRequired, Reason: "authentication required"}
+		}
+		if notMailbox != "" {
+			return nil, &Error{Kind: SenderDenied, Reason: fmt.Sprintf("sender <%s> is not a mailbox this client may send as", in.Sender), Rule: notMailbox}
 		}
 		return nil, &Error{Kind: SenderDenied, Reason: fmt.Sprintf("sender <%s> not permitted from this client", in.Sender)}
 	}
