@@ -29,11 +29,12 @@ type accessListener struct {
 	total int
 	perIP map[netip.Addr]int
 	open  map[*trackedConn]struct{}
+	slotWaiters
 }
 
 func newAccessListener(l net.Listener, cfg config.Listener, nets []netip.Prefix, th Throttle, log *slog.Logger) *accessListener {
 	return &accessListener{Listener: l, cfg: cfg, nets: nets, throttle: th, log: log, obs: nopObserver{},
-		perIP: map[netip.Addr]int{}, open: map[*trackedConn]struct{}{}}
+		perIP: map[netip.Addr]int{}, open: map[*trackedConn]struct{}{}, slotWaiters: newSlotWaiters()}
 }
 
 // Accept returns the next admitted connection. Refusals are handled in
@@ -45,7 +46,7 @@ func (l *accessListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := remoteIP(c)
-		code, reason := l.admit(ip)
+		code, reason, full := l.admit(ip)
 		if code == 0 {
 			tc := &trackedConn{Conn: c, l: l, ip: ip}
 			l.mu.Lock()
@@ -54,31 +55,47 @@ func (l *accessListener) Accept() (net.Conn, error) {
 			l.obs.ConnectionOpened(l.cfg.Name)
 			return tc, nil
 		}
+		if full && l.startWaiting(ip) {
+			// It waits for a slot in its own goroutine (slotwait.go).
+			return &trackedConn{Conn: c, l: l, ip: ip, waitReply: reason}, nil
+		}
 		l.obs.ConnectionRefused(l.cfg.Name, code)
 		go l.refuse(c, ip, code, reason)
 	}
 }
 
-func (l *accessListener) admit(ip netip.Addr) (int, string) {
+// admit decides at once, and takes a slot when the answer is yes. full
+// reports a refusal for the connection limits only, which a slot freed
+// in a moment could turn into a yes.
+func (l *accessListener) admit(ip netip.Addr) (code int, reply string, full bool) {
 	if !l.allowed(ip) {
-		return 554, fmt.Sprintf("554 5.7.1 Client %s is not permitted to use this relay", ip)
+		return 554, fmt.Sprintf("554 5.7.1 Client %s is not permitted to use this relay", ip), false
 	}
 	if l.throttle != nil {
 		if blocked, left := l.throttle.Blocked(ip.String()); blocked {
-			return 421, fmt.Sprintf("421 4.7.0 Too many authentication failures from %s; try again in %s", ip, left.Round(time.Second))
+			return 421, fmt.Sprintf("421 4.7.0 Too many authentication failures from %s; try again in %s", ip, left.Round(time.Second)), false
 		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.total >= l.cfg.MaxConnections {
-		return 421, "421 4.7.0 Too many connections; try again later"
-	}
-	if l.perIP[ip] >= l.cfg.MaxConnectionsPerIP {
-		return 421, fmt.Sprintf("421 4.7.0 Too many connections from %s; try again later", ip)
+	if reply := l.limitReply(ip); reply != "" {
+		return 421, reply, true
 	}
 	l.total++
 	l.perIP[ip]++
-	return 0, ""
+	return 0, "", false
+}
+
+// limitReply is the refusal for ip when a connection limit is reached,
+// "" when a slot is free; l.mu is held.
+func (l *accessListener) limitReply(ip netip.Addr) string {
+	if l.total >= l.cfg.MaxConnections {
+		return "421 4.7.0 Too many connections; try again later"
+	}
+	if l.perIP[ip] >= l.cfg.MaxConnectionsPerIP {
+		return fmt.Sprintf("421 4.7.0 Too many connections from %s; try again later", ip)
+	}
+	return ""
 }
 
 func (l *accessListener) allowed(ip netip.Addr) bool {
@@ -113,6 +130,7 @@ func (l *accessListener) release(tc *trackedConn) {
 	if l.perIP[tc.ip]--; l.perIP[tc.ip] <= 0 {
 		delete(l.perIP, tc.ip)
 	}
+	l.slotFreed()
 }
 
 // closeAll closes the sessions still open at the shutdown deadline;
@@ -147,12 +165,21 @@ type trackedConn struct {
 	ip         netip.Addr
 	once       sync.Once
 	readFailed atomic.Bool
+	// waitReply, when set, is the refusal this connection gets unless a
+	// slot frees up for it in time (slotwait.go); its first read or write
+	// waits for that.
+	waitReply string
+	gateOnce  sync.Once
+	gateErr   error
 }
 
 // Read notes the client hanging up. A timeout is not that: go-smtp may
 // carry on after one (a DATA that took too long is answered and the
 // session continues), and ends the session itself when it does not.
 func (c *trackedConn) Read(p []byte) (int, error) {
+	if err := c.gate(); err != nil {
+		return 0, err
+	}
 	n, err := c.Conn.Read(p)
 	if err != nil {
 		var ne net.Error
@@ -169,6 +196,9 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 // reply with one flush, and "221 " starts no other reply it sends; on TLS
 // the bytes here are records, which never start with it.
 func (c *trackedConn) Write(p []byte) (int, error) {
+	if err := c.gate(); err != nil {
+		return 0, err
+	}
 	if len(p) >= 4 && string(p[:4]) == "221 " {
 		c.releaseSlot()
 	}

@@ -112,3 +112,35 @@ func sendOne(addr string, implicitTLS bool) error {
 	}
 	return c.Quit()
 }
+
+// TestSlotWait: at the per-IP limit a new connection waits for one of the
+// client's connections to end instead of being refused at once, and is
+// refused with 421 when none ends; beyond maxSlotWaitersPerIP waiting
+// connections the refusal is immediate.
+func TestSlotWait(t *testing.T) {
+	addr, _ := testServer(t, func(c *config.Config) {
+		c.SMTP.Listeners[0].MaxConnectionsPerIP = 1
+	})
+	a := greeted(t, addr)
+	a.ehlo()
+	b := dial(t, addr) // waits: no greeting yet
+	got := make(chan string, 1)
+	go func() { got <- b.reply() }()
+	expect(t, a.cmd("QUIT"), "221")
+	expect(t, <-got, "220 ")
+	expect(t, b.cmd("EHLO client.test"), "250")
+
+	// b holds the only slot now. Up to maxSlotWaitersPerIP connections
+	// wait and are refused when the grace runs out; the next is refused
+	// at once.
+	waiters := make([]*client, maxSlotWaitersPerIP)
+	for i := range waiters {
+		waiters[i] = dial(t, addr)
+	}
+	refusedAtOnce := dial(t, addr)
+	expect(t, refusedAtOnce.reply(), "421 4.7.0 Too many connections from 127.0.0.1")
+	for _, w := range waiters {
+		expect(t, w.reply(), "421 4.7.0 Too many connections from 127.0.0.1")
+	}
+	expect(t, b.cmd("NOOP"), "250")
+}
