@@ -90,6 +90,7 @@ func TestConcurrentAuthGuessesBounded(t *testing.T) {
 			t.Errorf("unexpected reply %q", r)
 		}
 	}
+	t.Logf("%d passwords checked; %d answered 535, %d answered 454", users.checks.Load(), failed, refused)
 	if got := users.checks.Load(); got > 5 {
 		t.Errorf("%d passwords checked for 20 simultaneous guesses, want at most max_failures (5)", got)
 	}
