@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -25,7 +26,7 @@ func (c *countingUsers) Verify(user, password string) bool {
 	return c.Store.Verify(user, password)
 }
 
-func authServer(t *testing.T, maxFailures int) (string, *countingUsers) {
+func authServer(t *testing.T, maxFailures int, failureDelay time.Duration) (string, *countingUsers) {
 	t.Helper()
 	// bcrypt's lowest cost keeps the test quick under -race; what is
 	// counted is the number of checks, not their cost.
@@ -42,7 +43,7 @@ func authServer(t *testing.T, maxFailures int) (string, *countingUsers) {
 		c.SMTP.Listeners[0].Auth = config.AuthRequired
 		c.SMTP.Listeners[0].MaxConnectionsPerIP = 50
 		c.Auth.MaxFailures = maxFailures
-		c.Auth.FailureDelay = 0
+		c.Auth.FailureDelay = config.Duration(failureDelay)
 	}, func(o *Options) {
 		o.Users = users
 		o.Throttle = auth.NewThrottle(o.Auth, nil)
@@ -56,9 +57,11 @@ func plain(user, pass string) string {
 
 // TestConcurrentAuthGuessesBounded: 20 connections from one IP send a
 // wrong password at the same moment; at most max_failures passwords are
-// checked, the rest are refused with 454 4.7.0 without a check.
+// checked, the rest are refused with 454 4.7.0 without a check. The
+// failure delay is the default second: when failures were counted after
+// it, all 20 passwords were checked before the first was counted.
 func TestConcurrentAuthGuessesBounded(t *testing.T) {
-	addr, users := authServer(t, 5)
+	addr, users := authServer(t, 5, time.Second)
 	const n = 20
 	clients := make([]*client, n)
 	for i := range clients {
@@ -104,7 +107,7 @@ func TestConcurrentAuthGuessesBounded(t *testing.T) {
 // TestConcurrentGoodLogins: one device opening many connections with the
 // right password is delayed by the reservation, never refused.
 func TestConcurrentGoodLogins(t *testing.T) {
-	addr, _ := authServer(t, 3)
+	addr, _ := authServer(t, 3, 0)
 	const n = 12
 	var wg sync.WaitGroup
 	replies := make([]string, n)
@@ -127,7 +130,7 @@ func TestConcurrentGoodLogins(t *testing.T) {
 // TestMalformedAuth: a response that is not valid SASL is a client bug,
 // answered 501 5.5.2 and not counted as a guess.
 func TestMalformedAuth(t *testing.T) {
-	addr, users := authServer(t, 1)
+	addr, users := authServer(t, 1, 0)
 	for _, tc := range []struct{ name, cmd string }{
 		{"PLAIN without NULs", "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("printer right password"))},
 		{"PLAIN with one NUL", "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("printer\x00right password"))},
