@@ -58,7 +58,8 @@
 // # At least once
 //
 // Graph's sendMail has no idempotency key. A request that timed out, or
-// got a 5xx after Graph may have acted on it, or was in flight when the
+// got a 5xx or lost its connection after it was sent (a reset, an HTTP/2
+// stream error, an EOF), or was in flight when the
 // daemon was killed, may have sent the mail; graphrelay cannot know, so it
 // retries, and the recipient may get the message twice. graphrelay
 // therefore delivers at least once, and duplicates are limited to those
