@@ -29,6 +29,8 @@ type FS interface {
 // File is a file being written.
 type File interface {
 	io.Writer
+	// WriteAt fills in a .msg file's size field after the message.
+	io.WriterAt
 	Sync() error
 	Close() error
 }

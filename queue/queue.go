@@ -204,6 +204,7 @@ func (q *Queue) load() error {
 	if len(msgs) > 0 {
 		q.log.Info("resuming spooled messages", "count", len(msgs), "dir", q.opts.Dir)
 	}
+	q.opts.Observer.Damaged(q.spool.countDamaged())
 	return nil
 }
 

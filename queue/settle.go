@@ -1,7 +1,9 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,7 +20,9 @@ import (
 //  2. The journal's entries are folded into the records: an attempt the
 //     journal knows and the record does not was interrupted, and may have
 //     reached Graph. The journal segments are then removed.
-//  3. A message whose record is marked dead but which is still in queue/
+//  3. Entries that cannot be read are quarantined in damaged/; a message
+//     whose record alone is damaged is kept, as its envelope line says.
+//  4. A message whose record is marked dead but which is still in queue/
 //     (a crash during the move to failed/) is moved.
 func (s *Spool) settle(log *slog.Logger) ([]*stored, error) {
 	fixed, err := s.recover()
@@ -33,10 +37,7 @@ func (s *Spool) settle(log *slog.Logger) ([]*stored, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read journal: %w", err)
 	}
-	msgs, problems := s.scan(areaQueue)
-	for _, p := range problems {
-		log.Error("spool entry skipped; inspect it by hand", "err", p)
-	}
+	msgs := s.scanRepair(log)
 	var live []*stored
 	for _, m := range msgs {
 		rec := m.rec
@@ -134,4 +135,46 @@ func (s *Spool) recover() (fixed int, err error) {
 		_ = os.Remove(m)
 	}
 	return fixed, nil
+}
+
+// scanRepair reads every message in queue/, quarantining what cannot be
+// read so that it is neither skipped unseen at every start nor delivered
+// damaged.
+func (s *Spool) scanRepair(log *slog.Logger) []*stored {
+	ids, err := s.ids(areaQueue)
+	if err != nil {
+		log.Error("cannot list the spool; no waiting message is delivered until this is fixed", "err", err)
+		return nil
+	}
+	var out []*stored
+	for _, id := range ids {
+		m, err := s.read(areaQueue, id)
+		var d *damage
+		switch {
+		case err == nil:
+			out = append(out, m)
+		case errors.As(err, &d):
+			path := filepath.Join(s.root, areaQueue, id+d.ext)
+			if qerr := s.quarantine(d); qerr != nil {
+				log.Error("spool entry cannot be read nor moved to damaged/; it is skipped until it is fixed by hand",
+					"file", path, "err", err, "quarantine_err", qerr)
+				continue
+			}
+			if d.ext == extState {
+				log.Warn("message record cannot be read; it was moved to damaged/ and the message is delivered as it was accepted, without its attempt history",
+					"id", id, "file", path, "err", d.err,
+					"hint", "nothing to do for the message; inspect or delete the record with graphrelay queue damaged")
+				out = append(out, m)
+				continue
+			}
+			log.Error("spool entry cannot be read; it was moved to damaged/ and is not delivered",
+				"id", id, "file", path, "err", d.err,
+				"hint", "see graphrelay queue damaged; fix the file (permissions, a restore from backup) and move it back into queue/ with the daemon stopped, or delete it")
+		case errors.Is(err, fs.ErrNotExist):
+			// Removed since the listing.
+		default:
+			log.Error("spool entry skipped; it is kept for the graphrelay that wrote it", "id", id, "err", err)
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -47,8 +48,8 @@ func TestSpoolCreateWritesOneFile(t *testing.T) {
 	if rest != msg || int64(len(line)+1) != offset {
 		t.Errorf("file = envelope line of %d bytes + %q; want the message after the line", len(line), rest)
 	}
-	if !strings.Contains(line, `"size":-1`) {
-		t.Errorf("the envelope line does not mark the size as the rest of the file: %s", line)
+	if want := fmt.Sprintf(`"size":%19d`, len(msg)); !strings.Contains(line, want) {
+		t.Errorf("the envelope line does not carry the message's length as %q: %s", want, line)
 	}
 	st, err := s.read(areaQueue, id)
 	if err != nil {
@@ -72,6 +73,97 @@ func TestSpoolCreateWritesOneFile(t *testing.T) {
 	}
 	if left := listTree(filepath.Join(s.root, "tmp")); len(left) != 0 {
 		t.Errorf("tmp/ still holds %v", left)
+	}
+}
+
+// writeCountFS counts the writes to message files.
+type writeCountFS struct {
+	OSFS
+	mu              sync.Mutex
+	writes, writeAt int
+}
+
+func (c *writeCountFS) wrap(f File, err error) (File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &countFile{File: f, c: c}, nil
+}
+
+func (c *writeCountFS) Create(path string) (File, error) { return c.wrap(c.OSFS.Create(path)) }
+func (c *writeCountFS) Reuse(path string, truncate bool) (File, error) {
+	return c.wrap(c.OSFS.Reuse(path, truncate))
+}
+
+type countFile struct {
+	File
+	c *writeCountFS
+}
+
+func (f *countFile) Write(p []byte) (int, error) {
+	f.c.mu.Lock()
+	f.c.writes++
+	f.c.mu.Unlock()
+	return f.File.Write(p)
+}
+
+func (f *countFile) WriteAt(p []byte, off int64) (int, error) {
+	f.c.mu.Lock()
+	f.c.writeAt++
+	f.c.mu.Unlock()
+	return f.File.WriteAt(p, off)
+}
+
+// lineReader hands out one line per Read, as the SMTP DATA reader does.
+type lineReader struct{ s string }
+
+func (r *lineReader) Read(p []byte) (int, error) {
+	if r.s == "" {
+		return 0, io.EOF
+	}
+	line, _, _ := strings.Cut(r.s, "\n")
+	n := copy(p, r.s[:min(len(line)+1, len(r.s))])
+	r.s = r.s[n:]
+	return n, nil
+}
+
+// TestSpoolWritesThroughABuffer: the message arrives a line per Read, and
+// goes to disk in as few writes as the buffer allows, with its length in
+// the envelope line either way.
+func TestSpoolWritesThroughABuffer(t *testing.T) {
+	for _, tt := range []struct {
+		name            string
+		size            int
+		writes, writeAt int
+	}{
+		{"4 KB notification", 4 << 10, 1, 0},
+		{"1 MB scan", 1 << 20, (1<<20)/spoolBufSize + 1, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &writeCountFS{}
+			s := newTestSpool(t, c)
+			var b strings.Builder
+			for b.Len() < tt.size {
+				fmt.Fprintf(&b, "line %d of the message, long enough to look like mail\r\n", b.Len())
+			}
+			msg := b.String()[:tt.size]
+			rec := newRecord()
+			size, _, err := s.create(rec, &lineReader{msg}, nil)
+			if err != nil || size != int64(len(msg)) {
+				t.Fatalf("create = %d, %v", size, err)
+			}
+			if c.writes != tt.writes || c.writeAt != tt.writeAt {
+				t.Errorf("%d writes and %d WriteAt for %d bytes, want %d and %d", c.writes, c.writeAt, len(msg), tt.writes, tt.writeAt)
+			}
+			st, err := s.read(areaQueue, rec.Envelope.ID)
+			if err != nil || st.rec.Envelope.Size != int64(len(msg)) {
+				t.Fatalf("read back: %v, size %v", err, st)
+			}
+			raw, _ := os.ReadFile(s.msgPath(areaQueue, rec.Envelope.ID))
+			if string(raw[st.offset:]) != msg {
+				t.Errorf("the message on disk differs from what was sent")
+			}
+		})
 	}
 }
 
