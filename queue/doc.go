@@ -38,7 +38,9 @@
 //     jitter, uniform in [0, min(retry_max, retry_initial·2ⁿ⁻¹)] after n
 //     failures. A Retry-After from Graph, fractional seconds included, is a
 //     floor for the whole mailbox: no attempt for that mailbox starts before
-//     it elapses, and the message itself waits at least that long.
+//     it elapses, and the message itself waits at least that long. The
+//     floor is recorded in floors.json before another attempt can start,
+//     so it holds across a restart or a crash; it is capped at an hour.
 //   - Still failing queue.max_age after it was received (or requeued): a
 //     dead letter, with reason "expired". The last attempt is made at the
 //     deadline itself.

@@ -116,6 +116,8 @@ type Queue struct {
 	usedMsgs  int
 	usedBytes int64
 
+	floorMu sync.Mutex // serialises writes of floors.json
+
 	mu       sync.Mutex // guards everything below and items' scheduling fields
 	items    map[string]*item
 	boxes    map[string]*mailbox
@@ -198,6 +200,7 @@ func (q *Queue) load() error {
 		q.usedBytes += rec.Envelope.Size
 		q.insert(&item{id: rec.Envelope.ID, rec: rec, offset: m.offset, next: rec.NextTry})
 	}
+	q.loadFloors()
 	if q.journal, err = openJournal(filepath.Join(q.opts.Dir, areaJournal), q.opts.FS); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
