@@ -56,11 +56,7 @@ func (p *sparePool) recycle(path string) error {
 	if err := p.fs.Rename(path, name); err != nil {
 		return err
 	}
-	f, err := p.fs.Reuse(name, true)
-	if err != nil {
-		return p.fs.Remove(name)
-	}
-	if err := f.Close(); err != nil {
+	if err := p.fs.Empty(name); err != nil {
 		return p.fs.Remove(name)
 	}
 	p.mu.Lock()

@@ -52,6 +52,11 @@ type Spool struct {
 	// covers every rename that happened before it started.
 	syncQueue, syncFailed *groupSync
 	spares                *sparePool
+	// noRecord holds the ids of messages this process created and has
+	// written no record for, so that removing a delivered message does
+	// not try to unlink a .json that cannot exist (one failed syscall per
+	// message). An id not in it may have a record, and is unlinked.
+	noRecord sync.Map
 }
 
 // openSpool creates the layout under root if needed.
@@ -141,6 +146,7 @@ func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (s
 		_ = s.fs.Remove(final)
 		return 0, 0, &SpoolError{Op: "sync queue directory", Err: err}
 	}
+	s.noRecord.Store(id, struct{}{})
 	return size, int64(len(header)), nil
 }
 
@@ -252,6 +258,7 @@ func (s *Spool) writeState(area string, r *Record) error {
 		return err
 	}
 	id := r.Envelope.ID
+	s.noRecord.Delete(id) // before the file exists: a crash in between only costs an unlink
 	final := s.statePath(area, id)
 	tmp := final + extTmp
 	_ = s.fs.Remove(tmp) // left by an earlier failure
@@ -305,6 +312,9 @@ func (s *Spool) move(id, from, to string) error {
 func (s *Spool) remove(area, id string) error {
 	if err := s.spares.recycle(s.msgPath(area, id)); err != nil {
 		return fmt.Errorf("remove %s from %s/: %w", id, area, err)
+	}
+	if _, none := s.noRecord.LoadAndDelete(id); none {
+		return nil
 	}
 	if err := s.fs.Remove(s.statePath(area, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove the record of %s: %w", id, err)

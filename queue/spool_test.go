@@ -450,3 +450,27 @@ func sortedCopy(s []string) []string {
 	}
 	return out
 }
+
+// TestRemoveLeavesNoRecord: removing a message removes its record when
+// one was written, and does not look for one that never was.
+func TestRemoveLeavesNoRecord(t *testing.T) {
+	s := newTestSpool(t, nil)
+	plain, failed := newRecord(), newRecord()
+	for _, r := range []*Record{plain, failed} {
+		if _, _, err := s.create(r, strings.NewReader(testMessage("x")), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failed.Attempts = append(failed.Attempts, Attempt{N: 1, Outcome: OutcomeTransient})
+	if err := s.writeState(areaQueue, failed); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*Record{plain, failed} {
+		if err := s.remove(areaQueue, r.Envelope.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left := listTree(filepath.Join(s.root, "queue")); len(left) != 0 {
+		t.Errorf("queue/ still holds %v", left)
+	}
+}
