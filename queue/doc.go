@@ -78,7 +78,10 @@
 // the ones in flight finish until the shutdown deadline; then it cancels
 // them, records them as interrupted with next try "now", and releases the
 // spool. At the next start every message in queue/ resumes at its next
-// try, after the repairs described in settle.go. An entry that cannot be
+// try, after the repairs described in settle.go. Open returns as soon as
+// the spool is locked and new mail can be written, so the listeners open
+// at once; the waiting messages are read in the background after Start,
+// each scheduled as it is read. An entry that cannot be
 // read, or whose message is not as long as its envelope line says, is
 // moved to damaged/ and counted instead of being delivered or skipped
 // unseen (damaged.go).
