@@ -14,6 +14,7 @@ type Results struct {
 	Environment    Environment     `json:"environment"`
 	Settings       Settings        `json:"settings"`
 	Headline       *HeadlineResult `json:"headline,omitempty"`
+	Backlog        BacklogResult   `json:"backlog"`
 	Throughput     []LoadResult    `json:"throughput"`
 	LargeMessages  []LargeResult   `json:"large_messages"`
 	Idle           IdleResult      `json:"idle"`
@@ -242,6 +243,10 @@ func printMemory(out io.Writer, r *Results) {
 		fmt.Fprintf(tw, "peak RSS relaying a %d MB message\t%.1f MB\t(%d bytes, %s; last byte → 250 %.0f ms; idle before %.1f MB)\n",
 			l.SizeMB, l.PeakRSSMB, l.MessageBytes, outcome, l.LastByteTo250Ms, l.IdleRSSMB)
 	}
+	if b := r.Backlog; len(b.GreetMs) > 0 {
+		fmt.Fprintf(tw, "restart with %d spooled: exec → 220\t%s ms\t(three restarts; the daemon's own backlog read_ms %s)\n",
+			b.Messages, floats(b.GreetMs), floats(b.ReadMs))
+	}
 	cs := r.ColdStart
 	fmt.Fprintf(tw, "cold start, exec → listening\t%.1f ms\t(mean of %d; min %.1f, max %.1f; first 220 at %.1f ms)\n",
 		cs.MeanListenMs, cs.Starts, cs.MinListenMs, cs.MaxListenMs, cs.MeanGreetMs)
@@ -261,6 +266,14 @@ func printTargets(out io.Writer, r *Results) {
 	if len(r.Errors) > 0 {
 		fmt.Fprintf(out, "\nERRORS:\n  %s\n", strings.Join(r.Errors, "\n  "))
 	}
+}
+
+func floats(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = ms(x)
+	}
+	return strings.Join(s, " / ")
 }
 
 func dist(d Dist) string {
