@@ -49,7 +49,7 @@ func headline(e *env, res *Results) error {
 		return err
 	}
 	defer t.Close()
-	d, err := benchkit.Start(benchkit.Options{Bin: e.bin, Dir: dir, Tenant: t, Delivery: "queue"})
+	d, err := benchkit.Start(benchkit.Options{Bin: e.bin, Dir: dir, Tenant: t, Delivery: "queue", Pprof: e.o.daemonProf != ""})
 	if err != nil {
 		return err
 	}
@@ -61,6 +61,13 @@ func headline(e *env, res *Results) error {
 		return err
 	}
 	h := &HeadlineResult{}
+	profDone := make(chan error, 1)
+	if e.o.daemonProf != "" {
+		secs := max(1, int(e.o.duration.Seconds()))
+		go func() { profDone <- d.CPUProfile(secs, e.o.daemonProf) }()
+	} else {
+		profDone <- nil
+	}
 	r0, w0, ioErr := benchkit.IOSyscalls(d.Pid())
 	r := &loadRun{d: d, t: t, tag: "headline", spec: loadSpec{clients: 16, perMessage: true},
 		duration: e.o.duration, drain: e.o.drain, batch: 1, maxMessages: int64(e.o.maxMessages)}
@@ -71,6 +78,9 @@ func headline(e *env, res *Results) error {
 		h.IOSyscallsPerMsg = float64(r1-r0+w1-w0) / float64(h.Load.Accepted)
 	}
 	h.LoadAvg = benchkit.LoadAverage()
+	if err := <-profDone; err != nil {
+		warnf("daemon CPU profile: %v", err)
+	}
 	h.Strace = traced(e, d, t, filepath.Join(dir, "strace.txt"))
 	warnf("  headline: %.0f delivered/s, DATA→250 p99 %.2f ms, daemon CPU %.0f µs/msg, %.1f read+write calls/msg, %.1f syscalls/msg under strace",
 		h.Load.DeliveredPerSec, h.Load.DataTo250.P99, h.Load.DaemonCPUPerMsgUs, h.IOSyscallsPerMsg, h.Strace.PerMsg)

@@ -69,6 +69,7 @@ type options struct {
 	jsonFile    string
 	keep        bool
 	cpuProfile  string
+	daemonProf  string
 	timeout     time.Duration
 	steps       map[string]bool
 }
@@ -88,6 +89,7 @@ func parseFlags() options {
 	flag.StringVar(&o.bin, "bin", "", "graphrelay binary to measure (default: go build ./cmd/graphrelay)")
 	flag.StringVar(&o.spoolDir, "spool-dir", "", "directory for the daemons' spools and logs (default: a new one in $TMPDIR)")
 	flag.StringVar(&o.jsonFile, "json", "bench-results.json", "write the results as JSON to this file (\"\" for none)")
+	flag.StringVar(&o.daemonProf, "daemon-cpuprofile", "", "write a CPU profile of the daemon during the headline run to this file (through admin.pprof)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (SMTP clients and fake Graph) to this file")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "stop everything and fail if the whole run takes longer")
 	steps := flag.String("steps", "start,idle,large,backlog,headline,throughput", "the measurements to make, comma-separated: start, idle, large, backlog, headline, throughput")

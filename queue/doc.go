@@ -90,10 +90,13 @@
 //
 // Creating a file is the dearest filesystem operation by far (on the
 // reference VM 0.5 to 0.8 ms of CPU, against 30 µs for a rename), so a
-// healthy message costs one file write, one rename in, one journal line
-// and one rename out: files are reused through spare/, records are written
-// only when an attempt fails, and every directory and journal fsync is
-// group-committed across concurrent messages.
+// healthy message costs one write(2) of its envelope line and message
+// through one buffer (a message larger than the 64 KB buffer, one per
+// 64 KB), one fsync, one rename in, one journal line, and one rename and
+// one truncate(2) into spare/ once delivered: files are reused through
+// spare/, records are written only when an attempt fails, and every
+// directory and journal fsync is group-committed across concurrent
+// messages. FORMAT.md weighs this against a group-committed log.
 //
 // # Operating the queue while the daemon runs
 //
