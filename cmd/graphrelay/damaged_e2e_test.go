@@ -51,6 +51,9 @@ func TestQueueTruncatedMessageIsQuarantined(t *testing.T) {
 	if !strings.Contains(r2.logs.String(), "file="+victim) {
 		t.Errorf("no log line names %s", victim)
 	}
+	waitFor(t, 5*time.Second, "the damaged gauge", func() bool {
+		return scrape(t, r2.app.AdminAddr(), "graphrelay_queue_damaged") == 1
+	})
 	code, out, errOut := runQueueCmd(t, "damaged", "--dir", cfg.Queue.Dir)
 	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "cut short") || !strings.Contains(out, "1 damaged entry") {
 		t.Errorf("queue damaged = %d\n%s%s", code, out, errOut)
