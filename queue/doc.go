@@ -96,7 +96,9 @@
 // one truncate(2) into spare/ once delivered: files are reused through
 // spare/, records are written only when an attempt fails, and every
 // directory and journal fsync is group-committed across concurrent
-// messages. FORMAT.md weighs this against a group-committed log.
+// messages. A small message sent at once is not read back from its file
+// for its first attempt: the bytes just written are kept in memory until
+// then (fresh.go). FORMAT.md weighs this against a group-committed log.
 //
 // # Operating the queue while the daemon runs
 //

@@ -154,8 +154,15 @@ func (s *Spool) read(area, id string) (*stored, error) {
 	return st, nil
 }
 
-// openMessage opens a message's bytes.
-func (s *Spool) openMessage(area, id string, offset, size int64) (*os.File, *io.SectionReader, error) {
+// openMessage opens a message's bytes: the first time a message just
+// spooled is read, from memory (see freshCache), else from its file.
+func (s *Spool) openMessage(area, id string, offset, size int64) (io.Closer, *io.SectionReader, error) {
+	if area == areaQueue {
+		if b := s.fresh.take(id); b != nil && int64(len(b)) == size {
+			c, r := fromMemory(b)
+			return c, r, nil
+		}
+	}
 	f, err := os.Open(s.msgPath(area, id))
 	if err != nil {
 		return nil, nil, err

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,9 @@ type Spool struct {
 	// not try to unlink a .json that cannot exist (one failed syscall per
 	// message). An id not in it may have a record, and is unlinked.
 	noRecord sync.Map
+	// fresh holds small messages just spooled until their first attempt
+	// reads them.
+	fresh freshCache
 }
 
 // openSpool creates the layout under root if needed.
@@ -123,7 +127,7 @@ func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (s
 			_ = s.fs.Remove(path)
 		}
 	}()
-	size, err = writeMessage(f, header, sizeAt, msg, account)
+	size, body, err := writeMessage(f, header, sizeAt, msg, account)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -147,6 +151,9 @@ func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (s
 		return 0, 0, &SpoolError{Op: "sync queue directory", Err: err}
 	}
 	s.noRecord.Store(id, struct{}{})
+	if body != nil {
+		s.fresh.put(id, body)
+	}
 	return size, int64(len(header)), nil
 }
 
@@ -183,8 +190,10 @@ var spoolBufs = sync.Pool{New: func() any { b := make([]byte, spoolBufSize); ret
 // buffer, and fills in the line's size field (see putSize) once the size
 // is known: in the buffer when nothing was written yet, else with one
 // WriteAt. account is asked before each write; stream errors are
-// returned as they are and disk errors as *SpoolError.
-func writeMessage(f File, header []byte, sizeAt int, msg io.Reader, account func(int64) error) (int64, error) {
+// returned as they are and disk errors as *SpoolError. A message that fit
+// in the buffer with its envelope line, and is small enough for
+// freshCache, is also returned as a copy.
+func writeMessage(f File, header []byte, sizeAt int, msg io.Reader, account func(int64) error) (n int64, body []byte, err error) {
 	bp := spoolBufs.Get().(*[]byte)
 	defer spoolBufs.Put(bp)
 	buf := (*bp)[:0]
@@ -194,13 +203,13 @@ func writeMessage(f File, header []byte, sizeAt int, msg io.Reader, account func
 	if len(header) >= cap(buf)/2 {
 		// An envelope line of hundreds of recipients: write it alone.
 		if _, err := f.Write(header); err != nil {
-			return 0, &SpoolError{Op: "write message file", Err: err}
+			return 0, nil, &SpoolError{Op: "write message file", Err: err}
 		}
 		early = true
 	} else {
 		buf = append(buf, header...)
 	}
-	var n, accounted int64
+	var accounted int64
 	flush := func() error {
 		if account != nil {
 			if err := account(n - accounted); err != nil {
@@ -217,7 +226,7 @@ func writeMessage(f File, header []byte, sizeAt int, msg io.Reader, account func
 	for {
 		if len(buf) == cap(buf) {
 			if err := flush(); err != nil {
-				return n, err
+				return n, nil, err
 			}
 			early = true
 		}
@@ -228,25 +237,28 @@ func writeMessage(f File, header []byte, sizeAt int, msg io.Reader, account func
 			break
 		}
 		if rerr != nil {
-			return n, rerr
+			return n, nil, rerr
 		}
 	}
 	if !early {
 		putSize(buf[sizeAt:], n)
+		if n <= freshMaxMsg {
+			body = bytes.Clone(buf[len(header):])
+		}
 	}
 	if len(buf) > 0 || n > accounted {
 		if err := flush(); err != nil {
-			return n, err
+			return n, nil, err
 		}
 	}
 	if early {
 		field := make([]byte, sizeWidth)
 		putSize(field, n)
 		if _, err := f.WriteAt(field, int64(sizeAt)); err != nil {
-			return n, &SpoolError{Op: "write message file", Err: err}
+			return n, nil, &SpoolError{Op: "write message file", Err: err}
 		}
 	}
-	return n, nil
+	return n, body, nil
 }
 
 // writeState replaces area/<id>.json: write <id>.json.tmp, sync it,
@@ -289,6 +301,7 @@ func (s *Spool) writeState(area string, r *Record) error {
 // move renames a message from one area to another, its .msg first and its
 // .json after it, and syncs both directories.
 func (s *Spool) move(id, from, to string) error {
+	s.fresh.take(id)
 	if err := s.fs.Rename(s.msgPath(from, id), s.msgPath(to, id)); err != nil {
 		return fmt.Errorf("move %s from %s/ to %s/: %w", id, from, to, err)
 	}
@@ -310,6 +323,7 @@ func (s *Spool) move(id, from, to string) error {
 // the removal, the message is delivered again, which the at-least-once
 // guarantee allows.
 func (s *Spool) remove(area, id string) error {
+	s.fresh.take(id)
 	if err := s.spares.recycle(s.msgPath(area, id)); err != nil {
 		return fmt.Errorf("remove %s from %s/: %w", id, area, err)
 	}

@@ -474,3 +474,52 @@ func TestRemoveLeavesNoRecord(t *testing.T) {
 		t.Errorf("queue/ still holds %v", left)
 	}
 }
+
+// TestFreshMessageIsReadFromMemoryOnce: the first read of a small message
+// just spooled comes from memory, identical to the file; every later read
+// comes from the file, and a large message always does.
+func TestFreshMessageIsReadFromMemoryOnce(t *testing.T) {
+	s := newTestSpool(t, nil)
+	small := newRecord()
+	msg := testMessage("fresh")
+	size, offset, err := s.create(small, strings.NewReader(msg), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Hide the file: only a read from memory can succeed now.
+	path := s.msgPath(areaQueue, small.Envelope.ID)
+	os.Rename(path, path+".hidden")
+	c, r, err := s.openMessage(areaQueue, small.Envelope.ID, offset, size)
+	if err != nil {
+		t.Fatalf("first read of a fresh message: %v", err)
+	}
+	got, _ := io.ReadAll(r)
+	c.Close()
+	if string(got) != msg {
+		t.Errorf("from memory %q, want %q", got, msg)
+	}
+	if _, _, err := s.openMessage(areaQueue, small.Envelope.ID, offset, size); err == nil {
+		t.Error("the second read did not go to the file")
+	}
+	os.Rename(path+".hidden", path)
+	c, r, err = s.openMessage(areaQueue, small.Envelope.ID, offset, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(r)
+	c.Close()
+	if string(got) != msg {
+		t.Errorf("from the file %q", got)
+	}
+
+	large := newRecord()
+	big := strings.Repeat("x", freshMaxMsg+1)
+	size, offset, err = s.create(large, strings.NewReader(big), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(s.msgPath(areaQueue, large.Envelope.ID))
+	if _, _, err := s.openMessage(areaQueue, large.Envelope.ID, offset, size); err == nil {
+		t.Error("a message over freshMaxMsg was served from memory")
+	}
+}
