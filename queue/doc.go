@@ -94,7 +94,9 @@
 // through one buffer (a message larger than the 64 KB buffer, one per
 // 64 KB), one fsync, one rename in, one journal line, and one rename and
 // one truncate(2) into spare/ once delivered: files are reused through
-// spare/, records are written only when an attempt fails, and every
+// spare/ (kept stocked in the background, so that a growing queue does
+// not create files between a message's last byte and its 250), records
+// are written only when an attempt fails, and every
 // directory and journal fsync is group-committed across concurrent
 // messages. A small message sent at once is not read back from its file
 // for its first attempt: the bytes just written are kept in memory until

@@ -216,10 +216,14 @@ func (q *Queue) load() error {
 // Start begins delivering, serving admin requests, and reading the
 // messages a previous run left, which are delivered as they are read.
 func (q *Queue) Start() {
-	q.loopsDone.Add(3)
+	q.loopsDone.Add(4)
 	go q.dispatchLoop()
 	go q.controlLoop()
 	go q.loadBacklog()
+	go func() {
+		defer q.loopsDone.Done()
+		q.spool.spares.fill(q.quit)
+	}()
 }
 
 // Loaded is closed once every message a previous run left has been read

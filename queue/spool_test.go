@@ -523,3 +523,49 @@ func TestFreshMessageIsReadFromMemoryOnce(t *testing.T) {
 		t.Error("a message over freshMaxMsg was served from memory")
 	}
 }
+
+// createCountFS counts files created outside spare/.
+type createCountFS struct {
+	OSFS
+	mu      sync.Mutex
+	created []string
+}
+
+func (c *createCountFS) Create(path string) (File, error) {
+	if filepath.Base(filepath.Dir(path)) != "spare" {
+		c.mu.Lock()
+		c.created = append(c.created, path)
+		c.mu.Unlock()
+	}
+	return c.OSFS.Create(path)
+}
+
+// TestSpareFillerKeepsCreationOffThePath: with the filler running, the
+// pool is stocked, and messages taken from it are refilled in the
+// background, so that spooling creates no file of its own.
+func TestSpareFillerKeepsCreationOffThePath(t *testing.T) {
+	c := &createCountFS{}
+	s := newTestSpool(t, c)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { s.spares.fill(stop); close(done) }()
+	defer func() { close(stop); <-done }()
+	stocked := func() bool {
+		s.spares.mu.Lock()
+		defer s.spares.mu.Unlock()
+		return len(s.spares.names) >= spareHigh
+	}
+	eventually(t, 10*time.Second, "the pool stocked", stocked)
+	// Take the pool below its low mark; the filler restocks it.
+	for range spareHigh - spareLow + 1 {
+		if _, _, err := s.create(newRecord(), strings.NewReader(testMessage("x")), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "the pool restocked", stocked)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.created) != 0 {
+		t.Errorf("spooling created %d files of its own: %v", len(c.created), c.created)
+	}
+}
