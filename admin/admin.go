@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ type Check struct {
 // Server is the admin HTTP endpoint.
 type Server struct {
 	srv    *http.Server
+	mux    *http.ServeMux
 	ln     net.Listener
 	checks []Check
 	log    *slog.Logger
@@ -45,6 +47,10 @@ type result struct {
 
 const readyCacheFor = 5 * time.Second
 
+// pprofWriteTimeout bounds a response with admin.pprof on: profiles of up
+// to a few minutes.
+const pprofWriteTimeout = 5 * time.Minute
+
 // Listen binds addr and prepares the handlers.
 func Listen(addr string, reg *prometheus.Registry, checks []Check, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
@@ -59,8 +65,23 @@ func Listen(addr string, reg *prometheus.Registry, checks []Check, log *slog.Log
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	s.mux = mux
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	return s, nil
+}
+
+// EnablePprof serves Go's profiler under /debug/pprof/ (admin.pprof), so
+// that an admin can profile a live relay the standard way. Call it before
+// Serve. It is never on the SMTP listeners. A CPU profile or trace lasts
+// up to its ?seconds= (30 by default), longer than the endpoint's usual
+// write timeout, which is therefore raised to pprofWriteTimeout.
+func (s *Server) EnablePprof() {
+	s.srv.WriteTimeout = pprofWriteTimeout
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // Addr is the bound address.

@@ -23,7 +23,10 @@ type LargeResult struct {
 	IdleRSSMB    float64 `json:"idle_rss_mb"`
 	PeakRSSMB    float64 `json:"peak_rss_mb"` // VmHWM after the delivery
 	Seconds      float64 `json:"seconds"`     // from connect to the fake's 202
-	Delivery     string  `json:"delivery"`    // the fake's delivery kind, or what went wrong
+	// LastByteTo250Ms is from the final "." of DATA to the 250: the time
+	// the daemon takes to spool the message durably.
+	LastByteTo250Ms float64 `json:"last_byte_to_250_ms"`
+	Delivery        string  `json:"delivery"` // the fake's delivery kind, or what went wrong
 }
 
 // largeMessages relays one message of each size through a fresh daemon,
@@ -53,7 +56,10 @@ func largeMessages(e *env, sizesMB []int) ([]LargeResult, error) {
 		res.IdleRSSMB = mb(idle.RSS)
 		e.instant.Fake.Reset()
 		start := time.Now()
-		_, err = benchkit.SendFile(d.Addr, "scanner@mfp.lan", []string{"alice@company.com"}, msgFile, 2*time.Minute)
+		rep, err := benchkit.SendFile(d.Addr, "scanner@mfp.lan", []string{"alice@company.com"}, msgFile, 2*time.Minute)
+		if err == nil {
+			res.LastByteTo250Ms = msOf(rep.Replied.Sub(rep.DataDone))
+		}
 		if err != nil {
 			res.Delivery = "SMTP: " + err.Error()
 		} else if ds := e.instant.Fake.WaitDeliveries(1, 2*time.Minute); len(ds) == 0 {

@@ -11,16 +11,18 @@ import (
 
 // Results is everything one run measured; the JSON file holds it as is.
 type Results struct {
-	Environment    Environment   `json:"environment"`
-	Settings       Settings      `json:"settings"`
-	Throughput     []LoadResult  `json:"throughput"`
-	LargeMessages  []LargeResult `json:"large_messages"`
-	Idle           IdleResult    `json:"idle"`
-	ColdStart      StartResult   `json:"cold_start"`
-	Targets        []Target      `json:"targets"`
-	Bench          BenchProcess  `json:"bench_process"`
-	ElapsedSeconds float64       `json:"elapsed_seconds"`
-	Errors         []string      `json:"errors,omitempty"`
+	Environment    Environment     `json:"environment"`
+	Settings       Settings        `json:"settings"`
+	Headline       *HeadlineResult `json:"headline,omitempty"`
+	Backlog        BacklogResult   `json:"backlog"`
+	Throughput     []LoadResult    `json:"throughput"`
+	LargeMessages  []LargeResult   `json:"large_messages"`
+	Idle           IdleResult      `json:"idle"`
+	ColdStart      StartResult     `json:"cold_start"`
+	Targets        []Target        `json:"targets"`
+	Bench          BenchProcess    `json:"bench_process"`
+	ElapsedSeconds float64         `json:"elapsed_seconds"`
+	Errors         []string        `json:"errors,omitempty"`
 }
 
 // Settings are the knobs the figures depend on.
@@ -135,6 +137,23 @@ func targets(r *Results) []Target {
 	} else {
 		add("peak RSS relaying a 30 MB message", "< 100 MB", false, false, 0, "")
 	}
+	if l30 != nil {
+		add("30 MB message: last byte of DATA → 250", "≤ 700 ms", l30.LastByteTo250Ms <= 700 && l30.LastByteTo250Ms > 0, true,
+			l30.LastByteTo250Ms, "%.0f ms", l30.LastByteTo250Ms)
+	}
+	if h := r.Headline; h != nil {
+		lr := h.Load
+		note := busyNote(lr.OtherCPUCores)
+		add("headline: daemon CPU per delivered message", "≤ 0.7 ms", lr.DaemonCPUPerMsgUs <= 700, true,
+			lr.DaemonCPUPerMsgUs, "%.0f µs", lr.DaemonCPUPerMsgUs)
+		add("headline: syscalls per message (strace)", "≤ 25", h.Strace.PerMsg <= 25 && h.Strace.Error == "", h.Strace.Error == "",
+			h.Strace.PerMsg, "%.1f", h.Strace.PerMsg)
+		add("headline: DATA→250 p99", "< 10 ms", lr.DataTo250.P99 < 10, true, lr.DataTo250.P99, "%.2f ms", lr.DataTo250.P99)
+		ts[len(ts)-1].Note = note
+		add("headline: delivered per second", "≥ 1000/s (idle machine)", lr.DeliveredPerSec >= 1000 && lr.Undelivered == 0, true,
+			lr.DeliveredPerSec, "%.0f/s", lr.DeliveredPerSec)
+		ts[len(ts)-1].Note = note
+	}
 	idle := r.Idle
 	add("idle RSS", "< 20 MB", idle.IdleRSSMB < 20, idle.IdleRSSMB > 0, idle.IdleRSSMB, "%.1f MB", idle.IdleRSSMB)
 	add(fmt.Sprintf("RSS with %d idle connections", idle.Wanted), "< 100 MB",
@@ -161,6 +180,16 @@ func printReport(out io.Writer, r *Results) {
 	fmt.Fprintf(out, "         fake Graph (graph/graphtest) on loopback in the benchmark process, sharing the CPUs.\n")
 	fmt.Fprintf(out, "         MB = 10^6 bytes; RSS is the daemon's (VmRSS, peak = VmHWM).\n")
 
+	printHeadline(out, r.Headline)
+	if len(r.Throughput) > 0 {
+		printThroughput(out, r)
+	}
+	printMemory(out, r)
+	printTargets(out, r)
+}
+
+func printThroughput(out io.Writer, r *Results) {
+	s := r.Settings
 	fmt.Fprintf(out, "\nThroughput and latency: %d-byte messages, %.1f s per run, persistent connections carry up to %d transactions\n",
 		s.MessageBytes, s.RunSeconds, s.TransactionsPerConnection)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -198,9 +227,11 @@ func printReport(out io.Writer, r *Results) {
 				lr.Clients, lr.Connections, lr.GraphLatencyMs, lr.Graph429, lr.GraphErrors, lr.FirstError)
 		}
 	}
+}
 
+func printMemory(out io.Writer, r *Results) {
 	fmt.Fprintf(out, "\nMemory and start-up\n")
-	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "idle RSS, 1 s after start\t%.1f MB\t(peak so far %.1f MB)\n", r.Idle.IdleRSSMB, r.Idle.IdleHWMMB)
 	fmt.Fprintf(tw, "RSS holding %d idle connections\t%.1f MB\t(%d of %d greeted and held; peak %.1f MB) %s\n",
 		r.Idle.Wanted, r.Idle.ConnectionRSSMB, r.Idle.Connections, r.Idle.Wanted, r.Idle.ConnectionHWMMB, r.Idle.FirstError)
@@ -209,16 +240,23 @@ func printReport(out io.Writer, r *Results) {
 		if l.Seconds == 0 {
 			outcome = "NOT DELIVERED: " + l.Delivery
 		}
-		fmt.Fprintf(tw, "peak RSS relaying a %d MB message\t%.1f MB\t(%d bytes, %s; idle before %.1f MB)\n",
-			l.SizeMB, l.PeakRSSMB, l.MessageBytes, outcome, l.IdleRSSMB)
+		fmt.Fprintf(tw, "peak RSS relaying a %d MB message\t%.1f MB\t(%d bytes, %s; last byte → 250 %.0f ms; idle before %.1f MB)\n",
+			l.SizeMB, l.PeakRSSMB, l.MessageBytes, outcome, l.LastByteTo250Ms, l.IdleRSSMB)
+	}
+	if b := r.Backlog; len(b.GreetMs) > 0 {
+		fmt.Fprintf(tw, "restart with %d spooled: exec → 220\t%s ms\t(three restarts; the daemon's own backlog read_ms %s)\n",
+			b.Messages, floats(b.GreetMs), floats(b.ReadMs))
 	}
 	cs := r.ColdStart
 	fmt.Fprintf(tw, "cold start, exec → listening\t%.1f ms\t(mean of %d; min %.1f, max %.1f; first 220 at %.1f ms)\n",
 		cs.MeanListenMs, cs.Starts, cs.MinListenMs, cs.MaxListenMs, cs.MeanGreetMs)
 	tw.Flush()
 
+}
+
+func printTargets(out io.Writer, r *Results) {
 	fmt.Fprintf(out, "\nTargets\n")
-	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	for _, t := range r.Targets {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Measured, t.Goal, t.Status, t.Note)
 	}
@@ -228,6 +266,14 @@ func printReport(out io.Writer, r *Results) {
 	if len(r.Errors) > 0 {
 		fmt.Fprintf(out, "\nERRORS:\n  %s\n", strings.Join(r.Errors, "\n  "))
 	}
+}
+
+func floats(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = ms(x)
+	}
+	return strings.Join(s, " / ")
 }
 
 func dist(d Dist) string {

@@ -113,6 +113,10 @@ type Admin struct {
 	// Listen is host:port; loopback by default because the endpoint has no
 	// authentication. Empty disables it.
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiler under /debug/pprof/ on this endpoint, for
+	// an admin profiling a live relay. Off by default: profiles reveal the
+	// process's internals to whoever can reach the endpoint.
+	Pprof bool `yaml:"pprof"`
 }
 
 // TLS configures the server certificate for STARTTLS and implicit TLS.

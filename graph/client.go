@@ -9,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/oauth2"
 )
@@ -132,9 +134,17 @@ func (c *Client) once(ctx context.Context, op, mailbox, method, target, contentT
 		}
 		tok.SetAuthHeader(req)
 	}
+	var wrote atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(i httptrace.WroteRequestInfo) { wrote.Store(i.Err == nil) },
+	}))
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return rcpt, classify(op, mailbox, nil, nil, err, true)
+		// Once the whole request is written, Graph may have carried it
+		// out, whatever happens to the connection afterwards.
+		e := classify(op, mailbox, nil, nil, err, wrote.Load())
+		e.ClientRequestID = crid
+		return rcpt, e
 	}
 	defer resp.Body.Close()
 	limit := int64(64 << 10)

@@ -49,8 +49,9 @@ type Error struct {
 	RequestID       string
 	ClientRequestID string
 	// Ambiguous is set when the request may have been carried out although
-	// no success was seen (a timeout or 5xx after sendMail was sent). Graph
-	// has no idempotency key, so a retry may duplicate the message.
+	// no success was seen (a timeout, a 5xx or a broken connection after
+	// sendMail was sent). Graph has no idempotency key, so a retry may
+	// duplicate the message.
 	Ambiguous bool
 	hint      string
 	err       error
@@ -131,6 +132,9 @@ func classify(op, mailbox string, resp *http.Response, body []byte, err error, s
 	if errors.As(err, &re) {
 		return classifyToken(re)
 	}
+	// Only a sendMail or a draft's /send can deliver a message, so only
+	// their failures after the request went out are ambiguous.
+	sent = sent && mayDeliver(op)
 	if err != nil {
 		e := &Error{Op: op, Class: Transient, err: err}
 		var ne net.Error
@@ -140,6 +144,11 @@ func classify(op, mailbox string, resp *http.Response, body []byte, err error, s
 		case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
 			e.Ambiguous = sent
 			e.hint = "Graph did not answer in time (graph.timeout); check outbound HTTPS to the Graph host"
+		case sent:
+			// A reset, an HTTP/2 stream error or an EOF after the request
+			// went out: Graph was reached and may have acted on it.
+			e.Ambiguous = true
+			e.hint = "the connection to Graph failed after the request was sent, so Graph may have accepted it and the message may arrive twice; if this repeats, check for a proxy or firewall that cuts HTTPS connections"
 		default:
 			e.hint = "cannot reach Microsoft Graph or Entra; check DNS, the firewall and any HTTPS proxy (HTTPS_PROXY)"
 		}
@@ -158,10 +167,20 @@ func classify(op, mailbox string, resp *http.Response, body []byte, err error, s
 		}
 	}
 	e.Class, e.hint = graphOutcome(e, mailbox)
-	if e.Class == Transient && resp.StatusCode >= 500 && op != "createMessage" && op != "uploadSession" && op != "upload" {
+	if e.Class == Transient && resp.StatusCode >= 500 {
 		e.Ambiguous = sent
 	}
 	return e
+}
+
+// mayDeliver reports whether op can send a message: the steps that build
+// a draft cannot, whatever happens to them.
+func mayDeliver(op string) bool {
+	switch op {
+	case "token", "createMessage", "addAttachment", "uploadSession", "upload", "deleteMessage":
+		return false
+	}
+	return true
 }
 
 func graphOutcome(e *Error, mailbox string) (Class, string) {

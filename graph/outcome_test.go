@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,6 +74,27 @@ func TestClassifyTransportAndToken(t *testing.T) {
 	e = classify("sendMail", "m", nil, nil, context.DeadlineExceeded, true)
 	if e.Class != Transient || !e.Ambiguous {
 		t.Errorf("timeout after sending must be transient and ambiguous: %+v", e)
+	}
+	for _, tt := range []struct {
+		op   string
+		err  error
+		sent bool
+		want bool
+	}{
+		{"sendMail", syscall.ECONNRESET, true, true},
+		{"send", io.ErrUnexpectedEOF, true, true},
+		{"sendMail", errors.New("http2: stream error: stream ID 3; INTERNAL_ERROR"), true, true},
+		{"sendMail", syscall.ECONNRESET, false, false},
+		{"createMessage", syscall.ECONNRESET, true, false},
+		{"upload", io.EOF, true, false},
+	} {
+		e := classify(tt.op, "m", nil, nil, &url.Error{Op: "Post", URL: "https://graph", Err: tt.err}, tt.sent)
+		if e.Class != Transient || e.Ambiguous != tt.want {
+			t.Errorf("%s %v sent=%v: ambiguous %v, want %v", tt.op, tt.err, tt.sent, e.Ambiguous, tt.want)
+		}
+		if tt.want && !strings.Contains(e.Hint(), "Graph may have accepted it") {
+			t.Errorf("%s %v: hint %q does not say Graph may have accepted it", tt.op, tt.err, e.Hint())
+		}
 	}
 	body := `{"error":"invalid_client","error_description":"AADSTS700027: Client assertion failed signature validation.\r\nTrace ID: x","error_codes":[700027]}`
 	re := &oauth2.RetrieveError{Response: &http.Response{StatusCode: 401, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(""))}, Body: []byte(body)}

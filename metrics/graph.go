@@ -29,6 +29,9 @@ func (m *Metrics) QueueStats(mailbox string, depth int, oldest time.Duration) {
 	m.queueOldest.WithLabelValues(mailbox).Set(oldest.Seconds())
 }
 
+// Damaged sets the number of quarantined spool entries.
+func (m *Metrics) Damaged(entries int) { m.queueDamaged.Set(float64(entries)) }
+
 // TokenFetched records a token request's outcome; code is "" on success.
 func (m *Metrics) TokenFetched(code string) {
 	if code == "" {

@@ -30,6 +30,7 @@ type Metrics struct {
 	deliverLatency  *prometheus.HistogramVec
 	queueDepth      *prometheus.GaugeVec
 	queueOldest     *prometheus.GaugeVec
+	queueDamaged    prometheus.Gauge
 	tokenRefreshes  prometheus.Counter
 	tokenFailures   *prometheus.CounterVec
 	credentialNotAt prometheus.Gauge
@@ -60,6 +61,9 @@ func New() *Metrics {
 		[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}, "mailbox")
 	m.queueDepth = gaugeVec(f, "graphrelay_queue_depth", "Messages waiting in the spool.", "mailbox")
 	m.queueOldest = gaugeVec(f, "graphrelay_queue_oldest_age_seconds", "Age of the oldest message waiting in the spool.", "mailbox")
+	m.queueDamaged = prometheus.NewGauge(prometheus.GaugeOpts{Name: "graphrelay_queue_damaged",
+		Help: "Spool entries quarantined in damaged/ because they could not be read; see graphrelay queue damaged."})
+	f(m.queueDamaged)
 	m.tokenRefreshes = prometheus.NewCounter(prometheus.CounterOpts{Name: "graphrelay_token_refreshes_total", Help: "Access tokens obtained from Entra ID."})
 	f(m.tokenRefreshes)
 	m.tokenFailures = counterVec(f, "graphrelay_token_failures_total", "Failed token requests, by AADSTS or HTTP code.", "code")

@@ -38,7 +38,9 @@
 //     jitter, uniform in [0, min(retry_max, retry_initial·2ⁿ⁻¹)] after n
 //     failures. A Retry-After from Graph, fractional seconds included, is a
 //     floor for the whole mailbox: no attempt for that mailbox starts before
-//     it elapses, and the message itself waits at least that long.
+//     it elapses, and the message itself waits at least that long. The
+//     floor is recorded in floors.json before another attempt can start,
+//     so it holds across a restart or a crash; it is capped at an hour.
 //   - Still failing queue.max_age after it was received (or requeued): a
 //     dead letter, with reason "expired". The last attempt is made at the
 //     deadline itself.
@@ -58,7 +60,8 @@
 // # At least once
 //
 // Graph's sendMail has no idempotency key. A request that timed out, or
-// got a 5xx after Graph may have acted on it, or was in flight when the
+// got a 5xx or lost its connection after it was sent (a reset, an HTTP/2
+// stream error, an EOF), or was in flight when the
 // daemon was killed, may have sent the mail; graphrelay cannot know, so it
 // retries, and the recipient may get the message twice. graphrelay
 // therefore delivers at least once, and duplicates are limited to those
@@ -75,16 +78,29 @@
 // the ones in flight finish until the shutdown deadline; then it cancels
 // them, records them as interrupted with next try "now", and releases the
 // spool. At the next start every message in queue/ resumes at its next
-// try, after the repairs described in settle.go.
+// try, after the repairs described in settle.go. Open returns as soon as
+// the spool is locked and new mail can be written, so the listeners open
+// at once; the waiting messages are read in the background after Start,
+// each scheduled as it is read. An entry that cannot be
+// read, or whose message is not as long as its envelope line says, is
+// moved to damaged/ and counted instead of being delivered or skipped
+// unseen (damaged.go).
 //
 // # Performance
 //
 // Creating a file is the dearest filesystem operation by far (on the
 // reference VM 0.5 to 0.8 ms of CPU, against 30 µs for a rename), so a
-// healthy message costs one file write, one rename in, one journal line
-// and one rename out: files are reused through spare/, records are written
-// only when an attempt fails, and every directory and journal fsync is
-// group-committed across concurrent messages.
+// healthy message costs one write(2) of its envelope line and message
+// through one buffer (a message larger than the 64 KB buffer, one per
+// 64 KB), one fsync, one rename in, one journal line, and one rename and
+// one truncate(2) into spare/ once delivered: files are reused through
+// spare/ (kept stocked in the background, so that a growing queue does
+// not create files between a message's last byte and its 250), records
+// are written only when an attempt fails, and every
+// directory and journal fsync is group-committed across concurrent
+// messages. A small message sent at once is not read back from its file
+// for its first attempt: the bytes just written are kept in memory until
+// then (fresh.go). FORMAT.md weighs this against a group-committed log.
 //
 // # Operating the queue while the daemon runs
 //

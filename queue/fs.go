@@ -21,6 +21,10 @@ type FS interface {
 	Append(path string) (File, error)
 	Rename(oldpath, newpath string) error
 	Remove(path string) error
+	// Empty truncates a file to nothing, by path: one truncate(2), where
+	// opening the file to truncate it costs an open, a close and the
+	// runtime's poller registration.
+	Empty(path string) error
 	// SyncDir fsyncs a directory, so that entries created, renamed or
 	// removed in it survive a power loss.
 	SyncDir(path string) error
@@ -29,6 +33,8 @@ type FS interface {
 // File is a file being written.
 type File interface {
 	io.Writer
+	// WriteAt fills in a .msg file's size field after the message.
+	io.WriterAt
 	Sync() error
 	Close() error
 }
@@ -61,6 +67,8 @@ func (OSFS) Append(path string) (File, error) {
 func (OSFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
 
 func (OSFS) Remove(path string) error { return os.Remove(path) }
+
+func (OSFS) Empty(path string) error { return os.Truncate(path, 0) }
 
 func (OSFS) SyncDir(path string) error {
 	d, err := os.Open(path)

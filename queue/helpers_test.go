@@ -274,3 +274,18 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 func newTextLogger(w *lockedBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// waitDeliveredUpTo returns the deliveries already made, at most n,
+// without waiting for more.
+func (f *fakeSender) waitDeliveredUpTo(n int) []string {
+	var ids []string
+	for len(ids) < n {
+		select {
+		case id := <-f.delivered:
+			ids = append(ids, id)
+		default:
+			return ids
+		}
+	}
+	return ids
+}

@@ -12,6 +12,8 @@ type Observer interface {
 	DeliveryFailed(mailbox, code, class string, retry bool)
 	// QueueStats reports one mailbox's waiting messages and the oldest age.
 	QueueStats(mailbox string, depth int, oldest time.Duration)
+	// Damaged reports how many entries are quarantined in damaged/.
+	Damaged(entries int)
 }
 
 type nopObserver struct{}
@@ -19,3 +21,4 @@ type nopObserver struct{}
 func (nopObserver) Delivered(string, time.Duration)             {}
 func (nopObserver) DeliveryFailed(string, string, string, bool) {}
 func (nopObserver) QueueStats(string, int, time.Duration)       {}
+func (nopObserver) Damaged(int)                                 {}

@@ -116,6 +116,15 @@ type Queue struct {
 	usedMsgs  int
 	usedBytes int64
 
+	floorMu sync.Mutex // serialises writes of floors.json
+
+	// backlog is what a previous run left, read by loadBacklog; loaded is
+	// closed when it is done. loadHook, set only by tests, runs before
+	// each message is read.
+	backlog  *backlog
+	loaded   chan struct{}
+	loadHook func(i int)
+
 	mu       sync.Mutex // guards everything below and items' scheduling fields
 	items    map[string]*item
 	boxes    map[string]*mailbox
@@ -133,8 +142,9 @@ type Queue struct {
 }
 
 // Open locks the spool at opts.Dir, clears what an interrupted process
-// left in it, and loads every waiting message. Nothing is delivered until
-// Start.
+// left in it, and lists the waiting messages; it returns as soon as new
+// mail can be spooled. Start reads the waiting messages in the
+// background. Nothing is delivered until Start.
 func Open(opts Options, sender Sender) (*Queue, error) {
 	opts = opts.withDefaults()
 	if opts.Dir == "" {
@@ -154,7 +164,7 @@ func Open(opts Options, sender Sender) (*Queue, error) {
 		opts: opts, spool: sp, sender: sender, log: opts.Log, lock: lock,
 		ctx: ctx, cancel: cancel,
 		items: map[string]*item{}, boxes: map[string]*mailbox{},
-		wake: make(chan struct{}, 1), quit: make(chan struct{}),
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), loaded: make(chan struct{}),
 	}
 	for _, m := range opts.Mailboxes {
 		q.mailboxFor(m.Address, "")
@@ -186,32 +196,102 @@ func waitLock(dir string, wait time.Duration) (*os.File, error) {
 	}
 }
 
-// load settles the spool and schedules every message in queue/.
+// load settles what the quick part of the start needs (see backlog) and
+// opens the journal; the waiting messages are read by loadBacklog once
+// the queue runs.
 func (q *Queue) load() error {
-	msgs, err := q.spool.settle(q.log)
+	b, err := q.spool.openBacklog(q.log)
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	for _, m := range msgs {
-		rec := m.rec
-		q.usedMsgs++
-		q.usedBytes += rec.Envelope.Size
-		q.insert(&item{id: rec.Envelope.ID, rec: rec, offset: m.offset, next: rec.NextTry})
-	}
+	q.backlog = b
+	q.loadFloors()
 	if q.journal, err = openJournal(filepath.Join(q.opts.Dir, areaJournal), q.opts.FS); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	if len(msgs) > 0 {
-		q.log.Info("resuming spooled messages", "count", len(msgs), "dir", q.opts.Dir)
-	}
+	q.opts.Observer.Damaged(q.spool.countDamaged())
 	return nil
 }
 
-// Start begins delivering, and serving admin requests.
+// Start begins delivering, serving admin requests, and reading the
+// messages a previous run left, which are delivered as they are read.
 func (q *Queue) Start() {
-	q.loopsDone.Add(2)
+	q.loopsDone.Add(4)
 	go q.dispatchLoop()
 	go q.controlLoop()
+	go q.loadBacklog()
+	go func() {
+		defer q.loopsDone.Done()
+		q.spool.spares.fill(q.quit)
+	}()
+}
+
+// Loaded is closed once every message a previous run left has been read
+// and scheduled (or the queue was closed first).
+func (q *Queue) Loaded() <-chan struct{} { return q.loaded }
+
+// loadBacklog reads the previous run's messages and schedules each as it
+// is read, while new mail is accepted. The quota counts them as they are
+// read, so a spool near its quota may accept a little more during the
+// load than it would after it.
+func (q *Queue) loadBacklog() {
+	defer q.loopsDone.Done()
+	defer close(q.loaded)
+	b := q.backlog
+	q.backlog = nil
+	if b == nil || len(b.ids) == 0 {
+		if b != nil {
+			q.finishBacklog(b, 0)
+		}
+		return
+	}
+	start := time.Now()
+	q.log.Info("reading spooled messages; new mail is accepted meanwhile", "count", len(b.ids), "dir", q.opts.Dir)
+	n := 0
+	for i, id := range b.ids {
+		if q.loadHook != nil {
+			q.loadHook(i)
+		}
+		select {
+		case <-q.quit:
+			q.log.Info("stopped before every spooled message was read; the rest are read at the next start", "read", i, "count", len(b.ids))
+			return
+		default:
+		}
+		m, err := b.load(id)
+		if err != nil {
+			q.log.Error("cannot read the spool; the remaining spooled messages are read at the next start", "err", err,
+				"hint", (&SpoolError{Err: err}).Hint())
+			return
+		}
+		if m == nil {
+			continue
+		}
+		n++
+		rec := m.rec
+		q.quotaMu.Lock()
+		q.usedMsgs++
+		q.usedBytes += rec.Envelope.Size
+		q.quotaMu.Unlock()
+		q.mu.Lock()
+		q.insert(&item{id: rec.Envelope.ID, rec: rec, offset: m.offset, next: rec.NextTry})
+		q.mu.Unlock()
+		if n%64 == 1 {
+			q.poke()
+		}
+	}
+	q.poke()
+	q.finishBacklog(b, n)
+	q.log.Info("resuming spooled messages", "count", n, "dir", q.opts.Dir, "read_ms", ms(time.Since(start)))
+}
+
+// finishBacklog removes the previous run's journal and reports the
+// quarantined entries.
+func (q *Queue) finishBacklog(b *backlog, n int) {
+	if err := b.finish(); err != nil {
+		q.log.Error("cannot remove the replayed journal; it is replayed again at the next start", "err", err)
+	}
+	q.opts.Observer.Damaged(q.spool.countDamaged())
 }
 
 // Deliver spools msg durably and returns nil only then; delivery starts at

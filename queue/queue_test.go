@@ -534,6 +534,13 @@ type recordingObserver struct {
 	delivered map[string]int
 	failed    []string
 	depth     map[string]int
+	damaged   int
+}
+
+func (o *recordingObserver) Damaged(n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.damaged = n
 }
 
 func (o *recordingObserver) Delivered(mailbox string, _ time.Duration) {

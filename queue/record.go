@@ -2,6 +2,7 @@ package queue
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -130,14 +131,21 @@ func encodeRecord(r *Record) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+// errVersion marks a record written by a newer graphrelay. Such a record
+// is not damaged, so it is left in place for the daemon that wrote it.
+var errVersion = errors.New("record format not supported by this graphrelay")
+
 // decodeRecord parses a record, from a .json file or an envelope line.
 func decodeRecord(b []byte) (*Record, error) {
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("parse record: %w", err)
 	}
-	if r.Version < 1 || r.Version > recordVersion {
-		return nil, fmt.Errorf("record version %d is not supported by this graphrelay (knows 1 to %d)", r.Version, recordVersion)
+	if r.Version < 1 {
+		return nil, fmt.Errorf("record has no valid version (%d)", r.Version)
+	}
+	if r.Version > recordVersion {
+		return nil, fmt.Errorf("%w: version %d (this graphrelay knows 1 to %d)", errVersion, r.Version, recordVersion)
 	}
 	if !ValidID(r.Envelope.ID) {
 		return nil, fmt.Errorf("record has an invalid queue id %q", r.Envelope.ID)

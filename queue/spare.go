@@ -14,6 +14,17 @@ import (
 // leave thousands of empty files.
 const maxSpares = 256
 
+// spareLow and spareHigh are the running daemon's stock of spare files:
+// when a message takes the pool below spareLow, a background filler
+// creates empty files up to spareHigh, so that a growing queue (one
+// mailbox allows 4 Graph requests at a time, and a burst outruns them)
+// does not put a file creation, the dearest filesystem operation, between
+// a message's last byte and its 250.
+const (
+	spareLow  = 16
+	spareHigh = 48
+)
+
 // sparePool keeps emptied files of delivered messages for new ones. A
 // spare file is always empty when it is in the pool: it is truncated when
 // it is recycled, so no mail lingers in spare/.
@@ -24,6 +35,9 @@ type sparePool struct {
 	mu    sync.Mutex
 	names []string
 	seq   uint64
+	// low is signalled when the pool falls below spareLow; nil until a
+	// filler runs.
+	low chan struct{}
 }
 
 func newSparePool(dir string, fs FS) *sparePool {
@@ -39,7 +53,57 @@ func (p *sparePool) take() (string, bool) {
 	}
 	path := p.names[len(p.names)-1]
 	p.names = p.names[:len(p.names)-1]
+	if len(p.names) < spareLow && p.low != nil {
+		select {
+		case p.low <- struct{}{}:
+		default:
+		}
+	}
 	return path, true
+}
+
+// fill keeps the pool stocked (see spareLow) until stop is closed. The
+// files are empty, so nothing is fsynced: a crash leaves empty files in
+// spare/, which the next start adopts.
+func (p *sparePool) fill(stop <-chan struct{}) {
+	p.mu.Lock()
+	p.low = make(chan struct{}, 1)
+	low := p.low
+	p.mu.Unlock()
+	low <- struct{}{} // stock up at the start
+	for {
+		select {
+		case <-stop:
+			return
+		case <-low:
+		}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p.mu.Lock()
+			enough := len(p.names) >= spareHigh
+			p.seq++
+			name := filepath.Join(p.dir, "s"+strconv.FormatUint(p.seq, 36))
+			p.mu.Unlock()
+			if enough {
+				break
+			}
+			f, err := p.fs.Create(name)
+			if err != nil {
+				break // a full disk: the next message creates its own file
+			}
+			if err := f.Close(); err != nil {
+				_ = p.fs.Remove(name)
+				break
+			}
+			p.mu.Lock()
+			p.names = append(p.names, name)
+			p.mu.Unlock()
+		}
+	}
 }
 
 // recycle removes path from where it is, in one rename, and keeps the
@@ -56,11 +120,7 @@ func (p *sparePool) recycle(path string) error {
 	if err := p.fs.Rename(path, name); err != nil {
 		return err
 	}
-	f, err := p.fs.Reuse(name, true)
-	if err != nil {
-		return p.fs.Remove(name)
-	}
-	if err := f.Close(); err != nil {
+	if err := p.fs.Empty(name); err != nil {
 		return p.fs.Remove(name)
 	}
 	p.mu.Lock()

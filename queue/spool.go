@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,14 @@ type Spool struct {
 	// covers every rename that happened before it started.
 	syncQueue, syncFailed *groupSync
 	spares                *sparePool
+	// noRecord holds the ids of messages this process created and has
+	// written no record for, so that removing a delivered message does
+	// not try to unlink a .json that cannot exist (one failed syscall per
+	// message). An id not in it may have a record, and is unlinked.
+	noRecord sync.Map
+	// fresh holds small messages just spooled until their first attempt
+	// reads them.
+	fresh freshCache
 }
 
 // openSpool creates the layout under root if needed.
@@ -95,9 +104,15 @@ func (s *Spool) syncer(area string) *groupSync {
 // leaves nothing behind when it fails. Errors reading msg (the SMTP
 // stream) are returned unwrapped, so that the reply names them; disk
 // errors are *SpoolError.
+//
+// The file is written through one buffer: a message that fits in it
+// together with its envelope line, which is most of them, costs one
+// write(2); a larger one costs one per buffer and a pwrite(2) of its
+// length into the envelope line. (The SMTP reader hands over one line per
+// Read, and a write per line was 400,000 syscalls for a 30 MB message.)
 func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (size, offset int64, err error) {
 	id := rec.Envelope.ID
-	header, err := encodeHeader(rec)
+	header, sizeAt, err := encodeHeader(rec)
 	if err != nil {
 		return 0, 0, &SpoolError{Op: "encode envelope", Err: err}
 	}
@@ -112,10 +127,7 @@ func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (s
 			_ = s.fs.Remove(path)
 		}
 	}()
-	if _, err := f.Write(header); err != nil {
-		return 0, 0, &SpoolError{Op: "write message file", Err: err}
-	}
-	size, err = copyAccounted(f, msg, account)
+	size, body, err := writeMessage(f, header, sizeAt, msg, account)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -137,6 +149,10 @@ func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (s
 		// will be told to retry, so the message must not be delivered.
 		_ = s.fs.Remove(final)
 		return 0, 0, &SpoolError{Op: "sync queue directory", Err: err}
+	}
+	s.noRecord.Store(id, struct{}{})
+	if body != nil {
+		s.fresh.put(id, body)
 	}
 	return size, int64(len(header)), nil
 }
@@ -160,42 +176,89 @@ func (s *Spool) newFile(id string) (File, string, error) {
 	return f, path, err
 }
 
-// copyBufSize is the chunk size for spooling; large enough that a 4 KB
-// notification is one write, small enough to keep 64 sessions cheap.
-const copyBufSize = 32 << 10
+// spoolBufSize is the write buffer for spooling: a 4 KB notification and
+// its envelope line are one write, and a large message is written in
+// chunks few enough that the syscalls cost less than the copying.
+const spoolBufSize = 64 << 10
 
-// copyBufs pools copyAccounted's buffers: one per message was 32 KB of
+// spoolBufs pools the write buffers: one per message would be 64 KB of
 // garbage per 4 KB notification. Writers do not keep the bytes they are
 // given (io.Writer's contract), so a buffer is free again on return.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+var spoolBufs = sync.Pool{New: func() any { b := make([]byte, spoolBufSize); return &b }}
 
-// copyAccounted copies like io.Copy but asks account before each write,
-// and keeps stream errors apart from disk errors.
-func copyAccounted(w io.Writer, r io.Reader, account func(int64) error) (int64, error) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
-	var n int64
-	for {
-		k, rerr := r.Read(buf)
-		if k > 0 {
-			if account != nil {
-				if err := account(int64(k)); err != nil {
-					return n, err
-				}
-			}
-			if _, err := w.Write(buf[:k]); err != nil {
-				return n, &SpoolError{Op: "write message file", Err: err}
-			}
-			n += int64(k)
+// writeMessage writes the envelope line and then msg into f through one
+// buffer, and fills in the line's size field (see putSize) once the size
+// is known: in the buffer when nothing was written yet, else with one
+// WriteAt. account is asked before each write; stream errors are
+// returned as they are and disk errors as *SpoolError. A message that fit
+// in the buffer with its envelope line, and is small enough for
+// freshCache, is also returned as a copy.
+func writeMessage(f File, header []byte, sizeAt int, msg io.Reader, account func(int64) error) (n int64, body []byte, err error) {
+	bp := spoolBufs.Get().(*[]byte)
+	defer spoolBufs.Put(bp)
+	buf := (*bp)[:0]
+	// early is set once the envelope line is in the file before the size
+	// is known, which then needs the WriteAt.
+	early := false
+	if len(header) >= cap(buf)/2 {
+		// An envelope line of hundreds of recipients: write it alone.
+		if _, err := f.Write(header); err != nil {
+			return 0, nil, &SpoolError{Op: "write message file", Err: err}
 		}
+		early = true
+	} else {
+		buf = append(buf, header...)
+	}
+	var accounted int64
+	flush := func() error {
+		if account != nil {
+			if err := account(n - accounted); err != nil {
+				return err
+			}
+			accounted = n
+		}
+		if _, err := f.Write(buf); err != nil {
+			return &SpoolError{Op: "write message file", Err: err}
+		}
+		buf = buf[:0]
+		return nil
+	}
+	for {
+		if len(buf) == cap(buf) {
+			if err := flush(); err != nil {
+				return n, nil, err
+			}
+			early = true
+		}
+		k, rerr := msg.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		n += int64(k)
 		if rerr == io.EOF {
-			return n, nil
+			break
 		}
 		if rerr != nil {
-			return n, rerr
+			return n, nil, rerr
 		}
 	}
+	if !early {
+		putSize(buf[sizeAt:], n)
+		if n <= freshMaxMsg {
+			body = bytes.Clone(buf[len(header):])
+		}
+	}
+	if len(buf) > 0 || n > accounted {
+		if err := flush(); err != nil {
+			return n, nil, err
+		}
+	}
+	if early {
+		field := make([]byte, sizeWidth)
+		putSize(field, n)
+		if _, err := f.WriteAt(field, int64(sizeAt)); err != nil {
+			return n, nil, &SpoolError{Op: "write message file", Err: err}
+		}
+	}
+	return n, body, nil
 }
 
 // writeState replaces area/<id>.json: write <id>.json.tmp, sync it,
@@ -207,6 +270,7 @@ func (s *Spool) writeState(area string, r *Record) error {
 		return err
 	}
 	id := r.Envelope.ID
+	s.noRecord.Delete(id) // before the file exists: a crash in between only costs an unlink
 	final := s.statePath(area, id)
 	tmp := final + extTmp
 	_ = s.fs.Remove(tmp) // left by an earlier failure
@@ -237,6 +301,7 @@ func (s *Spool) writeState(area string, r *Record) error {
 // move renames a message from one area to another, its .msg first and its
 // .json after it, and syncs both directories.
 func (s *Spool) move(id, from, to string) error {
+	s.fresh.take(id)
 	if err := s.fs.Rename(s.msgPath(from, id), s.msgPath(to, id)); err != nil {
 		return fmt.Errorf("move %s from %s/ to %s/: %w", id, from, to, err)
 	}
@@ -258,8 +323,12 @@ func (s *Spool) move(id, from, to string) error {
 // the removal, the message is delivered again, which the at-least-once
 // guarantee allows.
 func (s *Spool) remove(area, id string) error {
+	s.fresh.take(id)
 	if err := s.spares.recycle(s.msgPath(area, id)); err != nil {
 		return fmt.Errorf("remove %s from %s/: %w", id, area, err)
+	}
+	if _, none := s.noRecord.LoadAndDelete(id); none {
+		return nil
 	}
 	if err := s.fs.Remove(s.statePath(area, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove the record of %s: %w", id, err)

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -47,8 +48,8 @@ func TestSpoolCreateWritesOneFile(t *testing.T) {
 	if rest != msg || int64(len(line)+1) != offset {
 		t.Errorf("file = envelope line of %d bytes + %q; want the message after the line", len(line), rest)
 	}
-	if !strings.Contains(line, `"size":-1`) {
-		t.Errorf("the envelope line does not mark the size as the rest of the file: %s", line)
+	if want := fmt.Sprintf(`"size":%19d`, len(msg)); !strings.Contains(line, want) {
+		t.Errorf("the envelope line does not carry the message's length as %q: %s", want, line)
 	}
 	st, err := s.read(areaQueue, id)
 	if err != nil {
@@ -72,6 +73,97 @@ func TestSpoolCreateWritesOneFile(t *testing.T) {
 	}
 	if left := listTree(filepath.Join(s.root, "tmp")); len(left) != 0 {
 		t.Errorf("tmp/ still holds %v", left)
+	}
+}
+
+// writeCountFS counts the writes to message files.
+type writeCountFS struct {
+	OSFS
+	mu              sync.Mutex
+	writes, writeAt int
+}
+
+func (c *writeCountFS) wrap(f File, err error) (File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &countFile{File: f, c: c}, nil
+}
+
+func (c *writeCountFS) Create(path string) (File, error) { return c.wrap(c.OSFS.Create(path)) }
+func (c *writeCountFS) Reuse(path string, truncate bool) (File, error) {
+	return c.wrap(c.OSFS.Reuse(path, truncate))
+}
+
+type countFile struct {
+	File
+	c *writeCountFS
+}
+
+func (f *countFile) Write(p []byte) (int, error) {
+	f.c.mu.Lock()
+	f.c.writes++
+	f.c.mu.Unlock()
+	return f.File.Write(p)
+}
+
+func (f *countFile) WriteAt(p []byte, off int64) (int, error) {
+	f.c.mu.Lock()
+	f.c.writeAt++
+	f.c.mu.Unlock()
+	return f.File.WriteAt(p, off)
+}
+
+// lineReader hands out one line per Read, as the SMTP DATA reader does.
+type lineReader struct{ s string }
+
+func (r *lineReader) Read(p []byte) (int, error) {
+	if r.s == "" {
+		return 0, io.EOF
+	}
+	line, _, _ := strings.Cut(r.s, "\n")
+	n := copy(p, r.s[:min(len(line)+1, len(r.s))])
+	r.s = r.s[n:]
+	return n, nil
+}
+
+// TestSpoolWritesThroughABuffer: the message arrives a line per Read, and
+// goes to disk in as few writes as the buffer allows, with its length in
+// the envelope line either way.
+func TestSpoolWritesThroughABuffer(t *testing.T) {
+	for _, tt := range []struct {
+		name            string
+		size            int
+		writes, writeAt int
+	}{
+		{"4 KB notification", 4 << 10, 1, 0},
+		{"1 MB scan", 1 << 20, (1<<20)/spoolBufSize + 1, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &writeCountFS{}
+			s := newTestSpool(t, c)
+			var b strings.Builder
+			for b.Len() < tt.size {
+				fmt.Fprintf(&b, "line %d of the message, long enough to look like mail\r\n", b.Len())
+			}
+			msg := b.String()[:tt.size]
+			rec := newRecord()
+			size, _, err := s.create(rec, &lineReader{msg}, nil)
+			if err != nil || size != int64(len(msg)) {
+				t.Fatalf("create = %d, %v", size, err)
+			}
+			if c.writes != tt.writes || c.writeAt != tt.writeAt {
+				t.Errorf("%d writes and %d WriteAt for %d bytes, want %d and %d", c.writes, c.writeAt, len(msg), tt.writes, tt.writeAt)
+			}
+			st, err := s.read(areaQueue, rec.Envelope.ID)
+			if err != nil || st.rec.Envelope.Size != int64(len(msg)) {
+				t.Fatalf("read back: %v, size %v", err, st)
+			}
+			raw, _ := os.ReadFile(s.msgPath(areaQueue, rec.Envelope.ID))
+			if string(raw[st.offset:]) != msg {
+				t.Errorf("the message on disk differs from what was sent")
+			}
+		})
 	}
 }
 
@@ -357,4 +449,123 @@ func sortedCopy(s []string) []string {
 		}
 	}
 	return out
+}
+
+// TestRemoveLeavesNoRecord: removing a message removes its record when
+// one was written, and does not look for one that never was.
+func TestRemoveLeavesNoRecord(t *testing.T) {
+	s := newTestSpool(t, nil)
+	plain, failed := newRecord(), newRecord()
+	for _, r := range []*Record{plain, failed} {
+		if _, _, err := s.create(r, strings.NewReader(testMessage("x")), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failed.Attempts = append(failed.Attempts, Attempt{N: 1, Outcome: OutcomeTransient})
+	if err := s.writeState(areaQueue, failed); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*Record{plain, failed} {
+		if err := s.remove(areaQueue, r.Envelope.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left := listTree(filepath.Join(s.root, "queue")); len(left) != 0 {
+		t.Errorf("queue/ still holds %v", left)
+	}
+}
+
+// TestFreshMessageIsReadFromMemoryOnce: the first read of a small message
+// just spooled comes from memory, identical to the file; every later read
+// comes from the file, and a large message always does.
+func TestFreshMessageIsReadFromMemoryOnce(t *testing.T) {
+	s := newTestSpool(t, nil)
+	small := newRecord()
+	msg := testMessage("fresh")
+	size, offset, err := s.create(small, strings.NewReader(msg), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Hide the file: only a read from memory can succeed now.
+	path := s.msgPath(areaQueue, small.Envelope.ID)
+	os.Rename(path, path+".hidden")
+	c, r, err := s.openMessage(areaQueue, small.Envelope.ID, offset, size)
+	if err != nil {
+		t.Fatalf("first read of a fresh message: %v", err)
+	}
+	got, _ := io.ReadAll(r)
+	c.Close()
+	if string(got) != msg {
+		t.Errorf("from memory %q, want %q", got, msg)
+	}
+	if _, _, err := s.openMessage(areaQueue, small.Envelope.ID, offset, size); err == nil {
+		t.Error("the second read did not go to the file")
+	}
+	os.Rename(path+".hidden", path)
+	c, r, err = s.openMessage(areaQueue, small.Envelope.ID, offset, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(r)
+	c.Close()
+	if string(got) != msg {
+		t.Errorf("from the file %q", got)
+	}
+
+	large := newRecord()
+	big := strings.Repeat("x", freshMaxMsg+1)
+	size, offset, err = s.create(large, strings.NewReader(big), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(s.msgPath(areaQueue, large.Envelope.ID))
+	if _, _, err := s.openMessage(areaQueue, large.Envelope.ID, offset, size); err == nil {
+		t.Error("a message over freshMaxMsg was served from memory")
+	}
+}
+
+// createCountFS counts files created outside spare/.
+type createCountFS struct {
+	OSFS
+	mu      sync.Mutex
+	created []string
+}
+
+func (c *createCountFS) Create(path string) (File, error) {
+	if filepath.Base(filepath.Dir(path)) != "spare" {
+		c.mu.Lock()
+		c.created = append(c.created, path)
+		c.mu.Unlock()
+	}
+	return c.OSFS.Create(path)
+}
+
+// TestSpareFillerKeepsCreationOffThePath: with the filler running, the
+// pool is stocked, and messages taken from it are refilled in the
+// background, so that spooling creates no file of its own.
+func TestSpareFillerKeepsCreationOffThePath(t *testing.T) {
+	c := &createCountFS{}
+	s := newTestSpool(t, c)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { s.spares.fill(stop); close(done) }()
+	defer func() { close(stop); <-done }()
+	stocked := func() bool {
+		s.spares.mu.Lock()
+		defer s.spares.mu.Unlock()
+		return len(s.spares.names) >= spareHigh
+	}
+	eventually(t, 10*time.Second, "the pool stocked", stocked)
+	// Take the pool below its low mark; the filler restocks it.
+	for range spareHigh - spareLow + 1 {
+		if _, _, err := s.create(newRecord(), strings.NewReader(testMessage("x")), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "the pool restocked", stocked)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.created) != 0 {
+		t.Errorf("spooling created %d files of its own: %v", len(c.created), c.created)
+	}
 }

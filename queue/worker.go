@@ -79,10 +79,9 @@ func (q *Queue) send(it *item) result {
 	res := classify(rcpt, err, q.stopping.Load())
 	if res.retryAfter > 0 {
 		// The floor applies to the whole mailbox, and must be in place
-		// before the slot goes to an attempt waiting for it.
-		q.mu.Lock()
-		it.box.floor(time.Now().Add(res.retryAfter))
-		q.mu.Unlock()
+		// (and on disk, for a restart) before the slot goes to an attempt
+		// waiting for it.
+		q.raiseFloor(it.box, time.Now().Add(res.retryAfter))
 	}
 	<-it.box.requests
 	return res

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -118,7 +119,16 @@ func (a *App) startAdmin(client *graph.Client) error {
 		return fmt.Errorf("admin listener %s: %w", a.Config.Admin.Listen, err)
 	}
 	a.admin = srv
-	a.Log.Info("admin endpoint ready", "addr", srv.Addr(), "paths", "/metrics /healthz /readyz")
+	paths := "/metrics /healthz /readyz"
+	if a.Config.Admin.Pprof {
+		srv.EnablePprof()
+		paths += " /debug/pprof/"
+		if host, _, _ := net.SplitHostPort(srv.Addr()); !net.ParseIP(host).IsLoopback() {
+			a.Log.Warn("admin.pprof serves profiles without authentication on a non-loopback address", "addr", srv.Addr(),
+				"hint", "bind admin.listen to 127.0.0.1 or turn admin.pprof off once done")
+		}
+	}
+	a.Log.Info("admin endpoint ready", "addr", srv.Addr(), "paths", paths)
 	go func() {
 		if err := srv.Serve(); err != nil {
 			a.Log.Error("admin endpoint stopped", "err", err)

@@ -24,6 +24,7 @@ Commands (all safe while the daemon runs):
   delete ID              remove a message from the queue or from failed/
   failed [--json]        dead letters, with the reason and the hint
   requeue ID             move a dead letter back to the queue once its cause is fixed
+  damaged [--json]       entries that could not be read and were moved to damaged/, and why
 
 Flags:
   --config FILE          configuration file that names queue.dir (default $GRAPHRELAY_CONFIG)
@@ -53,7 +54,7 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	wantArgs := map[string]int{"list": 0, "failed": 0, "show": 1, "retry": 1, "delete": 1, "requeue": 1}
+	wantArgs := map[string]int{"list": 0, "failed": 0, "damaged": 0, "show": 1, "retry": 1, "delete": 1, "requeue": 1}
 	n, known := wantArgs[sub]
 	if !known {
 		fmt.Fprintf(stderr, "graphrelay queue: unknown command %q\n\n%s", sub, queueUsage)
@@ -90,6 +91,13 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 		recs, problems := admin.Failed()
 		printProblems(stderr, problems)
 		return printFailed(stdout, recs, *asJSON)
+	case "damaged":
+		entries, err := admin.Damaged()
+		if err != nil {
+			fmt.Fprintf(stderr, "graphrelay queue damaged: %v\n", err)
+			return 1
+		}
+		return printDamaged(stdout, entries, *asJSON)
 	case "show":
 		m, err := admin.Show(pos[0])
 		if err != nil {
@@ -204,6 +212,33 @@ func printFailed(w io.Writer, recs []*queue.Record, asJSON bool) int {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d dead letter(s); \"graphrelay queue show ID\" prints the hint, \"requeue ID\" sends one again\n", len(recs))
+	return 0
+}
+
+func printDamaged(w io.Writer, entries []queue.DamagedEntry, asJSON bool) int {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(entries); err != nil {
+			return 1
+		}
+		return 0
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tMOVED\tWHAT\tPROBLEM\tFILES")
+	for _, e := range entries {
+		what := "message (not delivered)"
+		if e.RecordOnly {
+			what = "record only (message delivered)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.ID, e.Moved.Format(time.DateTime), what, clip(e.Problem, 70), strings.Join(e.Files, " "))
+	}
+	tw.Flush()
+	noun := "entries"
+	if len(entries) == 1 {
+		noun = "entry"
+	}
+	fmt.Fprintf(w, "%d damaged %s. Fix a message's file (permissions, a restore from backup) and, with the daemon stopped, move it back into queue/; or delete it. A record alone can be deleted.\n", len(entries), noun)
 	return 0
 }
 

@@ -204,12 +204,15 @@ func TestQueueSpoolPermissionDenied(t *testing.T) {
 	fake := newQueueFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
-	tmp := filepath.Join(cfg.Queue.Dir, "tmp")
-	if err := os.Chmod(tmp, 0o500); err != nil {
+	// queue/ is where every message must be renamed into; tmp/ alone is
+	// not enough, because a message is written into a spare file when
+	// spare/ has one, which the running daemon keeps stocked.
+	dir := filepath.Join(cfg.Queue.Dir, "queue")
+	if err := os.Chmod(dir, 0o500); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Chmod(tmp, 0o700) })
-	if err := os.Mkdir(filepath.Join(tmp, "probe"), 0o700); err == nil {
+	t.Cleanup(func() { os.Chmod(dir, 0o700) })
+	if err := os.Mkdir(filepath.Join(dir, "probe"), 0o700); err == nil {
 		t.Skip("chmod does not deny this user (CAP_DAC_OVERRIDE?); cannot produce a permission error")
 	}
 	rep := sendNetSMTP(t, r.addr, "alerts@company.com", []string{"alice@company.com"}, simpleMessage("alerts@company.com", "denied"))
@@ -222,7 +225,7 @@ func TestQueueSpoolPermissionDenied(t *testing.T) {
 	if !strings.Contains(r.logs.String(), "may not write to queue.dir") {
 		t.Errorf("the log does not name the permission problem:\n%s", r.logs)
 	}
-	os.Chmod(tmp, 0o700)
+	os.Chmod(dir, 0o700)
 	mustQueue(t, r.addr, "alerts@company.com", "writable again")
 	if ds := fake.WaitDeliveries(1, 10*time.Second); len(ds) != 1 {
 		t.Error("not delivered once the spool was writable again")

@@ -25,6 +25,12 @@ type Fault struct {
 	// recorded as delivered) and only then answers with the fault, which is
 	// the ambiguous outcome of a timeout or 5xx after Graph accepted mail.
 	AfterAccept bool
+	// Reset drops the connection instead of answering: a TCP reset on
+	// HTTP/1.1, a stream reset on HTTP/2. With AfterAccept the message is
+	// accepted first, which is the ambiguous outcome of a connection that
+	// a proxy or load balancer cut after the request went out. Status is
+	// ignored.
+	Reset bool
 }
 
 // TokenFault is a scripted token-endpoint failure, consumed one per token

@@ -1,7 +1,9 @@
 package graphtest
 
 import (
+	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -109,6 +111,30 @@ type graphCall struct {
 	clientRequestID string
 	mb              Mailbox
 	mbKnown         bool
+	reset           bool // a Reset fault: drop the connection, answer nothing
+}
+
+// resetConnection ends the request without an answer. On HTTP/1.1 the
+// connection is hijacked and closed with SO_LINGER 0, which sends a TCP
+// RST; on HTTP/2, which cannot be hijacked, aborting the handler resets
+// the stream.
+func resetConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	raw := conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	if tcp, ok := raw.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0)
+	}
+	_ = raw.Close()
 }
 
 // serveGraph is the Graph API pipeline. The order follows the real service:
@@ -134,7 +160,9 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	key := s.inflightKey(c.route.mailbox)
 	inFlight := s.enterFlight(key)
 	resp := c.run(inFlight)
-	c.write(w, resp)
+	if !c.reset {
+		c.write(w, resp)
+	}
 	s.leaveFlight(key)
 	s.recordGraph(GraphRequest{
 		Method:          r.Method,
@@ -146,6 +174,9 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 		Start:           start,
 		End:             s.now(),
 	})
+	if c.reset {
+		resetConnection(w)
+	}
 }
 
 func (c *graphCall) fail(e *graphError) apiResponse {
@@ -188,6 +219,15 @@ func (c *graphCall) run(inFlight int) apiResponse {
 		return c.fail(e)
 	}
 	fault, faulted := s.takeGraphFault(c.route.mailbox, c.mb, c.mbKnown)
+	if faulted && fault.Reset {
+		c.reset = true
+		if !fault.AfterAccept {
+			return apiResponse{status: 0}
+		}
+		resp := c.dispatch()
+		resp.status = 0 // no answer reached the client
+		return resp
+	}
 	if faulted && !fault.AfterAccept {
 		if !s.sleep(r.Context(), fault.Delay) && fault.Status == 0 {
 			// The client gave up during the delay, so the request counts as

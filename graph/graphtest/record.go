@@ -77,7 +77,8 @@ type TokenRequest struct {
 
 // GraphRequest records one Graph API request (not upload PUTs). Status 499
 // marks a request whose client went away during a fault Delay and that the
-// fake therefore did not process.
+// fake therefore did not process; status 0 a connection the fake reset
+// (Fault.Reset) instead of answering.
 type GraphRequest struct {
 	Method, Path, Mailbox      string
 	ClientRequestID, RequestID string

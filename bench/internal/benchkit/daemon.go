@@ -3,7 +3,9 @@ package benchkit
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +30,8 @@ type Options struct {
 	MaxConnections int
 	// LogFormat is text (the default, as in production) or json.
 	LogFormat string
+	// Pprof turns admin.pprof on, for a CPU profile of the daemon.
+	Pprof bool
 }
 
 // Daemon is a running child.
@@ -133,6 +137,9 @@ func configYAML(o Options, addr, admin string) string {
 	// The admin endpoint is part of the daemon's real wiring, and its
 	// /metrics give the daemon's own view of latencies.
 	fmt.Fprintf(&b, "admin:\n  listen: %s\n", admin)
+	if o.Pprof {
+		b.WriteString("  pprof: true\n")
+	}
 	return b.String()
 }
 
@@ -173,6 +180,29 @@ func (d *Daemon) waitReady(start time.Time) error {
 		return nil
 	}
 	return errors.New("the daemon did not start listening within 20 s")
+}
+
+// CPUProfile fetches a CPU profile of the daemon over d seconds from its
+// admin endpoint (admin.pprof) into path.
+func (d *Daemon) CPUProfile(seconds int, path string) error {
+	c := &http.Client{Timeout: time.Duration(seconds+30) * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", d.AdminAddr, seconds))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("daemon CPU profile: HTTP %d", resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // Pid is the child's process id.

@@ -140,3 +140,42 @@ func AvailableCPU(d time.Duration) float64 {
 
 // spinSink keeps the compiler from removing AvailableCPU's loop.
 var spinSink atomic.Int64
+
+// IOSyscalls returns the read and write system calls pid has made so far
+// (syscr and syscw in /proc/<pid>/io: read, write and their vectored,
+// positioned and socket forms). Other calls (fsync, open, rename, epoll,
+// futex) are not counted; StraceCounts sees every call.
+func IOSyscalls(pid int) (reads, writes int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes, nil
+}
+
+// LoadAverage returns the first line of /proc/loadavg: the machine's 1, 5
+// and 15 minute load averages, for reports.
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}

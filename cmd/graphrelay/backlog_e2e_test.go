@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/graphrelay/graphrelay/config"
+	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/queue"
+)
+
+// holdRecordsFS holds every write of a record in queue/ until released:
+// the reading of the backlog writes one for each attempt a crash
+// interrupted, so it stops there, in the middle of the load.
+type holdRecordsFS struct {
+	queue.OSFS
+	once    sync.Once
+	reached chan struct{}
+	release chan struct{}
+}
+
+func (h *holdRecordsFS) Create(path string) (queue.File, error) {
+	if strings.HasSuffix(path, ".json.tmp") && filepath.Base(filepath.Dir(path)) == "queue" {
+		h.once.Do(func() { close(h.reached) })
+		<-h.release
+	}
+	return h.OSFS.Create(path)
+}
+
+// TestQueueSMTPServedWhileBacklogLoads: a restarted daemon greets and
+// accepts mail, and delivers it, while the messages a previous run left
+// are still being read. The load is held in the middle by the
+// filesystem, so the test shows the order (served before loaded), not a
+// time.
+func TestQueueSMTPServedWhileBacklogLoads(t *testing.T) {
+	fake := newQueueFake(t, graphtest.Config{})
+	cfg := queueConfig(t, fake, "alerts@company.com")
+	r := startRelay(t, cfg, fake)
+	fake.SetGraphOutage(&graphtest.Fault{Status: 503})
+	for i := range 3 {
+		mustQueue(t, r.addr, "alerts@company.com", fmt.Sprintf("old %d", i))
+	}
+	waitFor(t, 10*time.Second, "first attempts", func() bool { return count503(fake) >= 3 })
+	r.app.Close()
+	fake.SetGraphOutage(nil)
+
+	// A kill -9 caught an attempt of each old message: the next start
+	// records them as interrupted while it reads the backlog.
+	msgs, _ := filepath.Glob(filepath.Join(cfg.Queue.Dir, "queue", "*.msg"))
+	var journal strings.Builder
+	for _, m := range msgs {
+		id := strings.TrimSuffix(filepath.Base(m), ".msg")
+		fmt.Fprintf(&journal, `{"id":%q,"n":2,"start":%q,"next_try":%q}`+"\n", id,
+			time.Now().Format(time.RFC3339Nano), time.Now().Format(time.RFC3339Nano))
+	}
+	os.WriteFile(filepath.Join(cfg.Queue.Dir, "journal", "0000000000000099.log"), []byte(journal.String()), 0o600)
+
+	hold := &holdRecordsFS{reached: make(chan struct{}), release: make(chan struct{})}
+	spoolFS = hold
+	t.Cleanup(func() { spoolFS = nil })
+	released := false
+	defer func() {
+		if !released {
+			close(hold.release)
+		}
+	}()
+	cfg2 := *cfg
+	cfg2.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
+	r2 := startRelay(t, &cfg2, fake)
+	<-hold.reached
+	before := len(fake.Deliveries())
+	mustQueue(t, r2.addr, "alerts@company.com", "new while loading")
+	ds := fake.WaitDeliveries(before+1, 10*time.Second)
+	if got := ds[len(ds)-1].Message.Subject; got != "new while loading" {
+		t.Fatalf("last delivery %q, want the new message", got)
+	}
+	if strings.Contains(r2.logs.String(), "resuming spooled messages") {
+		t.Fatal("the backlog finished loading although it was held")
+	}
+	close(hold.release)
+	released = true
+	ds = fake.WaitDeliveries(before+1+len(msgs), 10*time.Second)
+	if got := subjects(ds[before:]); fmt.Sprint(got) != "[new while loading old 0 old 1 old 2]" {
+		t.Errorf("delivered after the restart: %v", got)
+	}
+	waitFor(t, 5*time.Second, "the backlog's end", func() bool {
+		return strings.Contains(r2.logs.String(), "resuming spooled messages")
+	})
+}

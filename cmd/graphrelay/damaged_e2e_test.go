@@ -1,0 +1,61 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/graphrelay/graphrelay/config"
+	"github.com/graphrelay/graphrelay/graph/graphtest"
+)
+
+// TestQueueTruncatedMessageIsQuarantined: a spooled message loses its
+// tail while the daemon is down (a bad restore). The restarted daemon
+// must not deliver it truncated: it moves it to damaged/, logs the file
+// and what to do, and "graphrelay queue damaged" shows it.
+func TestQueueTruncatedMessageIsQuarantined(t *testing.T) {
+	fake := newQueueFake(t, graphtest.Config{})
+	cfg := queueConfig(t, fake, "alerts@company.com")
+	r := startRelay(t, cfg, fake)
+	fake.SetGraphOutage(&graphtest.Fault{Status: 503})
+	mustQueue(t, r.addr, "alerts@company.com", "cut short")
+	mustQueue(t, r.addr, "alerts@company.com", "whole")
+	waitFor(t, 10*time.Second, "first attempts", func() bool { return count503(fake) >= 2 })
+	r.app.Close()
+	fake.SetGraphOutage(nil)
+
+	msgs, _ := filepath.Glob(filepath.Join(cfg.Queue.Dir, "queue", "*.msg"))
+	if len(msgs) != 2 {
+		t.Fatalf("spool holds %d messages, want 2", len(msgs))
+	}
+	var victim string
+	for _, m := range msgs {
+		b, _ := os.ReadFile(m)
+		if strings.Contains(string(b), "Subject: cut short") {
+			victim = m
+			os.WriteFile(m, b[:len(b)-10], 0o600)
+		}
+	}
+	id := strings.TrimSuffix(filepath.Base(victim), ".msg")
+
+	cfg2 := *cfg
+	cfg2.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
+	r2 := startRelay(t, &cfg2, fake)
+	ds := fake.WaitDeliveries(1, 10*time.Second)
+	waitFor(t, 5*time.Second, "delivered log", func() bool { return strings.Contains(r2.logs.String(), "msg=delivered") })
+	if got := subjects(fake.Deliveries()); len(got) != 1 || got[0] != "whole" {
+		t.Errorf("delivered %v (first %d), want only the whole message", got, len(ds))
+	}
+	if !strings.Contains(r2.logs.String(), "file="+victim) {
+		t.Errorf("no log line names %s", victim)
+	}
+	waitFor(t, 5*time.Second, "the damaged gauge", func() bool {
+		return scrape(t, r2.app.AdminAddr(), "graphrelay_queue_damaged") == 1
+	})
+	code, out, errOut := runQueueCmd(t, "damaged", "--dir", cfg.Queue.Dir)
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "cut short") || !strings.Contains(out, "1 damaged entry") {
+		t.Errorf("queue damaged = %d\n%s%s", code, out, errOut)
+	}
+}
