@@ -55,6 +55,32 @@
 // queue.delay_notice_after, one "delayed" notice is sent when a message has
 // waited that long.
 //
+// # Layers: the backend and the seam
+//
+// The package has two layers, and a second backend (a NATS JetStream
+// cluster, say) replaces only the first:
+//
+//   - The backend stores, loads and acknowledges spooled messages: store
+//     a message durably before 250 (Spool.create, which takes the quota),
+//     open its bytes for an attempt (Spool.openMessage), record an
+//     attempt before its request leaves (the journal) and its outcome
+//     after (Spool.writeState), acknowledge it (Spool.remove after a
+//     delivery, Spool.move to failed/ for a dead letter), and, at start,
+//     settle what a crash left and list what waits (Spool.settle). The
+//     local spool (spool.go, msgfile.go, journal.go, settle.go) is the
+//     default backend.
+//   - The delivery seam, the same for every backend and for direct mode:
+//     the preflight before 250 (Admitter), the per-mailbox gate
+//     (mailbox.go: requests in flight, pacing measured when the request
+//     leaves, the Retry-After floor), the scheduler (scheduler.go), the
+//     one outcome of an attempt (outcome.go: delivered, transient with a
+//     capped retry time, permanent, interrupted; ambiguous; the hint),
+//     dead letters and their notices (deadletter.go, notice.go).
+//
+// The seam never reads or writes spool files itself; it asks the backend.
+// A backend never decides whether to retry; it stores what the seam
+// decided.
+//
 // # At least once
 //
 // Graph's sendMail has no idempotency key. A request that timed out, or
