@@ -22,6 +22,8 @@ type Sender interface {
 type Direct struct {
 	sender Sender
 	tmpDir string
+	// Admitter is the preflight (see Admitter); nil admits every message.
+	Admitter Admitter
 	// Observer receives delivery events; set it before use.
 	Observer Observer
 }
@@ -52,6 +54,11 @@ func (d *Direct) Deliver(ctx context.Context, env *envelope.Envelope, msg io.Rea
 		// Errors from the SMTP stream (size limit, timeout) pass unchanged so
 		// the reply names them.
 		return err
+	}
+	if d.Admitter != nil {
+		if err := d.Admitter.Admit(env, f, n); err != nil {
+			return err
+		}
 	}
 	start := time.Now()
 	_, err = d.sender.Send(ctx, env, f, n)

@@ -6,7 +6,11 @@
 // Queue is the smtpd.Deliverer. Deliver writes the envelope and the
 // message into one file and returns nil only once it is durable: written
 // under a temporary name, fsynced, renamed to queue/<id>.msg, and queue/
-// fsynced. Only then does smtpd answer "250 2.0.0 queued as <id>". Every failure before that answers 4xx and
+// fsynced. Before the message is scheduled, the preflight (Admitter)
+// reads it back and refuses what Graph would refuse for certain: too large
+// for its path and format, or empty; the message is removed again and
+// smtpd answers 552 5.3.4 or 554 5.6.0. Only then does smtpd answer "250
+// 2.0.0 queued as <id>". Every other failure before that answers 4xx and
 // leaves nothing behind: the spool quota (queue.max_messages,
 // queue.max_bytes), a full disk (ENOSPC, EDQUOT) answer 452 4.3.1 through
 // SpoolError.InsufficientStorage; any other disk error answers 451.

@@ -47,6 +47,9 @@ type Options struct {
 	// LockWait is how long Open waits for an admin command that holds the
 	// spool lock (default 10s).
 	LockWait time.Duration
+	// Admitter is the preflight before 250 (see Admitter); nil admits
+	// every message.
+	Admitter Admitter
 	// FS is where the spool writes; nil is the operating system.
 	FS  FS
 	Log *slog.Logger
@@ -220,6 +223,9 @@ func (q *Queue) Deliver(ctx context.Context, env *envelope.Envelope, msg io.Read
 	start := time.Now()
 	it, err := q.accept(env, msg, "", "")
 	if err != nil {
+		return err
+	}
+	if err := q.admit(it); err != nil {
 		return err
 	}
 	q.log.Info("queued", "id", env.ID, "client_ip", env.ClientIP, "auth_user", env.AuthUser,

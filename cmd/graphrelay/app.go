@@ -68,7 +68,7 @@ func (a *App) Start(ctx context.Context) error {
 		a.Log.Warn("policy: "+w, "hint", "reorder or narrow the rules; the first match wins")
 	}
 	rel := relay.New(client, cfg.Graph.SaveToSentItems, a.Log, relay.Options{LargeMessages: cfg.Delivery.LargeMessages})
-	deliverer, err := a.newDeliverer(ctx, rel)
+	deliverer, err := a.newDeliverer(ctx, rel, rel)
 	if err != nil {
 		return err
 	}

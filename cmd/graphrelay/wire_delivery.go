@@ -17,18 +17,20 @@ var spoolFS queue.FS
 
 // newDeliverer builds the delivery side for delivery.mode and records how
 // to stop it in a.stopDelivery.
-func (a *App) newDeliverer(ctx context.Context, sender queue.Sender) (smtpd.Deliverer, error) {
+func (a *App) newDeliverer(ctx context.Context, sender queue.Sender, admit queue.Admitter) (smtpd.Deliverer, error) {
 	cfg := a.Config
 	if cfg.Delivery.Mode == config.ModeDirect {
 		a.Log.Info("delivery mode direct: each message is relayed before the SMTP reply; nothing is spooled")
 		d := queue.NewDirect(sender, "")
 		d.Observer = a.metrics
+		d.Admitter = admit
 		return d, nil
 	}
 	opts := queueOptions(cfg)
 	opts.Log = a.Log
 	opts.FS = spoolFS
 	opts.Observer = a.metrics
+	opts.Admitter = admit
 	q, err := queue.Open(opts, sender)
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
