@@ -233,11 +233,9 @@ func (q *Queue) retry(id string) (string, error) {
 		return "", err
 	}
 	msg := fmt.Sprintf("%s scheduled for delivery now", id)
-	q.mu.Lock()
-	if fl := it.box.notBefore; fl.After(now) {
+	if fl := it.box.gate.floor(); fl.After(now) {
 		msg += fmt.Sprintf(" (Graph asked to wait for mailbox %s until %s; that is honoured)", it.box.key, fl.Format(time.TimeOnly))
 	}
-	q.mu.Unlock()
 	return msg, nil
 }
 

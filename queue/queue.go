@@ -25,7 +25,7 @@ type Options struct {
 	MaxBytes    int64
 	MaxMessages int
 	// Workers bounds concurrent Graph deliveries over all mailboxes
-	// (default 16).
+	// (default DefaultWorkers).
 	Workers int
 	// RetryInitial, RetryMax and MaxAge shape retries (defaults 30s, 15m,
 	// 24h).
@@ -36,9 +36,11 @@ type Options struct {
 	// DefaultConcurrency is Graph's per-app, per-mailbox limit (default 4).
 	DefaultConcurrency int
 	// NoticeTo receives notices about dead letters (and delays, see
-	// DelayNoticeAfter); empty disables notices. NoticeMailbox is the
-	// mailbox they are sent as.
+	// DelayNoticeAfter), and so does the mailbox the message was to be
+	// sent as when NoticeToMailbox is set; with neither, no notice is
+	// sent. NoticeMailbox is the mailbox notices are sent as.
 	NoticeTo         []string
+	NoticeToMailbox  bool
 	NoticeMailbox    envelope.Mailbox
 	DelayNoticeAfter time.Duration
 	// ControlInterval is how often the daemon looks for admin requests
@@ -58,16 +60,12 @@ type Options struct {
 	Observer Observer
 }
 
-// MailboxLimits are one mailbox's delivery limits.
-type MailboxLimits struct {
-	Address           string
-	MaxConcurrency    int
-	MessagesPerMinute int
-}
-
 func (o Options) withDefaults() Options {
+	if o.DefaultConcurrency <= 0 {
+		o.DefaultConcurrency = 4
+	}
 	if o.Workers <= 0 {
-		o.Workers = 16
+		o.Workers = DefaultWorkers(o.Mailboxes, o.DefaultConcurrency)
 	}
 	if o.RetryInitial <= 0 {
 		o.RetryInitial = 30 * time.Second
@@ -97,6 +95,22 @@ func (o Options) withDefaults() Options {
 		o.Observer = nopObserver{}
 	}
 	return o
+}
+
+// DefaultWorkers is queue.workers when it is 0: the sum of the configured
+// mailboxes' request limits (max_concurrency, def when unset), so that
+// every mailbox can use Graph's whole budget at once, and at least 16, for
+// mailboxes reached without being listed and for notices.
+func DefaultWorkers(mailboxes []MailboxLimits, def int) int {
+	n := 0
+	for _, m := range mailboxes {
+		if m.MaxConcurrency > 0 {
+			n += m.MaxConcurrency
+		} else {
+			n += def
+		}
+	}
+	return max(n, 16)
 }
 
 // Queue is the store-and-forward Deliverer: it answers only once a

@@ -110,6 +110,7 @@ func TestRetryAfterIsAMailboxFloor(t *testing.T) {
 		return err
 	})
 	opts := testOptions(t)
+	opts.RetryMax = 5 * time.Second // Retry-After is honoured up to retry_max
 	q := startQueue(t, opts, s)
 	first := deliver(t, q, "busy@example.com", "b0")
 	throttleEnd := <-throttled
@@ -533,6 +534,7 @@ type recordingObserver struct {
 	mu        sync.Mutex
 	delivered map[string]int
 	failed    []string
+	dead      []string
 	depth     map[string]int
 }
 
@@ -546,6 +548,12 @@ func (o *recordingObserver) DeliveryFailed(mailbox, code, class string, retry bo
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.failed = append(o.failed, fmt.Sprintf("%s %s %s %v", mailbox, code, class, retry))
+}
+
+func (o *recordingObserver) DeadLettered(mailbox, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.dead = append(o.dead, mailbox+" "+reason)
 }
 
 func (o *recordingObserver) QueueStats(mailbox string, depth int, _ time.Duration) {
@@ -583,6 +591,11 @@ func TestObserverSeesDeliveriesAndFailures(t *testing.T) {
 	if got != "bad@example.com ErrorInvalidUser permanent false|good@example.com ServiceUnavailable transient true" {
 		t.Errorf("failures reported: %s", got)
 	}
+	obs.mu.Lock()
+	if got := strings.Join(obs.dead, "|"); got != "bad@example.com permanent" {
+		t.Errorf("dead letters reported: %q", got)
+	}
+	obs.mu.Unlock()
 	q.reportStats(time.Now())
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
@@ -591,10 +604,10 @@ func TestObserverSeesDeliveriesAndFailures(t *testing.T) {
 	}
 }
 
-// TestPreparedAttemptHonoursNewFloor: an attempt dispatched while another
-// request for the mailbox was running waits for the request slot; if that
-// request comes back 429, the waiting attempt must also wait for the
-// Retry-After before its own request.
+// TestPreparedAttemptHonoursNewFloor: a message that arrives while the
+// mailbox's only request slot is taken waits in its line, holding no
+// worker; if that request comes back 429, the waiting message must also
+// wait for the Retry-After before its own request.
 func TestPreparedAttemptHonoursNewFloor(t *testing.T) {
 	s := newFakeSender()
 	release := make(chan struct{})
@@ -616,6 +629,7 @@ func TestPreparedAttemptHonoursNewFloor(t *testing.T) {
 		return &graph.Error{Op: "sendMail", Class: graph.Transient, Status: 429, RetryAfter: ra}
 	})
 	opts := testOptions(t)
+	opts.RetryMax = 5 * time.Second
 	opts.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
 	q := startQueue(t, opts, s)
 	env := testEnv("one@example.com", "x@example.com")
@@ -631,7 +645,11 @@ func TestPreparedAttemptHonoursNewFloor(t *testing.T) {
 		return s.perID[first] == 1
 	})
 	second := deliver(t, q, "one@example.com", "second")
-	eventually(t, 5*time.Second, "second attempt prepared", func() bool { return q.inflightOf("one@example.com") == 2 })
+	time.Sleep(50 * time.Millisecond)
+	if n := q.inflightOf("one@example.com"); n != 1 {
+		close(release)
+		t.Fatalf("%d attempts under way for a mailbox with one slot taken; the second must wait without a worker", n)
+	}
 	close(release)
 	s.waitDelivered(t, 1, 5*time.Second)
 	c := s.callsFor(second)
@@ -639,5 +657,35 @@ func TestPreparedAttemptHonoursNewFloor(t *testing.T) {
 	defer mu.Unlock()
 	if len(c) != 1 || c[0].start.Before(throttledAt.Add(ra)) {
 		t.Errorf("the prepared attempt's request started %s after the 429; Retry-After was %s", c[0].start.Sub(throttledAt), ra)
+	}
+}
+
+// A Retry-After longer than queue.retry_max is capped at it, and a
+// mailbox held back by a floor beyond a message's queue.max_age gives the
+// message up at its deadline, by the scheduler and without another
+// attempt: a proxy's "retry after a day" outranks neither.
+func TestRetryAfterCappedAndExpiryByScheduler(t *testing.T) {
+	s := newFakeSender()
+	s.setScript(func(env *envelope.Envelope, n int) error {
+		return &graph.Error{Op: "sendMail", Class: graph.Transient, Status: 503, Code: "ServiceUnavailable", RetryAfter: 24 * time.Hour}
+	})
+	opts := testOptions(t)
+	opts.RetryMax = time.Hour
+	opts.MaxAge = 600 * time.Millisecond
+	q := startQueue(t, opts, s)
+	id := deliver(t, q, "slow@example.com", "x")
+	eventually(t, 10*time.Second, "the message in failed/", func() bool {
+		st, err := q.spool.read(areaFailed, id)
+		return err == nil && st.rec.Dead != nil
+	})
+	st, _ := q.spool.read(areaFailed, id)
+	if st.rec.Dead.Reason != "expired" || st.rec.Dead.Code != "ServiceUnavailable" {
+		t.Errorf("dead letter = %+v", st.rec.Dead)
+	}
+	if n := len(s.callsFor(id)); n != 1 {
+		t.Errorf("%d requests; the floor must hold the second back until the message expires", n)
+	}
+	if ra := st.rec.Attempts[0].RetryAfter; ra != time.Hour.Seconds() {
+		t.Errorf("recorded Retry-After %vs, want it capped at retry_max (3600s)", ra)
 	}
 }

@@ -29,8 +29,8 @@ const (
 	stateCheckedOut
 )
 
-// mailboxFor returns the gate for a mailbox, creating it with the
-// configured limits.
+// mailboxFor returns the line and gate of a mailbox, creating them with
+// the configured limits.
 func (q *Queue) mailboxFor(address, id string) *mailbox {
 	key := mailboxKey(address, id)
 	if m, ok := q.boxes[key]; ok {
@@ -40,18 +40,7 @@ func (q *Queue) mailboxFor(address, id string) *mailbox {
 	if name == "" {
 		name = id
 	}
-	m := &mailbox{key: key, name: name, limit: q.opts.DefaultConcurrency}
-	for _, l := range q.opts.Mailboxes {
-		if mailboxKey(l.Address, "") == key {
-			if l.MaxConcurrency > 0 {
-				m.limit = l.MaxConcurrency
-			}
-			if l.MessagesPerMinute > 0 {
-				m.interval = time.Minute / time.Duration(l.MessagesPerMinute)
-			}
-		}
-	}
-	m.requests = make(chan struct{}, m.limit)
+	m := &mailbox{key: key, name: name, gate: newGate(limitsFor(key, q.opts.Mailboxes, q.opts.DefaultConcurrency))}
 	q.boxes[key] = m
 	q.order = append(q.order, m)
 	return m
@@ -114,27 +103,54 @@ func (q *Queue) dispatchLoop() {
 
 // dispatchLocked starts every attempt that may start now, taking one
 // message per mailbox in turn so that a busy mailbox cannot take all the
-// workers. It returns how long until the next one could start, and false
-// if only a finished attempt or a new message can change that.
+// workers. An attempt starts only with a slot of its mailbox's gate, so a
+// throttled or paced mailbox holds no worker. A message whose queue.max_age
+// passes while its mailbox is held back (a Retry-After floor, pacing) is
+// given up here, by the scheduler, without waiting for the mailbox. It
+// returns how long until the next one could start or expire, and false if
+// only a finished attempt, a request leaving or a new message can change
+// that.
 func (q *Queue) dispatchLocked(now time.Time) (time.Duration, bool) {
 	if q.stopping.Load() {
 		return 0, false
 	}
 	var soonest time.Time
+	wakeAt := func(t time.Time) {
+		if soonest.IsZero() || t.Before(soonest) {
+			soonest = t
+		}
+	}
 	n := len(q.order)
 	for progress := true; progress && q.inflight < q.opts.Workers; {
 		progress = false
 		soonest = time.Time{}
 		for i := 0; i < n && q.inflight < q.opts.Workers; i++ {
 			m := q.order[(q.rr+i)%n]
+			if len(m.waiting) > 0 {
+				// The head is the message due first. When the gate holds
+				// it back in time (a floor, pacing) beyond its expiry, it
+				// expires at its expiry; a mailbox that only lacks a free
+				// slot is left alone, since one frees within graph.timeout.
+				exp := m.waiting[0].rec.expiry(q.opts.MaxAge)
+				if at, ok := m.gate.readyAt(); ok && at.After(exp) {
+					if !exp.After(now) {
+						q.startExpiry(m.pop())
+						progress = true
+						continue
+					}
+					wakeAt(exp)
+				}
+			}
 			at, ok := m.readyAt()
 			if !ok {
 				continue
 			}
 			if at.After(now) {
-				if soonest.IsZero() || at.Before(soonest) {
-					soonest = at
-				}
+				wakeAt(at)
+				continue
+			}
+			if !m.gate.take(now) {
+				// A request ended with a new floor since readyAt.
 				continue
 			}
 			q.start(m.pop(), now)
@@ -147,17 +163,31 @@ func (q *Queue) dispatchLocked(now time.Time) (time.Duration, bool) {
 	if q.inflight >= q.opts.Workers || soonest.IsZero() {
 		return 0, false
 	}
-	return soonest.Sub(now), true
+	return max(soonest.Sub(now), 0), true
 }
 
-// start hands an item to a new worker goroutine.
+// start hands an item, whose gate slot is taken, to a new worker
+// goroutine.
 func (q *Queue) start(it *item, now time.Time) {
 	it.state = stateInFlight
 	it.box.inflight++
-	it.box.lastStart = now
 	q.inflight++
 	q.attempts.Add(1)
 	go q.attempt(it, now)
+}
+
+// startExpiry dead-letters a message whose queue.max_age has passed
+// while it waited, without an attempt, in a goroutine of its own (the dead
+// letter writes to disk and may queue a notice).
+func (q *Queue) startExpiry(it *item) {
+	it.state = stateInFlight
+	it.box.inflight++
+	q.inflight++
+	q.attempts.Add(1)
+	go func() {
+		defer q.attempts.Done()
+		q.deadLetter(it, "expired", lastResult(it.rec), time.Now())
+	}()
 }
 
 // finish ends an attempt: the item waits again until next, or, when gone
