@@ -175,15 +175,23 @@ func (c *Client) once(ctx context.Context, ts oauth2.TokenSource, op, mailbox, m
 }
 
 // TokenReady reports whether an access token is cached or can be obtained
-// now, for the readiness endpoint. It returns nil for a client that needs
-// no token (dry-run).
-func (c *Client) TokenReady() error {
-	if c.newTokens == nil {
+// now, for the health endpoints. It returns nil for a client that needs no
+// token (dry-run), and ctx's error when ctx ends first: the token request
+// itself (bounded by graph.timeout) goes on and fills the cache.
+func (c *Client) TokenReady(ctx context.Context) error {
+	ts, _ := c.tokenSource()
+	if ts == nil {
 		return nil
 	}
-	c.mu.Lock()
-	ts := c.tokens
-	c.mu.Unlock()
-	_, err := ts.Token()
-	return err
+	done := make(chan error, 1)
+	go func() {
+		_, err := ts.Token()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("no token within the probe's time: %w", ctx.Err())
+	}
 }

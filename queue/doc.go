@@ -18,15 +18,16 @@
 //
 // Delivery starts at once: Deliver hands the message to the scheduler,
 // which starts the attempt before the client has read its 250 when the
-// mailbox has room. Attempts are bounded globally (queue.workers) and per
-// mailbox (mailboxes[].max_concurrency, 4 by default, which is Graph's
-// per-app, per-mailbox limit), and optionally paced per mailbox
-// (messages_per_minute). The per-mailbox limit counts Graph requests in
-// flight; up to as many more attempts may meanwhile be recording
-// themselves in the journal, so Graph's budget is not spent waiting for
-// the disk. Each mailbox waits in its own line, and the scheduler takes
-// one message per mailbox in turn, so a throttled mailbox never holds
-// workers that another mailbox could use.
+// mailbox has room. Attempts are bounded globally (queue.workers; by
+// default the sum of the mailboxes' max_concurrency, at least 16, see
+// DefaultWorkers) and per mailbox by its gate (gate.go, the same in direct
+// mode): mailboxes[].max_concurrency requests in flight (4 by default,
+// Graph's per-app, per-mailbox limit), pacing (messages_per_minute)
+// measured when a request leaves, and the Retry-After floor. An attempt
+// starts only with a slot of its gate, taken by the scheduler, so each
+// mailbox waits in its own line without holding a worker, and the
+// scheduler takes one message per mailbox in turn: a throttled mailbox
+// never holds workers that another mailbox could use.
 //
 // Each attempt is recorded in the journal (fsynced, group-committed with
 // the other attempts starting at the same moment) before the request goes
@@ -40,17 +41,28 @@
 //   - Transient (429, 5xx, timeouts, network and token failures, and any
 //     error nobody classified): retried after exponential backoff with full
 //     jitter, uniform in [0, min(retry_max, retry_initial·2ⁿ⁻¹)] after n
-//     failures. A Retry-After from Graph, fractional seconds included, is a
-//     floor for the whole mailbox: no attempt for that mailbox starts before
-//     it elapses, and the message itself waits at least that long.
+//     failures. A Retry-After from Graph, fractional seconds included and
+//     capped at retry_max, is a floor for the whole mailbox: no request for
+//     that mailbox leaves before it elapses, and the message itself waits at
+//     least that long.
 //   - Still failing queue.max_age after it was received (or requeued): a
 //     dead letter, with reason "expired". The last attempt is made at the
-//     deadline itself.
+//     deadline itself; when the mailbox's floor or pacing holds the message
+//     back past its deadline, the scheduler gives it up at the deadline
+//     without another attempt.
+//
+// outcome.go's classify is the one place that decides between these, for
+// both modes; Graph's own reading of its answer (graph.Error.Class) is
+// kept, and an unknown Graph 4xx is permanent there.
 //
 // Dead letters move to failed/, their .msg file and then their .json
 // record, with every attempt's HTTP status, Graph error code, request-id,
-// client-request-id and hint in the record. If queue.notice_to is set, a notice goes to it through
-// Graph, sent as queue.notice_mailbox: a multipart/mixed message naming the
+// client-request-id and hint in the record; graphrelay_dead_letters_total
+// counts them. A notice goes through Graph, sent as queue.notice_mailbox,
+// to queue.notice_to's addresses and, by default ("mailbox"), to the mailbox
+// the message was to be sent as, which is where Exchange puts its own
+// non-delivery reports, so a dead letter reaches a human with no setting
+// ("none" turns notices off): a multipart/mixed message naming the
 // original's subject, sender and recipients, the reason and the hint, with
 // the original attached as message/rfc822 (only its header when it is over
 // 2 MiB). A notice is itself a spooled message, marked in its record and
@@ -101,10 +113,12 @@
 //
 // # Shutdown and restart
 //
-// Close (after smtpd has stopped accepting) starts no new attempt and lets
-// the ones in flight finish until the shutdown deadline; then it cancels
-// them, records them as interrupted with next try "now", and releases the
-// spool. At the next start every message in queue/ resumes at its next
+// The daemon opens the queue only after every listener is bound, so a
+// start that fails touches no message. At a stop, StopDispatch comes first
+// (no new attempt starts, Deliver still spools for the sessions finishing
+// a transaction); Close, after smtpd has stopped, lets the attempts in
+// flight finish until the shutdown deadline; then it cancels them, records
+// them as interrupted with next try "now", and releases the spool. At the next start every message in queue/ resumes at its next
 // try, after the repairs described in settle.go.
 //
 // # Performance
@@ -133,6 +147,11 @@
 //
 // Direct relays each message synchronously: the client gets 250 only after
 // Graph's 202 and keeps the retry duty otherwise; nothing is spooled. It
+// runs the same preflight and passes the same per-mailbox gate as queue
+// mode: a session waits up to DefaultDirectWait for its mailbox, then gets
+// 451 4.4.5 with the seconds to wait, so Graph never sees more requests for
+// a mailbox than max_concurrency, nor one before its Retry-After. The
+// reply comes from the same outcome (classify) as queue mode's. It
 // suits stateless deployments (a container without a persistent volume, a
 // sidecar per application) whose senders retry 4xx replies properly, such
 // as Postfix or an application's mail library. Queue mode suits devices

@@ -141,6 +141,11 @@ type Queue struct {
 	inflight int
 	// stopping is set by Close; Deliver refuses and no attempt starts.
 	stopping atomic.Bool
+	// paused is set by StopDispatch: no attempt starts, but Deliver still
+	// spools, for the sessions finishing a transaction during a shutdown.
+	// Both are set with mu held, so that a dispatch that holds mu either
+	// has registered its attempt or sees them.
+	paused atomic.Bool
 
 	wake      chan struct{}
 	quit      chan struct{}
@@ -305,12 +310,24 @@ func (q *Queue) release(msgs int, n int64) {
 	q.quotaMu.Unlock()
 }
 
+// StopDispatch starts no new attempt from now on; the attempts in flight
+// go on, and Deliver still spools. The daemon calls it first thing when it
+// stops, so that nothing new goes to Graph while the SMTP side drains.
+func (q *Queue) StopDispatch() {
+	q.mu.Lock()
+	q.paused.Store(true)
+	q.mu.Unlock()
+}
+
 // Close stops starting attempts, waits for the attempts in flight until ctx
 // ends, then cancels what is left (each interrupted attempt is recorded
 // and resumes at the next start) and releases the spool.
 func (q *Queue) Close(ctx context.Context) error {
 	q.closeOnce.Do(func() {
+		q.mu.Lock()
 		q.stopping.Store(true)
+		q.paused.Store(true)
+		q.mu.Unlock()
 		close(q.quit)
 		q.loopsDone.Wait()
 		done := make(chan struct{})

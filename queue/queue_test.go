@@ -146,33 +146,31 @@ func TestRetryAfterIsAMailboxFloor(t *testing.T) {
 	}
 }
 
-func TestPacingSpacesAttempts(t *testing.T) {
+// Pacing is measured when the request leaves, not when the attempt is
+// scheduled: with one slot and a first request that is slow, the messages
+// queued behind it still leave at least the pacing gap apart.
+func TestPacingSpacesRequests(t *testing.T) {
 	s := newFakeSender()
-	// Permanent failures keep the records, whose attempt starts are the
-	// dispatch times that pacing controls.
+	var once sync.Once
 	s.setScript(func(*envelope.Envelope, int) error {
-		return &graph.Error{Op: "sendMail", Class: graph.Permanent, Status: 400, Code: "ErrorInvalidRecipients"}
+		once.Do(func() { time.Sleep(250 * time.Millisecond) })
+		return nil
 	})
 	opts := testOptions(t)
-	opts.Mailboxes = []MailboxLimits{{Address: "paced@example.com", MessagesPerMinute: 600}} // one per 100ms
+	opts.Mailboxes = []MailboxLimits{{Address: "paced@example.com", MaxConcurrency: 1, MessagesPerMinute: 600}} // one per 100ms
 	q := startQueue(t, opts, s)
 	for range 4 {
 		deliver(t, q, "paced@example.com", "p")
 	}
-	a, _ := OpenAdmin(opts.Dir)
-	eventually(t, 10*time.Second, "all four tried", func() bool {
-		recs, _ := a.Failed()
-		return len(recs) == 4
-	})
-	recs, _ := a.Failed()
+	s.waitDelivered(t, 4, 10*time.Second)
 	var starts []time.Time
-	for _, r := range recs {
-		starts = append(starts, r.Attempts[0].Start)
+	for _, c := range s.allCalls() {
+		starts = append(starts, c.start)
 	}
 	sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
 	for i := 1; i < len(starts); i++ {
 		if gap := starts[i].Sub(starts[i-1]); gap < 100*time.Millisecond {
-			t.Errorf("attempts %d and %d started %s apart; pacing is 100ms", i-1, i, gap)
+			t.Errorf("requests %d and %d left %s apart; pacing is 100ms", i-1, i, gap)
 		}
 	}
 }

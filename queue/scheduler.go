@@ -111,7 +111,7 @@ func (q *Queue) dispatchLoop() {
 // only a finished attempt, a request leaving or a new message can change
 // that.
 func (q *Queue) dispatchLocked(now time.Time) (time.Duration, bool) {
-	if q.stopping.Load() {
+	if q.paused.Load() {
 		return 0, false
 	}
 	var soonest time.Time

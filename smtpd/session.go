@@ -25,7 +25,8 @@ type backend struct {
 // which also clears any authentication, as RFC 3207 requires.
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	ip := netip.Addr{}
-	if tc, ok := unwrapTracked(c); ok {
+	tc, ok := unwrapTracked(c)
+	if ok {
 		ip = tc.ip
 	}
 	_, isTLS := c.TLSConnectionState()
@@ -35,6 +36,7 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		clientIP: ip,
 		helo:     c.Hostname(),
 		tls:      isTLS,
+		conn:     tc,
 	}
 	s.log = b.server.log.With("listener", b.ls.cfg.Name, "client_ip", ip.String())
 	return s, nil
@@ -49,6 +51,7 @@ type session struct {
 	tls      bool
 	authUser string
 	log      *slog.Logger
+	conn     *trackedConn // nil when not found; marks the session busy
 
 	from       string
 	recipients []string
@@ -59,10 +62,19 @@ type session struct {
 
 var _ smtp.AuthSession = (*session)(nil)
 
+// Reset ends a transaction (RSET, after DATA's reply, a new EHLO). The
+// session is idle again, and during a shutdown it is closed now rather
+// than when the deadline comes.
 func (s *session) Reset() {
 	s.from = ""
 	s.recipients = nil
 	s.pending = nil
+	if s.conn != nil {
+		s.conn.busy.Store(false)
+		if s.server.closing.Load() {
+			s.conn.Close()
+		}
+	}
 }
 
 func (s *session) Logout() error { return nil }
@@ -71,6 +83,9 @@ var errAuthRequired = errors.New("authentication required on this listener")
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.Reset()
+	if s.conn != nil {
+		s.conn.busy.Store(true)
+	}
 	if s.ls.cfg.Auth == config.AuthRequired && s.authUser == "" {
 		s.log.Info("MAIL refused: authentication required", "from", from)
 		return toSMTPError(errAuthRequired, "")

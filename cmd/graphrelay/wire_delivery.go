@@ -35,7 +35,7 @@ func (a *App) newDeliverer(ctx context.Context, sender queue.Sender, admit queue
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	q.Start()
-	a.stopDelivery = q.Close
+	a.stopDispatch, a.stopDelivery = q.StopDispatch, q.Close
 	a.Log.Info("delivery mode queue: messages are spooled durably before the 250 reply",
 		"dir", opts.Dir, "workers", opts.Workers, "notice_to", strings.Join(opts.NoticeTo, ","), "notice_to_mailbox", opts.NoticeToMailbox,
 		"max_messages", opts.MaxMessages, "max_bytes", opts.MaxBytes)
