@@ -49,5 +49,5 @@ func (q *Queue) drop(it *item) {
 		q.log.Error("cannot remove a message refused before 250 from the spool; it would be delivered after a restart",
 			append(q.msgAttrs(it.rec), "err", err, "hint", "remove "+it.id+" with graphrelay queue delete")...)
 	}
-	q.release(1, it.rec.Envelope.Size)
+	q.release(1, it.size)
 }

@@ -218,7 +218,9 @@ func (q *Queue) load() error {
 		rec := m.rec
 		q.usedMsgs++
 		q.usedBytes += rec.Envelope.Size
-		q.insert(&item{id: rec.Envelope.ID, rec: rec, offset: m.offset, next: rec.NextTry})
+		it := newItem(rec, m.offset, true)
+		q.insert(it)
+		it.park()
 	}
 	if q.journal, err = openJournal(filepath.Join(q.opts.Dir, areaJournal), q.opts.FS); err != nil {
 		return fmt.Errorf("queue: %w", err)
@@ -281,7 +283,7 @@ func (q *Queue) accept(env *envelope.Envelope, msg io.Reader, notice, noticeFor 
 		return nil, err
 	}
 	rec.Envelope.Size = size
-	return &item{id: env.ID, rec: rec, offset: offset, next: rec.NextTry}, nil
+	return newItem(rec, offset, false), nil
 }
 
 // reserve takes quota for msgs messages and n bytes.

@@ -687,3 +687,30 @@ func TestRetryAfterCappedAndExpiryByScheduler(t *testing.T) {
 		t.Errorf("recorded Retry-After %vs, want it capped at retry_max (3600s)", ra)
 	}
 }
+
+// A message waiting for its next try after a failure keeps only what the
+// scheduler needs in memory (its record is on disk), and its next attempt
+// reads the record back: the attempts recorded so far are all there.
+func TestWaitingMessagesParkTheirRecords(t *testing.T) {
+	s := newFakeSender()
+	s.setScript(func(env *envelope.Envelope, n int) error {
+		if n < 3 {
+			return &graph.Error{Op: "sendMail", Class: graph.Transient, Status: 503, Code: "ServiceUnavailable"}
+		}
+		return nil
+	})
+	opts := testOptions(t)
+	opts.RetryInitial, opts.RetryMax = 300*time.Millisecond, 300*time.Millisecond
+	q := startQueue(t, opts, s)
+	id := deliver(t, q, "parked@example.com", "p")
+	eventually(t, 5*time.Second, "the message waiting after its first failure, its record parked", func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		it := q.items[id]
+		return it != nil && it.state == stateWaiting && it.rec == nil && it.size > 0 && !it.received.IsZero()
+	})
+	s.waitDelivered(t, 1, 10*time.Second)
+	if n := len(s.callsFor(id)); n != 3 {
+		t.Errorf("%d attempts, want 3", n)
+	}
+}

@@ -4,31 +4,6 @@ import (
 	"time"
 )
 
-// item is one message in queue/ as the scheduler sees it. Its record is
-// owned by whoever holds the item: the scheduler while it waits (guarded
-// by Queue.mu), a worker while an attempt runs, an admin request while it
-// is checked out.
-type item struct {
-	id     string
-	rec    *Record
-	offset int64 // where the message starts in its .msg file
-	box    *mailbox
-	next   time.Time
-	index  int // in box.waiting; -1 when not waiting
-	state  itemState
-	// deleteRequested is set by "queue delete" during an attempt; the
-	// worker removes the message when the attempt ends.
-	deleteRequested bool
-}
-
-type itemState int
-
-const (
-	stateWaiting itemState = iota
-	stateInFlight
-	stateCheckedOut
-)
-
 // mailboxFor returns the line and gate of a mailbox, creating them with
 // the configured limits.
 func (q *Queue) mailboxFor(address, id string) *mailbox {
@@ -50,7 +25,8 @@ func (q *Queue) mailboxFor(address, id string) *mailbox {
 // before Start.
 func (q *Queue) insert(it *item) {
 	if it.box == nil {
-		it.box = q.mailboxFor(it.rec.Envelope.Mailbox.Address, it.rec.Envelope.Mailbox.ID)
+		rec := it.rec // an item is inserted first with its record
+		it.box = q.mailboxFor(rec.Envelope.Mailbox.Address, rec.Envelope.Mailbox.ID)
 	}
 	it.state = stateWaiting
 	q.items[it.id] = it
@@ -131,7 +107,7 @@ func (q *Queue) dispatchLocked(now time.Time) (time.Duration, bool) {
 				// it back in time (a floor, pacing) beyond its expiry, it
 				// expires at its expiry; a mailbox that only lacks a free
 				// slot is left alone, since one frees within graph.timeout.
-				exp := m.waiting[0].rec.expiry(q.opts.MaxAge)
+				exp := m.waiting[0].expiry(q.opts.MaxAge)
 				if at, ok := m.gate.readyAt(); ok && at.After(exp) {
 					if !exp.After(now) {
 						q.startExpiry(m.pop())
@@ -186,7 +162,12 @@ func (q *Queue) startExpiry(it *item) {
 	q.attempts.Add(1)
 	go func() {
 		defer q.attempts.Done()
-		q.deadLetter(it, "expired", lastResult(it.rec), time.Now())
+		rec, err := q.record(it)
+		if err != nil {
+			q.unreadableRecord(it, err)
+			return
+		}
+		q.deadLetter(it, "expired", lastResult(rec), time.Now())
 	}()
 }
 
@@ -201,11 +182,12 @@ func (q *Queue) finish(it *item, gone bool, next time.Time) {
 	} else {
 		it.next = next
 		it.state = stateWaiting
+		it.park()
 		it.box.push(it)
 	}
 	q.mu.Unlock()
 	if gone {
-		q.release(1, it.rec.Envelope.Size)
+		q.release(1, it.size)
 	}
 	q.poke()
 }
@@ -240,7 +222,7 @@ func (q *Queue) checkin(it *item, gone bool) {
 	}
 	q.mu.Unlock()
 	if gone {
-		q.release(1, it.rec.Envelope.Size)
+		q.release(1, it.size)
 	}
 	q.poke()
 }
@@ -260,7 +242,7 @@ func (q *Queue) reportStats(now time.Time) {
 	for _, it := range q.items {
 		s := stats[it.box.name]
 		s.depth++
-		if r := it.rec.Envelope.ReceivedAt; s.oldest.IsZero() || r.Before(s.oldest) {
+		if r := it.received; s.oldest.IsZero() || r.Before(s.oldest) {
 			s.oldest = r
 		}
 	}

@@ -12,8 +12,13 @@ import (
 // becomes of the message.
 func (q *Queue) attempt(it *item, start time.Time) {
 	defer q.attempts.Done()
-	rec := it.rec
 	g := it.box.gate
+	rec, err := q.record(it)
+	if err != nil {
+		g.cancel()
+		q.unreadableRecord(it, err)
+		return
+	}
 	n := len(rec.Attempts) + 1
 	// Record the attempt, and a pessimistic next try, before the request:
 	// a crash now leaves an honest count and no immediate retry storm.
@@ -47,6 +52,7 @@ func (q *Queue) attempt(it *item, start time.Time) {
 	}
 	rec.Attempts = append(rec.Attempts, Attempt{N: n, Start: start, Outcome: OutcomeStarted})
 	rec.NextTry = next
+	it.onDisk = false
 	var res result
 	if err != nil {
 		res = unreadable(err)
@@ -79,7 +85,7 @@ func (q *Queue) attempt(it *item, start time.Time) {
 	case res.outcome == OutcomeInterrupted:
 		// Resume as soon as the daemon is back.
 		rec.NextTry = end
-		q.saveRecord(rec)
+		it.onDisk = q.saveRecord(rec)
 		q.log.Info("interrupted", append(q.msgAttrs(rec), "attempt", n, "client_request_id", res.clientRequestID)...)
 		q.finish(it, false, end)
 	default:
@@ -139,7 +145,7 @@ func (q *Queue) defer_(it *item, n int, res result, now time.Time) {
 			rec.DelayNoticeID = id
 		}
 	}
-	q.saveRecord(rec)
+	it.onDisk = q.saveRecord(rec)
 	q.log.Warn("deferred", append(q.msgAttrs(rec), "attempt", n, "op", res.op, "status", res.status, "code", res.code,
 		"request_id", res.requestID, "client_request_id", res.clientRequestID, "ambiguous", res.ambiguous,
 		"retry_in", next.Sub(now).Round(time.Millisecond).String(), "elapsed_ms", ms(now.Sub(rec.Envelope.ReceivedAt)),
@@ -164,13 +170,31 @@ func (q *Queue) removeDeleted(it *item) {
 	q.finish(it, true, time.Time{})
 }
 
-// saveRecord writes a record after an attempt. Failing to is logged, not
-// fatal: the in-memory schedule goes on, and the record on disk is only
+// saveRecord writes a record after an attempt, and reports whether it
+// did. Failing to is logged, not fatal: the in-memory schedule goes on
+// (the item keeps its record in memory), and the record on disk is only
 // behind by this attempt's outcome.
-func (q *Queue) saveRecord(rec *Record) {
+func (q *Queue) saveRecord(rec *Record) bool {
 	if err := q.spool.writeState(areaQueue, rec); err != nil {
 		q.log.Error("cannot update the message record", append(q.msgAttrs(rec), "err", err)...)
+		return false
 	}
+	return true
+}
+
+// unreadableRecord handles a parked message whose record cannot be read
+// back: gone from the spool (removed outside graphrelay), it is forgotten;
+// otherwise it is tried again later.
+func (q *Queue) unreadableRecord(it *item, err error) {
+	if errors.Is(err, fs.ErrNotExist) {
+		q.log.Error("a waiting message is gone from the spool; it was removed outside graphrelay", "id", it.id, "err", err)
+		q.finish(it, true, time.Time{})
+		return
+	}
+	next := time.Now().Add(q.backoff(1))
+	q.log.Error("cannot read a waiting message's record back; trying again later", "id", it.id, "err", err,
+		"retry_at", next, "hint", (&SpoolError{Err: err}).Hint())
+	q.finish(it, false, next)
 }
 
 // msgAttrs are the fields every per-message log line carries.
