@@ -80,3 +80,24 @@ func TestDirectRetryAfterIsAFloor(t *testing.T) {
 		t.Errorf("%d requests; the floor must hold the second back", n)
 	}
 }
+
+// queue.workers 0 is the sum of the mailboxes' request limits, at least
+// 16, so the default configuration can use Graph's whole budget.
+func TestDefaultWorkers(t *testing.T) {
+	many := make([]MailboxLimits, 16)
+	tests := []struct {
+		name  string
+		boxes []MailboxLimits
+		want  int
+	}{
+		{"none", nil, 16},
+		{"one", []MailboxLimits{{Address: "a@x"}}, 16},
+		{"sixteen at the default 4", many, 64},
+		{"own limits", append(append([]MailboxLimits{}, many...), MailboxLimits{Address: "b@x", MaxConcurrency: 2}), 66},
+	}
+	for _, tt := range tests {
+		if got := DefaultWorkers(tt.boxes, 4); got != tt.want {
+			t.Errorf("%s: %d workers, want %d", tt.name, got, tt.want)
+		}
+	}
+}
