@@ -283,7 +283,8 @@ func (q *Queue) accept(env *envelope.Envelope, msg io.Reader, notice, noticeFor 
 		return nil, err
 	}
 	rec.Envelope.Size = size
-	return newItem(rec, offset, false), nil
+	// The .msg file's envelope line is this record as it is.
+	return newItem(rec, offset, true), nil
 }
 
 // reserve takes quota for msgs messages and n bytes.

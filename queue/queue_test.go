@@ -713,4 +713,21 @@ func TestWaitingMessagesParkTheirRecords(t *testing.T) {
 	if n := len(s.callsFor(id)); n != 3 {
 		t.Errorf("%d attempts, want 3", n)
 	}
+	// A new message for a mailbox whose only slot is taken waits parked
+	// from the start: its record is the .msg file's envelope line.
+	block := make(chan struct{})
+	s.setScript(func(*envelope.Envelope, int) error { <-block; return nil })
+	opts2 := testOptions(t)
+	opts2.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
+	q2 := startQueue(t, opts2, s)
+	deliver(t, q2, "one@example.com", "busy")
+	second := deliver(t, q2, "one@example.com", "waits")
+	q2.mu.Lock()
+	parked := q2.items[second].rec == nil
+	q2.mu.Unlock()
+	close(block)
+	if !parked {
+		t.Error("a new message waiting for a slot kept its record in memory")
+	}
+	s.waitDelivered(t, 2, 10*time.Second)
 }

@@ -40,6 +40,10 @@ func (q *Queue) add(it *item) {
 	q.mu.Lock()
 	q.insert(it)
 	q.dispatchLocked(time.Now())
+	if it.state == stateWaiting {
+		// Its mailbox is busy or held back: wait without the record.
+		it.park()
+	}
 	q.mu.Unlock()
 	q.poke()
 }
