@@ -1,6 +1,10 @@
 // Package admin serves graphrelay's operations endpoints over HTTP:
-// Prometheus metrics, liveness and readiness. It listens on loopback by
-// default because it needs no authentication to read.
+// Prometheus metrics (/metrics), liveness (/healthz), readiness (/readyz:
+// whether mail can be accepted now) and the health of the upstream
+// Microsoft Graph and Entra ID (/graphz), kept apart from readiness
+// because in queue mode the spool exists to accept mail while they are
+// down. It listens on loopback by default because it needs no
+// authentication to read.
 package admin
 
 import (
@@ -26,14 +30,19 @@ type Check struct {
 
 // Server is the admin HTTP endpoint.
 type Server struct {
-	srv    *http.Server
-	mux    *http.ServeMux
-	ln     net.Listener
-	checks []Check
-	log    *slog.Logger
+	srv   *http.Server
+	mux   *http.ServeMux
+	ln    net.Listener
+	ready *probeSet
+	graph *probeSet
+	log   *slog.Logger
+}
 
-	// Readiness is cached briefly so that a probe every second does not
-	// turn into a token request or a disk write every second.
+// probeSet is a list of checks whose results are cached briefly, so that
+// a probe every second does not turn into a token request or a disk write
+// every second.
+type probeSet struct {
+	checks   []Check
 	mu       sync.Mutex
 	cachedAt time.Time
 	cached   []result
@@ -51,20 +60,22 @@ const readyCacheFor = 5 * time.Second
 // to a few minutes.
 const pprofWriteTimeout = 5 * time.Minute
 
-// Listen binds addr and prepares the handlers.
-func Listen(addr string, reg *prometheus.Registry, checks []Check, log *slog.Logger) (*Server, error) {
+// Listen binds addr and prepares the handlers: ready decides /readyz,
+// graph is reported at /graphz (both answer 503 when a check fails).
+func Listen(addr string, reg *prometheus.Registry, ready, graph []Check, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ln: ln, checks: checks, log: log}
+	s := &Server{ln: ln, ready: &probeSet{checks: ready}, graph: &probeSet{checks: graph}, log: log}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { s.answer(w, r, s.ready, "ready") })
+	mux.HandleFunc("GET /graphz", func(w http.ResponseWriter, r *http.Request) { s.answer(w, r, s.graph, "healthy") })
 	s.mux = mux
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	return s, nil
@@ -98,8 +109,9 @@ func (s *Server) Serve() error {
 // Shutdown stops the server.
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
 
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	results := s.evaluate(r.Context())
+// answer runs a probe set and reports it as JSON under key.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, set *probeSet, key string) {
+	results := s.evaluate(r.Context(), set)
 	status := http.StatusOK
 	for _, res := range results {
 		if !res.OK {
@@ -108,26 +120,34 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"ready": status == http.StatusOK, "checks": results})
+	json.NewEncoder(w).Encode(map[string]any{key: status == http.StatusOK, "checks": results})
 }
 
-func (s *Server) evaluate(ctx context.Context) []result {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cached != nil && time.Since(s.cachedAt) < readyCacheFor {
-		return s.cached
+// evaluate runs the checks, each bounded by the probe's context and at
+// most probeTimeout; a check must return when its context ends.
+func (s *Server) evaluate(ctx context.Context, set *probeSet) []result {
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	if set.cached != nil && time.Since(set.cachedAt) < readyCacheFor {
+		return set.cached
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	out := make([]result, 0, len(s.checks))
-	for _, c := range s.checks {
+	out := make([]result, 0, len(set.checks))
+	for _, c := range set.checks {
 		res := result{Name: c.Name, OK: true}
 		if err := c.Run(ctx); err != nil {
 			res.OK, res.Error = false, err.Error()
-			s.log.Warn("not ready", "check", c.Name, "err", err)
+			s.log.Warn("check failed", "check", c.Name, "err", err)
 		}
 		out = append(out, res)
 	}
-	s.cached, s.cachedAt = out, time.Now()
+	if ctx.Err() == nil {
+		set.cached, set.cachedAt = out, time.Now()
+	}
 	return out
 }
+
+// probeTimeout bounds one probe, below the usual 10-second timeout of a
+// load balancer's or Kubernetes' probe.
+const probeTimeout = 5 * time.Second

@@ -12,7 +12,7 @@ import (
 
 func serve(t *testing.T, pprof bool) string {
 	t.Helper()
-	s, err := Listen("127.0.0.1:0", prometheus.NewRegistry(), nil, slog.New(slog.DiscardHandler))
+	s, err := Listen("127.0.0.1:0", prometheus.NewRegistry(), nil, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

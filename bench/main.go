@@ -81,7 +81,7 @@ func parseFlags() options {
 	flag.DurationVar(&o.drain, "drain", 30*time.Second, "longest wait after a run for the remaining deliveries (-quick: 10s)")
 	flag.DurationVar(&o.latency, "latency", 150*time.Millisecond, "latency the slow fake adds to every Graph request")
 	flag.IntVar(&o.mailboxes, "mailboxes", 16, "mailboxes the messages are spread over (4 concurrent Graph requests each)")
-	flag.IntVar(&o.workers, "workers", 64, "queue.workers of the daemon")
+	flag.IntVar(&o.workers, "workers", 0, "queue.workers of the daemon; 0 keeps its default (the sum of the mailboxes' max_concurrency, at least 16)")
 	flag.IntVar(&o.batch, "batch", 50, "transactions per persistent connection before the client reconnects")
 	flag.IntVar(&o.maxMessages, "max-messages", 50000, "most messages one throughput run sends")
 	flag.IntVar(&o.connections, "connections", 1000, "idle connections held for the connection RSS figure")

@@ -215,20 +215,31 @@ type Queue struct {
 	// 452 4.3.1. 0 means unlimited.
 	MaxBytes    int64 `yaml:"max_bytes"`
 	MaxMessages int   `yaml:"max_messages"`
-	// Workers bounds concurrent Graph deliveries across all mailboxes.
+	// Workers bounds concurrent Graph deliveries across all mailboxes; 0
+	// means the sum of the mailboxes' max_concurrency, at least 16
+	// (queue.DefaultWorkers), so the default can use Graph's whole budget.
 	Workers int `yaml:"workers"`
 	// Retries back off exponentially with full jitter from RetryInitial up
 	// to RetryMax; a message still undelivered after MaxAge fails.
 	RetryInitial Duration `yaml:"retry_initial"`
 	RetryMax     Duration `yaml:"retry_max"`
 	MaxAge       Duration `yaml:"max_age"`
-	// NoticeTo receives a notice, sent through Graph as NoticeMailbox (or
-	// default_mailbox), for every message that fails permanently.
+	// NoticeTo says who receives a notice, sent through Graph as
+	// NoticeMailbox (or default_mailbox), for every dead letter: a
+	// comma-separated list of addresses and the word "mailbox" (the mailbox
+	// the message was to be sent as; the default); "none" or empty sends
+	// no notices.
 	NoticeTo      string `yaml:"notice_to"`
 	NoticeMailbox string `yaml:"notice_mailbox"`
 	// DelayNoticeAfter sends a "still trying" notice once; 0 disables it.
 	DelayNoticeAfter Duration `yaml:"delay_notice_after"`
 }
+
+// The words queue.notice_to takes besides addresses.
+const (
+	NoticeToMailbox = "mailbox"
+	NoticeToNone    = "none"
+)
 
 // Credential kinds for Graph.Credential.
 const (

@@ -110,14 +110,14 @@ func validateDelivery(cfg *Config, errs *Errors) {
 	if d.Mode == ModeQueue && strings.TrimSpace(q.Dir) == "" {
 		errs.add("queue.dir", "is required in queue mode")
 	}
-	if q.Workers < 1 {
-		errs.add("queue.workers", "must be at least 1")
+	if q.Workers < 0 {
+		errs.add("queue.workers", "must be at least 1, or 0 for the sum of the mailboxes' max_concurrency")
 	}
 	if q.RetryInitial <= 0 || q.RetryMax < q.RetryInitial || q.MaxAge <= 0 {
 		errs.add("queue.retry_initial", "retries need 0 < retry_initial <= retry_max and a positive max_age")
 	}
 	for _, to := range strings.Split(q.NoticeTo, ",") {
-		if to = strings.TrimSpace(to); to != "" {
+		if to = strings.TrimSpace(to); to != "" && !strings.EqualFold(to, NoticeToMailbox) && !strings.EqualFold(to, NoticeToNone) {
 			if a, err := mail.ParseAddress(to); err != nil || a.Name != "" {
 				errs.add("queue.notice_to", "%q is not a plain email address (a comma-separated list is allowed)", to)
 			}
@@ -132,7 +132,7 @@ func validateDelivery(cfg *Config, errs *Errors) {
 			errs.add("queue.notice_mailbox", "%s is not one of mailboxes; notices are sent as a listed mailbox", q.NoticeMailbox)
 		}
 	}
-	if q.NoticeTo != "" && q.NoticeMailbox == "" && cfg.DefaultMailbox == "" && len(cfg.Mailboxes) == 0 {
+	if q.NoticeTo != "" && !strings.EqualFold(q.NoticeTo, NoticeToNone) && q.NoticeMailbox == "" && cfg.DefaultMailbox == "" && len(cfg.Mailboxes) == 0 {
 		errs.add("queue.notice_mailbox", "set it (or default_mailbox) so notices have a mailbox to leave from")
 	}
 	if q.MaxBytes < 0 || q.MaxMessages < 0 {

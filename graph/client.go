@@ -31,10 +31,14 @@ type Client struct {
 
 	// newTokens builds a fresh token cache. A 401 from Graph means the
 	// cached token is no longer accepted although it has not expired, so
-	// the cache is replaced and the request retried once.
+	// the cache is replaced and the request retried once. Requests that
+	// got their 401 together replace it once: only the first whose cache
+	// is still the current one builds a new one, and the others use it, so
+	// one 401 event costs one token request.
 	newTokens func() oauth2.TokenSource
 	mu        sync.Mutex
 	tokens    oauth2.TokenSource
+	gen       int // counts replacements of tokens
 }
 
 // NewClient returns a client for graphURL (the host, without /v1.0). hc
@@ -96,15 +100,28 @@ func (c *Client) do(ctx context.Context, op, mailbox, method, target, contentTyp
 // exchange is do, and decodes a successful response's JSON into out when
 // out is not nil.
 func (c *Client) exchange(ctx context.Context, op, mailbox, method, target, contentType string, body []byte, out any) (Receipt, error) {
-	rcpt, err := c.once(ctx, op, mailbox, method, target, contentType, body, out)
+	ts, gen := c.tokenSource()
+	rcpt, err := c.once(ctx, ts, op, mailbox, method, target, contentType, body, out)
 	if e, ok := err.(*Error); ok && e.Status == http.StatusUnauthorized && e.Code != "MailboxNotEnabledForRESTAPI" && c.newTokens != nil {
-		c.log.Warn("graph rejected the access token; fetching a new one", "op", op, "mailbox", mailbox, "request_id", e.RequestID)
 		c.mu.Lock()
-		c.tokens = c.newTokens()
+		if c.gen == gen {
+			c.log.Warn("graph rejected the access token; fetching a new one", "op", op, "mailbox", mailbox, "request_id", e.RequestID)
+			c.tokens = c.newTokens()
+			c.gen++
+		}
+		ts = c.tokens
 		c.mu.Unlock()
-		rcpt, err = c.once(ctx, op, mailbox, method, target, contentType, body, out)
+		rcpt, err = c.once(ctx, ts, op, mailbox, method, target, contentType, body, out)
 	}
 	return rcpt, err
+}
+
+// tokenSource returns the current token cache (nil without tokens) and
+// its generation.
+func (c *Client) tokenSource() (oauth2.TokenSource, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tokens, c.gen
 }
 
 // maxResponseBytes bounds a successful response that is decoded. Creating
@@ -112,7 +129,7 @@ func (c *Client) exchange(ctx context.Context, op, mailbox, method, target, cont
 // can approach the 4 MB of the request.
 const maxResponseBytes = 16 << 20
 
-func (c *Client) once(ctx context.Context, op, mailbox, method, target, contentType string, body []byte, out any) (Receipt, error) {
+func (c *Client) once(ctx context.Context, ts oauth2.TokenSource, op, mailbox, method, target, contentType string, body []byte, out any) (Receipt, error) {
 	crid, _ := newUUIDv4()
 	rcpt := Receipt{ClientRequestID: crid}
 	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
@@ -124,10 +141,7 @@ func (c *Client) once(ctx context.Context, op, mailbox, method, target, contentT
 	}
 	req.Header.Set("client-request-id", crid)
 	req.Header.Set("return-client-request-id", "true")
-	if c.newTokens != nil {
-		c.mu.Lock()
-		ts := c.tokens
-		c.mu.Unlock()
+	if ts != nil {
 		tok, err := ts.Token()
 		if err != nil {
 			return rcpt, classify("token", mailbox, nil, nil, err, false)
@@ -171,15 +185,23 @@ func (c *Client) once(ctx context.Context, op, mailbox, method, target, contentT
 }
 
 // TokenReady reports whether an access token is cached or can be obtained
-// now, for the readiness endpoint. It returns nil for a client that needs
-// no token (dry-run).
-func (c *Client) TokenReady() error {
-	if c.newTokens == nil {
+// now, for the health endpoints. It returns nil for a client that needs no
+// token (dry-run), and ctx's error when ctx ends first: the token request
+// itself (bounded by graph.timeout) goes on and fills the cache.
+func (c *Client) TokenReady(ctx context.Context) error {
+	ts, _ := c.tokenSource()
+	if ts == nil {
 		return nil
 	}
-	c.mu.Lock()
-	ts := c.tokens
-	c.mu.Unlock()
-	_, err := ts.Token()
-	return err
+	done := make(chan error, 1)
+	go func() {
+		_, err := ts.Token()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("no token within the probe's time: %w", ctx.Err())
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -164,5 +165,56 @@ func TestTokenErrorClassifiesAADSTS(t *testing.T) {
 	}
 	if TokenError(nil) != nil {
 		t.Error("nil error classified")
+	}
+}
+
+// Four requests that get their 401 together cause one token refresh, not
+// four: the token cache promises one refresh at a time.
+func TestConcurrent401sRefreshOnce(t *testing.T) {
+	fake := graphtest.New(t, graphtest.Config{})
+	var mu sync.Mutex
+	built := 0
+	newTokens := func() oauth2.TokenSource {
+		mu.Lock()
+		built++
+		mu.Unlock()
+		return oauth2.ReuseTokenSource(nil, tokenFunc(func() (*oauth2.Token, error) {
+			return &oauth2.Token{AccessToken: fake.MintAccessToken([]string{"Mail.Send"}, time.Hour), TokenType: "Bearer",
+				Expiry: time.Now().Add(time.Hour)}, nil
+		}))
+	}
+	c := NewClient(fake.GraphURL(), fake.HTTPClient(), newTokens, slog.New(slog.DiscardHandler))
+	const n = 4
+	for range n {
+		// The delay keeps all four in flight until each has its 401.
+		fake.FailGraph(graphtest.Fault{Status: 401, Code: "InvalidAuthenticationToken", Delay: 300 * time.Millisecond})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.SendMIME(context.Background(), "scans@contoso.com", []byte("From: scans@contoso.com\r\nTo: b@contoso.com\r\nSubject: x\r\n\r\nbody\r\n"))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("send after the refresh: %v", err)
+		}
+	}
+	var got401 int
+	for _, g := range fake.GraphRequests() {
+		if g.Status == 401 {
+			got401++
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got401 != n || built != 2 {
+		t.Errorf("%d requests got 401 and %d token caches were built; want %d and 2 (the first and one refresh)", got401, built, n)
 	}
 }

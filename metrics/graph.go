@@ -23,6 +23,11 @@ func (m *Metrics) DeliveryFailed(mailbox, code, class string, retry bool) {
 	}
 }
 
+// DeadLettered records a message moved to failed/.
+func (m *Metrics) DeadLettered(mailbox, reason string) {
+	m.deadLetters.WithLabelValues(mailbox, reason).Inc()
+}
+
 // QueueStats sets the depth and oldest age for one mailbox.
 func (m *Metrics) QueueStats(mailbox string, depth int, oldest time.Duration) {
 	m.queueDepth.WithLabelValues(mailbox).Set(float64(depth))

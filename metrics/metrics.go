@@ -27,6 +27,7 @@ type Metrics struct {
 	delivered       *prometheus.CounterVec
 	failures        *prometheus.CounterVec
 	retries         *prometheus.CounterVec
+	deadLetters     *prometheus.CounterVec
 	deliverLatency  *prometheus.HistogramVec
 	queueDepth      *prometheus.GaugeVec
 	queueOldest     *prometheus.GaugeVec
@@ -57,6 +58,7 @@ func New() *Metrics {
 	m.delivered = counterVec(f, "graphrelay_messages_delivered_total", "Messages accepted by Graph (202).", "mailbox")
 	m.failures = counterVec(f, "graphrelay_delivery_failures_total", "Failed Graph delivery attempts, by Graph error code and class.", "mailbox", "code", "class")
 	m.retries = counterVec(f, "graphrelay_delivery_retries_total", "Delivery attempts scheduled for a retry.", "mailbox")
+	m.deadLetters = counterVec(f, "graphrelay_dead_letters_total", "Messages given up and moved to failed/ (see graphrelay queue failed), by reason: permanent or expired.", "mailbox", "reason")
 	m.deliverLatency = histogramVec(f, "graphrelay_delivery_seconds", "Time from the 250 reply to Graph's 202.",
 		[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}, "mailbox")
 	m.queueDepth = gaugeVec(f, "graphrelay_queue_depth", "Messages waiting in the spool.", "mailbox")

@@ -225,19 +225,23 @@ func (q *Queue) retry(id string) (string, error) {
 		return "", fmt.Errorf("%s is busy with another admin request; try again", id)
 	}
 	now := time.Now()
-	it.rec.NextTry = now
+	rec, err := q.record(it)
+	if err != nil {
+		q.checkin(it, false)
+		return "", err
+	}
+	rec.NextTry = now
 	it.next = now
-	err := q.spool.writeState(areaQueue, it.rec)
+	err = q.spool.writeState(areaQueue, rec)
+	it.onDisk = err == nil
 	q.checkin(it, false)
 	if err != nil {
 		return "", err
 	}
 	msg := fmt.Sprintf("%s scheduled for delivery now", id)
-	q.mu.Lock()
-	if fl := it.box.notBefore; fl.After(now) {
+	if fl := it.box.gate.floor(); fl.After(now) {
 		msg += fmt.Sprintf(" (Graph asked to wait for mailbox %s until %s; that is honoured)", it.box.key, fl.Format(time.TimeOnly))
 	}
-	q.mu.Unlock()
 	return msg, nil
 }
 
@@ -255,8 +259,14 @@ func (q *Queue) retryAll() (int, error) {
 			continue
 		}
 		now := time.Now()
-		it.rec.NextTry, it.next = now, now
-		err := q.spool.writeState(areaQueue, it.rec)
+		rec, err := q.record(it)
+		if err != nil {
+			q.checkin(it, false)
+			return n, err
+		}
+		rec.NextTry, it.next = now, now
+		err = q.spool.writeState(areaQueue, rec)
+		it.onDisk = err == nil
 		q.checkin(it, false)
 		if err != nil {
 			return n, err
@@ -291,7 +301,7 @@ func (q *Queue) deleteMessage(id string) (string, error) {
 		return "", err
 	}
 	q.checkin(it, true)
-	q.log.Info("deleted by admin", q.msgAttrs(it.rec)...)
+	q.log.Info("deleted by admin", "id", id, "mailbox", it.box.name, "size", it.size)
 	return fmt.Sprintf("%s deleted from queue/", id), nil
 }
 
@@ -303,6 +313,6 @@ func (q *Queue) requeue(id string) (string, error) {
 	rec := st.rec
 	_ = q.reserve(1, rec.Envelope.Size, true)
 	q.log.Info("requeued by admin", q.msgAttrs(rec)...)
-	q.add(&item{id: id, rec: rec, offset: st.offset, next: rec.NextTry})
+	q.add(newItem(rec, st.offset, true))
 	return fmt.Sprintf("%s moved back to the queue and scheduled now", id), nil
 }

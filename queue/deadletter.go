@@ -4,13 +4,14 @@ import (
 	"time"
 )
 
-// deadLetter gives a message up: it records why, queues a notice if one
-// is configured, and moves the message directory to failed/ in one
+// deadLetter gives a message up: it records why, counts it, queues a
+// notice (see wantsNotice for who is told), and moves the message directory to failed/ in one
 // rename. The notice is queued before the move, so a crash in between
 // can repeat a notice but never lose one.
 func (q *Queue) deadLetter(it *item, reason string, res result, now time.Time) {
 	rec := it.rec
 	q.opts.Observer.DeliveryFailed(rec.Envelope.Mailbox.Address, res.code, res.outcome, false)
+	q.opts.Observer.DeadLettered(rec.Envelope.Mailbox.Address, reason)
 	d := &DeadLetter{At: now, Reason: reason, Status: res.status, Code: res.code,
 		RequestID: res.requestID, Hint: res.hint}
 	if res.err != nil {

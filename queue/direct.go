@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,24 +19,78 @@ type Sender interface {
 	Send(ctx context.Context, env *envelope.Envelope, raw io.ReaderAt, size int64) (graph.Receipt, error)
 }
 
-// Direct is the synchronous Deliverer.
-type Direct struct {
-	sender Sender
-	tmpDir string
-	// Observer receives delivery events; set it before use.
+// DirectOptions configure direct mode. Zero values take the defaults noted
+// on each field.
+type DirectOptions struct {
+	// TmpDir stages message bytes; "" is the system default.
+	TmpDir string
+	// Mailboxes and DefaultConcurrency are the per-mailbox limits, as in
+	// queue mode (Options).
+	Mailboxes          []MailboxLimits
+	DefaultConcurrency int
+	// MaxWait bounds how long a session waits for its mailbox's gate
+	// before it answers 451 with the time to retry (default
+	// DefaultDirectWait).
+	MaxWait time.Duration
+	// RetryMax caps a Retry-After from Graph (default 15m, queue.retry_max).
+	RetryMax time.Duration
+	// Admitter is the preflight (see Admitter); nil admits every message.
+	Admitter Admitter
+	// Observer receives delivery events; nil discards them.
 	Observer Observer
 }
 
-// NewDirect returns a Deliverer that sends inline. Message bytes are staged
-// in tmpDir ("" means the system default) so a 35 MB message is not held in
-// memory while it is converted.
-func NewDirect(s Sender, tmpDir string) *Direct {
-	return &Direct{sender: s, tmpDir: tmpDir, Observer: nopObserver{}}
+// DefaultDirectWait is how long a direct-mode session waits for a busy or
+// throttled mailbox before it answers 451. It is well below the SMTP
+// clients' usual 10-minute wait for the reply to the end of data.
+const DefaultDirectWait = 30 * time.Second
+
+// Direct is the synchronous Deliverer. Every message passes its mailbox's
+// gate, the same as in queue mode, so direct mode never sends a mailbox
+// more concurrent requests than Graph allows, nor before a Retry-After.
+type Direct struct {
+	sender Sender
+	opts   DirectOptions
+
+	mu    sync.Mutex
+	gates map[string]*gate
 }
 
-// Deliver stages msg in a temporary file and sends it.
+// NewDirect returns a Deliverer that sends inline. Message bytes are staged
+// in opts.TmpDir so a 35 MB message is not held in memory while it is
+// converted.
+func NewDirect(s Sender, opts DirectOptions) *Direct {
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = DefaultDirectWait
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 15 * time.Minute
+	}
+	if opts.DefaultConcurrency <= 0 {
+		opts.DefaultConcurrency = 4
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	return &Direct{sender: s, opts: opts, gates: map[string]*gate{}}
+}
+
+func (d *Direct) gateFor(m envelope.Mailbox) *gate {
+	key := mailboxKey(m.Address, m.ID)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g, ok := d.gates[key]
+	if !ok {
+		g = newGate(limitsFor(key, d.opts.Mailboxes, d.opts.DefaultConcurrency))
+		d.gates[key] = g
+	}
+	return g
+}
+
+// Deliver stages msg in a temporary file, checks it (the preflight), waits
+// for its mailbox's gate and sends it.
 func (d *Direct) Deliver(ctx context.Context, env *envelope.Envelope, msg io.Reader) error {
-	f, err := os.CreateTemp(d.tmpDir, "graphrelay-"+env.ID+"-*.eml")
+	f, err := os.CreateTemp(d.opts.TmpDir, "graphrelay-"+env.ID+"-*.eml")
 	if err != nil {
 		return stagingError{fmt.Errorf("stage message: %w", err)}
 	}
@@ -53,30 +108,65 @@ func (d *Direct) Deliver(ctx context.Context, env *envelope.Envelope, msg io.Rea
 		// the reply names them.
 		return err
 	}
-	start := time.Now()
-	_, err = d.sender.Send(ctx, env, f, n)
-	if err != nil {
-		code, class := "", "transient"
-		var ge *graph.Error
-		if errors.As(err, &ge) {
-			code, class = ge.Code, ge.Class.String()
-		} else if isPermanent(err) {
-			class = "permanent"
+	if d.opts.Admitter != nil {
+		if err := d.opts.Admitter.Admit(env, f, n); err != nil {
+			return err
 		}
-		// In direct mode the client retries, not graphrelay.
-		d.Observer.DeliveryFailed(env.Mailbox.Address, code, class, false)
-		return err
 	}
-	d.Observer.Delivered(env.Mailbox.Address, time.Since(start))
+	g := d.gateFor(env.Mailbox)
+	if ok, retryAt := g.acquire(ctx, time.Now().Add(d.opts.MaxWait)); !ok {
+		d.opts.Observer.DeliveryFailed(env.Mailbox.Address, "", OutcomeTransient, false)
+		return &busyError{mailbox: env.Mailbox.Address, retryAt: retryAt}
+	}
+	start := time.Now()
+	rcpt, err := d.sender.Send(ctx, env, f, n)
+	end := time.Now()
+	res := classify(rcpt, err, false, d.opts.RetryMax)
+	g.release(end, res.retryAfter)
+	if res.outcome != "" {
+		// In direct mode the client retries, not graphrelay.
+		d.opts.Observer.DeliveryFailed(env.Mailbox.Address, res.code, res.outcome, false)
+		return &outcomeError{res: res, now: end}
+	}
+	d.opts.Observer.Delivered(env.Mailbox.Address, end.Sub(start))
 	return nil
 }
 
-// isPermanent reports errors that declare themselves permanent, such as a
-// message that cannot be converted.
-func isPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	var ic interface{ InvalidContent() bool }
-	return (errors.As(err, &p) && p.Permanent()) || (errors.As(err, &ic) && ic.InvalidContent())
+// outcomeError carries a failed attempt's outcome to smtpd, which answers
+// from its methods: Permanent is the outcome's, not re-decided.
+type outcomeError struct {
+	res result
+	now time.Time
+}
+
+func (e *outcomeError) Error() string   { return e.res.err.Error() }
+func (e *outcomeError) Unwrap() error   { return e.res.err }
+func (e *outcomeError) Permanent() bool { return e.res.outcome == OutcomePermanent }
+func (e *outcomeError) Temporary() bool { return e.res.outcome != OutcomePermanent }
+func (e *outcomeError) Hint() string    { return e.res.hint }
+
+// RetryIn is how long the client should wait: Graph's Retry-After, capped.
+func (e *outcomeError) RetryIn() time.Duration { return e.res.retryAfter }
+
+// busyError is a mailbox whose gate did not open within the direct-mode
+// wait: its requests are all in flight, or Graph asked to wait.
+type busyError struct {
+	mailbox string
+	retryAt time.Time
+}
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("mailbox %s is at Graph's limit (requests in flight, pacing or Retry-After); try again after %s",
+		e.mailbox, e.retryAt.UTC().Format(time.RFC3339))
+}
+func (e *busyError) Temporary() bool { return true }
+func (e *busyError) Permanent() bool { return false }
+func (e *busyError) Throttled() bool { return true }
+func (e *busyError) RetryIn() time.Duration {
+	return max(time.Until(e.retryAt), time.Second).Round(time.Second)
+}
+func (e *busyError) Hint() string {
+	return "more sessions send as this mailbox at once than mailboxes[].max_concurrency (Graph allows 4) lets through, or Graph throttled it; the client retries. Spread senders over mailboxes, or use queue mode"
 }
 
 // stagingError is a local disk failure: temporary, and a full disk is

@@ -6,7 +6,11 @@
 // Queue is the smtpd.Deliverer. Deliver writes the envelope and the
 // message into one file and returns nil only once it is durable: written
 // under a temporary name, fsynced, renamed to queue/<id>.msg, and queue/
-// fsynced. Only then does smtpd answer "250 2.0.0 queued as <id>". Every failure before that answers 4xx and
+// fsynced. Before the message is scheduled, the preflight (Admitter)
+// reads it back and refuses what Graph would refuse for certain: too large
+// for its path and format, or empty; the message is removed again and
+// smtpd answers 552 5.3.4 or 554 5.6.0. Only then does smtpd answer "250
+// 2.0.0 queued as <id>". Every other failure before that answers 4xx and
 // leaves nothing behind: the spool quota (queue.max_messages,
 // queue.max_bytes), a full disk (ENOSPC, EDQUOT) answer 452 4.3.1 through
 // SpoolError.InsufficientStorage; any other disk error answers 451.
@@ -14,15 +18,16 @@
 //
 // Delivery starts at once: Deliver hands the message to the scheduler,
 // which starts the attempt before the client has read its 250 when the
-// mailbox has room. Attempts are bounded globally (queue.workers) and per
-// mailbox (mailboxes[].max_concurrency, 4 by default, which is Graph's
-// per-app, per-mailbox limit), and optionally paced per mailbox
-// (messages_per_minute). The per-mailbox limit counts Graph requests in
-// flight; up to as many more attempts may meanwhile be recording
-// themselves in the journal, so Graph's budget is not spent waiting for
-// the disk. Each mailbox waits in its own line, and the scheduler takes
-// one message per mailbox in turn, so a throttled mailbox never holds
-// workers that another mailbox could use.
+// mailbox has room. Attempts are bounded globally (queue.workers; by
+// default the sum of the mailboxes' max_concurrency, at least 16, see
+// DefaultWorkers) and per mailbox by its gate (gate.go, the same in direct
+// mode): mailboxes[].max_concurrency requests in flight (4 by default,
+// Graph's per-app, per-mailbox limit), pacing (messages_per_minute)
+// measured when a request leaves, and the Retry-After floor. An attempt
+// starts only with a slot of its gate, taken by the scheduler, so each
+// mailbox waits in its own line without holding a worker, and the
+// scheduler takes one message per mailbox in turn: a throttled mailbox
+// never holds workers that another mailbox could use.
 //
 // Each attempt is recorded in the journal (fsynced, group-committed with
 // the other attempts starting at the same moment) before the request goes
@@ -36,19 +41,30 @@
 //   - Transient (429, 5xx, timeouts, network and token failures, and any
 //     error nobody classified): retried after exponential backoff with full
 //     jitter, uniform in [0, min(retry_max, retry_initial·2ⁿ⁻¹)] after n
-//     failures. A Retry-After from Graph, fractional seconds included, is a
-//     floor for the whole mailbox: no attempt for that mailbox starts before
-//     it elapses, and the message itself waits at least that long. The
-//     floor is recorded in floors.json before another attempt can start,
-//     so it holds across a restart or a crash; it is capped at an hour.
+//     failures. A Retry-After from Graph, fractional seconds included and
+//     capped at retry_max (and at an hour), is a floor for the whole
+//     mailbox: no request for that mailbox leaves before it elapses, and the
+//     message itself waits at least that long. The floor is recorded in
+//     floors.json before another attempt can start, so it holds across a
+//     restart or a crash.
 //   - Still failing queue.max_age after it was received (or requeued): a
 //     dead letter, with reason "expired". The last attempt is made at the
-//     deadline itself.
+//     deadline itself; when the mailbox's floor or pacing holds the message
+//     back past its deadline, the scheduler gives it up at the deadline
+//     without another attempt.
+//
+// outcome.go's classify is the one place that decides between these, for
+// both modes; Graph's own reading of its answer (graph.Error.Class) is
+// kept, and an unknown Graph 4xx is permanent there.
 //
 // Dead letters move to failed/, their .msg file and then their .json
 // record, with every attempt's HTTP status, Graph error code, request-id,
-// client-request-id and hint in the record. If queue.notice_to is set, a notice goes to it through
-// Graph, sent as queue.notice_mailbox: a multipart/mixed message naming the
+// client-request-id and hint in the record; graphrelay_dead_letters_total
+// counts them. A notice goes through Graph, sent as queue.notice_mailbox,
+// to queue.notice_to's addresses and, by default ("mailbox"), to the mailbox
+// the message was to be sent as, which is where Exchange puts its own
+// non-delivery reports, so a dead letter reaches a human with no setting
+// ("none" turns notices off): a multipart/mixed message naming the
 // original's subject, sender and recipients, the reason and the hint, with
 // the original attached as message/rfc822 (only its header when it is over
 // 2 MiB). A notice is itself a spooled message, marked in its record and
@@ -56,6 +72,32 @@
 // ever sent about a notice, nor about a message whose sender was <>. With
 // queue.delay_notice_after, one "delayed" notice is sent when a message has
 // waited that long.
+//
+// # Layers: the backend and the seam
+//
+// The package has two layers, and a second backend (a NATS JetStream
+// cluster, say) replaces only the first:
+//
+//   - The backend stores, loads and acknowledges spooled messages: store
+//     a message durably before 250 (Spool.create, which takes the quota),
+//     open its bytes for an attempt (Spool.openMessage), record an
+//     attempt before its request leaves (the journal) and its outcome
+//     after (Spool.writeState), acknowledge it (Spool.remove after a
+//     delivery, Spool.move to failed/ for a dead letter), and, at start,
+//     settle what a crash left and list what waits (Spool.settle). The
+//     local spool (spool.go, msgfile.go, journal.go, settle.go) is the
+//     default backend.
+//   - The delivery seam, the same for every backend and for direct mode:
+//     the preflight before 250 (Admitter), the per-mailbox gate
+//     (mailbox.go: requests in flight, pacing measured when the request
+//     leaves, the Retry-After floor), the scheduler (scheduler.go), the
+//     one outcome of an attempt (outcome.go: delivered, transient with a
+//     capped retry time, permanent, interrupted; ambiguous; the hint),
+//     dead letters and their notices (deadletter.go, notice.go).
+//
+// The seam never reads or writes spool files itself; it asks the backend.
+// A backend never decides whether to retry; it stores what the seam
+// decided.
 //
 // # At least once
 //
@@ -74,17 +116,19 @@
 //
 // # Shutdown and restart
 //
-// Close (after smtpd has stopped accepting) starts no new attempt and lets
-// the ones in flight finish until the shutdown deadline; then it cancels
-// them, records them as interrupted with next try "now", and releases the
-// spool. At the next start every message in queue/ resumes at its next
-// try, after the repairs described in settle.go. Open returns as soon as
-// the spool is locked and new mail can be written, so the listeners open
-// at once; the waiting messages are read in the background after Start,
-// each scheduled as it is read. An entry that cannot be
-// read, or whose message is not as long as its envelope line says, is
-// moved to damaged/ and counted instead of being delivered or skipped
-// unseen (damaged.go).
+// The daemon opens the queue only after every listener is bound, so a
+// start that fails touches no message. At a stop, StopDispatch comes first
+// (no new attempt starts, Deliver still spools for the sessions finishing
+// a transaction); Close, after smtpd has stopped, lets the attempts in
+// flight finish until the shutdown deadline; then it cancels them, records
+// them as interrupted with next try "now", and releases the spool. At the
+// next start every message in queue/ resumes at its next try, after the
+// repairs described in settle.go. Open returns as soon as the spool is
+// locked and new mail can be written, so the listeners open at once; the
+// waiting messages are read in the background after Start, each scheduled
+// as it is read. An entry that cannot be read, or whose message is not as
+// long as its envelope line says, is moved to damaged/ and counted instead
+// of being delivered or skipped unseen (damaged.go).
 //
 // # Performance
 //
@@ -119,6 +163,11 @@
 //
 // Direct relays each message synchronously: the client gets 250 only after
 // Graph's 202 and keeps the retry duty otherwise; nothing is spooled. It
+// runs the same preflight and passes the same per-mailbox gate as queue
+// mode: a session waits up to DefaultDirectWait for its mailbox, then gets
+// 451 4.4.5 with the seconds to wait, so Graph never sees more requests for
+// a mailbox than max_concurrency, nor one before its Retry-After. The
+// reply comes from the same outcome (classify) as queue mode's. It
 // suits stateless deployments (a container without a persistent volume, a
 // sidecar per application) whose senders retry 4xx replies properly, such
 // as Postfix or an application's mail library. Queue mode suits devices

@@ -48,12 +48,12 @@ func (q *Queue) raiseFloor(m *mailbox, t time.Time) {
 	}
 	q.floorMu.Lock()
 	defer q.floorMu.Unlock()
-	q.mu.Lock()
-	m.floor(t)
+	m.gate.raise(t)
 	f := floorFile{Version: 1}
+	q.mu.Lock()
 	for _, b := range q.order {
-		if b.notBefore.After(now) {
-			f.Floors = append(f.Floors, floorEntry{Mailbox: b.name, NotBefore: b.notBefore})
+		if fl := b.gate.floor(); fl.After(now) {
+			f.Floors = append(f.Floors, floorEntry{Mailbox: b.name, NotBefore: fl})
 		}
 	}
 	q.mu.Unlock()
@@ -82,7 +82,7 @@ func (q *Queue) loadFloors() {
 			t = limit
 		}
 		q.mu.Lock()
-		q.mailboxFor(e.Mailbox, "").floor(t)
+		q.mailboxFor(e.Mailbox, "").gate.raise(t)
 		q.mu.Unlock()
 		q.log.Info("mailbox still throttled by Graph's Retry-After from before the restart; no request for it starts before the floor",
 			"mailbox", e.Mailbox, "not_before", t)

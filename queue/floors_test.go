@@ -27,6 +27,7 @@ func TestRetryAfterFloorSurvivesRestart(t *testing.T) {
 		return nil
 	})
 	opts := testOptions(t)
+	opts.RetryMax = time.Hour // Retry-After is capped at retry_max
 	q, err := Open(opts, s)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +43,7 @@ func TestRetryAfterFloorSurvivesRestart(t *testing.T) {
 		deliver(t, q, "busy@example.com", "waiting")
 	}
 	q.mu.Lock()
-	floor := q.boxes["busy@example.com"].notBefore
+	floor := q.boxes["busy@example.com"].gate.floor()
 	q.mu.Unlock()
 	if floor.Before(sent.Add(ra)) {
 		t.Fatalf("floor %s is before the 429 plus Retry-After", floor)
@@ -52,7 +53,7 @@ func TestRetryAfterFloorSurvivesRestart(t *testing.T) {
 	s2 := newFakeSender()
 	q2 := startQueue(t, opts, s2)
 	q2.mu.Lock()
-	loaded := q2.boxes["busy@example.com"].notBefore
+	loaded := q2.boxes["busy@example.com"].gate.floor()
 	q2.mu.Unlock()
 	if !loaded.Equal(floor) {
 		t.Errorf("the restarted queue's floor is %s, want %s", loaded, floor)
@@ -73,6 +74,7 @@ func TestRetryAfterFloorSurvivesRestart(t *testing.T) {
 // passed is ignored.
 func TestLoadedFloorIsCapped(t *testing.T) {
 	opts := testOptions(t)
+	opts.RetryMax = time.Hour // Retry-After is capped at retry_max
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +87,7 @@ func TestLoadedFloorIsCapped(t *testing.T) {
 	opts.Log = newTextLogger(logs)
 	q := startQueue(t, opts, newFakeSender())
 	q.mu.Lock()
-	far := q.boxes["far@example.com"].notBefore
+	far := q.boxes["far@example.com"].gate.floor()
 	_, past := q.boxes["past@example.com"]
 	q.mu.Unlock()
 	if far.After(time.Now().Add(maxFloor)) || far.Before(now.Add(maxFloor-time.Minute)) {

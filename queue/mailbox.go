@@ -2,67 +2,39 @@ package queue
 
 import (
 	"container/heap"
-	"strings"
 	"time"
 )
 
-// mailbox gates delivery for one Graph mailbox. Graph's limits are per app
-// and mailbox (4 concurrent requests; Exchange's ~30 messages a minute), and
-// a throttled mailbox must not hold up the others, so each mailbox has its
-// own waiting line, concurrency count, pacing and Retry-After floor.
+// mailbox is one Graph mailbox as the scheduler sees it: its line of
+// waiting messages, ordered by next try, and its gate (gate.go), which
+// holds the Graph budget (requests in flight, pacing, Retry-After floor).
+// Each mailbox waits in its own line so a throttled one does not hold up
+// the others.
 type mailbox struct {
 	key  string
 	name string // the address as configured, for metrics labels
-	// limit bounds the Graph requests in flight for the mailbox; requests
-	// holds one token per request. Up to twice as many attempts may be
-	// under way: the others record themselves in the journal meanwhile,
-	// so the mailbox's Graph budget is not spent waiting for a disk.
-	limit    int
-	requests chan struct{}
-	// interval is the pacing gap between attempt starts, from
-	// messages_per_minute; 0 means no pacing.
-	interval  time.Duration
-	lastStart time.Time
-	// notBefore is the Retry-After floor: no attempt for this mailbox
-	// starts before it.
-	notBefore time.Time
-	inflight  int
-	waiting   itemHeap
-}
-
-// mailboxKey is how messages are grouped: Graph counts concurrency per
-// mailbox, and one mailbox is one configured address.
-func mailboxKey(address, id string) string {
-	if address != "" {
-		return strings.ToLower(address)
-	}
-	return strings.ToLower(id)
+	gate *gate
+	// inflight counts attempts under way, from dispatch until the outcome
+	// is recorded (a slot of the gate is held only until Graph answers).
+	inflight int
+	waiting  itemHeap
 }
 
 // readyAt returns when the first waiting message may start, and false when
-// nothing can start until an attempt ends (none waiting, or the
-// concurrency limit reached).
+// nothing can start until an attempt ends or a request leaves (none
+// waiting, or the gate has no slot).
 func (m *mailbox) readyAt() (time.Time, bool) {
-	if len(m.waiting) == 0 || m.inflight >= 2*m.limit {
+	if len(m.waiting) == 0 {
 		return time.Time{}, false
 	}
-	t := m.waiting[0].next
-	if m.notBefore.After(t) {
-		t = m.notBefore
+	at, ok := m.gate.readyAt()
+	if !ok {
+		return time.Time{}, false
 	}
-	if m.interval > 0 && !m.lastStart.IsZero() {
-		if p := m.lastStart.Add(m.interval); p.After(t) {
-			t = p
-		}
+	if t := m.waiting[0].next; t.After(at) {
+		at = t
 	}
-	return t, true
-}
-
-// floor raises the Retry-After floor to t.
-func (m *mailbox) floor(t time.Time) {
-	if t.After(m.notBefore) {
-		m.notBefore = t
-	}
+	return at, true
 }
 
 // itemHeap orders a mailbox's waiting messages by next try, then by id,

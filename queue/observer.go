@@ -10,6 +10,9 @@ type Observer interface {
 	// DeliveryFailed is one failed attempt; retry says whether another
 	// attempt is scheduled.
 	DeliveryFailed(mailbox, code, class string, retry bool)
+	// DeadLettered is a message given up and moved to failed/; reason is
+	// "permanent" or "expired".
+	DeadLettered(mailbox, reason string)
 	// QueueStats reports one mailbox's waiting messages and the oldest age.
 	QueueStats(mailbox string, depth int, oldest time.Duration)
 	// Damaged reports how many entries are quarantined in damaged/.
@@ -22,3 +25,4 @@ func (nopObserver) Delivered(string, time.Duration)             {}
 func (nopObserver) DeliveryFailed(string, string, string, bool) {}
 func (nopObserver) QueueStats(string, int, time.Duration)       {}
 func (nopObserver) Damaged(int)                                 {}
+func (nopObserver) DeadLettered(string, string)                 {}

@@ -8,8 +8,11 @@ import (
 	"github.com/graphrelay/graphrelay/graph"
 )
 
-// result is what one attempt means for the message. classify is the only
-// place that decides it.
+// result is what one attempt means for the message, in both modes: queue
+// mode records and schedules it, direct mode turns it into the error smtpd
+// answers (outcomeError). classify is the only place that decides it, from
+// Graph's or Entra's classified answer (graph.Error) and the converter's
+// errors.
 type result struct {
 	outcome         string // "" when delivered, else an Outcome* constant
 	err             error
@@ -18,18 +21,22 @@ type result struct {
 	code            string
 	requestID       string
 	clientRequestID string
-	retryAfter      time.Duration
-	ambiguous       bool
-	hint            string
+	// retryAfter is Graph's Retry-After, capped at queue.retry_max: a proxy
+	// that says "retry after a day" must not outrank the admin's limits.
+	retryAfter time.Duration
+	ambiguous  bool
+	hint       string
 }
 
 // classify turns a Send outcome into a result. Graph's own classification
-// (graph.Error.Class) is kept; a message the converter cannot turn into a
-// Graph message, or one too large for Graph, is permanent; everything
-// else is transient, because a needless retry costs little and a wrong
-// dead letter needs an admin. stopping tells that the queue's context was
-// cancelled by Close, which interrupts rather than fails the attempt.
-func classify(rcpt graph.Receipt, err error, stopping bool) result {
+// of its answer (graph.Error.Class) is kept; a message the converter
+// cannot turn into a Graph message, or one too large for Graph, is
+// permanent; everything else (local errors, anything unclassified) is
+// transient, because a needless retry costs little and a wrong dead letter
+// needs an admin. stopping tells that the queue's context was cancelled by
+// Close, which interrupts rather than fails the attempt. A Retry-After is
+// capped at retryMax.
+func classify(rcpt graph.Receipt, err error, stopping bool, retryMax time.Duration) result {
 	r := result{err: err, requestID: rcpt.RequestID, clientRequestID: rcpt.ClientRequestID}
 	if err == nil {
 		return r
@@ -39,6 +46,9 @@ func classify(rcpt graph.Receipt, err error, stopping bool) result {
 	if isGraph {
 		r.op, r.status, r.code = ge.Op, ge.Status, ge.Code
 		r.retryAfter = ge.Retry()
+		if retryMax > 0 && r.retryAfter > retryMax {
+			r.retryAfter = retryMax
+		}
 		r.ambiguous = ge.Ambiguous
 		if ge.RequestID != "" {
 			r.requestID = ge.RequestID
@@ -90,4 +100,21 @@ func (r result) fill(a *Attempt, end time.Time) {
 	if r.err != nil {
 		a.Error = r.err.Error()
 	}
+}
+
+// lastResult rebuilds the result of a message's last attempt from its
+// record, for a message that expires without a new attempt.
+func lastResult(rec *Record) result {
+	r := result{outcome: OutcomeTransient, hint: "its mailbox was held back (Graph's Retry-After, or pacing) past the message's deadline"}
+	if a := rec.LastAttempt(); a != nil {
+		r.op, r.status, r.code = a.Op, a.Status, a.Code
+		r.requestID, r.clientRequestID = a.RequestID, a.ClientRequestID
+		if a.Hint != "" {
+			r.hint = a.Hint
+		}
+		if a.Error != "" {
+			r.err = errors.New(a.Error)
+		}
+	}
+	return r
 }

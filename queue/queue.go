@@ -25,7 +25,7 @@ type Options struct {
 	MaxBytes    int64
 	MaxMessages int
 	// Workers bounds concurrent Graph deliveries over all mailboxes
-	// (default 16).
+	// (default DefaultWorkers).
 	Workers int
 	// RetryInitial, RetryMax and MaxAge shape retries (defaults 30s, 15m,
 	// 24h).
@@ -36,9 +36,11 @@ type Options struct {
 	// DefaultConcurrency is Graph's per-app, per-mailbox limit (default 4).
 	DefaultConcurrency int
 	// NoticeTo receives notices about dead letters (and delays, see
-	// DelayNoticeAfter); empty disables notices. NoticeMailbox is the
-	// mailbox they are sent as.
+	// DelayNoticeAfter), and so does the mailbox the message was to be
+	// sent as when NoticeToMailbox is set; with neither, no notice is
+	// sent. NoticeMailbox is the mailbox notices are sent as.
 	NoticeTo         []string
+	NoticeToMailbox  bool
 	NoticeMailbox    envelope.Mailbox
 	DelayNoticeAfter time.Duration
 	// ControlInterval is how often the daemon looks for admin requests
@@ -47,6 +49,9 @@ type Options struct {
 	// LockWait is how long Open waits for an admin command that holds the
 	// spool lock (default 10s).
 	LockWait time.Duration
+	// Admitter is the preflight before 250 (see Admitter); nil admits
+	// every message.
+	Admitter Admitter
 	// FS is where the spool writes; nil is the operating system.
 	FS  FS
 	Log *slog.Logger
@@ -55,16 +60,12 @@ type Options struct {
 	Observer Observer
 }
 
-// MailboxLimits are one mailbox's delivery limits.
-type MailboxLimits struct {
-	Address           string
-	MaxConcurrency    int
-	MessagesPerMinute int
-}
-
 func (o Options) withDefaults() Options {
+	if o.DefaultConcurrency <= 0 {
+		o.DefaultConcurrency = 4
+	}
 	if o.Workers <= 0 {
-		o.Workers = 16
+		o.Workers = DefaultWorkers(o.Mailboxes, o.DefaultConcurrency)
 	}
 	if o.RetryInitial <= 0 {
 		o.RetryInitial = 30 * time.Second
@@ -94,6 +95,22 @@ func (o Options) withDefaults() Options {
 		o.Observer = nopObserver{}
 	}
 	return o
+}
+
+// DefaultWorkers is queue.workers when it is 0: the sum of the configured
+// mailboxes' request limits (max_concurrency, def when unset), so that
+// every mailbox can use Graph's whole budget at once, and at least 16, for
+// mailboxes reached without being listed and for notices.
+func DefaultWorkers(mailboxes []MailboxLimits, def int) int {
+	n := 0
+	for _, m := range mailboxes {
+		if m.MaxConcurrency > 0 {
+			n += m.MaxConcurrency
+		} else {
+			n += def
+		}
+	}
+	return max(n, 16)
 }
 
 // Queue is the store-and-forward Deliverer: it answers only once a
@@ -133,6 +150,11 @@ type Queue struct {
 	inflight int
 	// stopping is set by Close; Deliver refuses and no attempt starts.
 	stopping atomic.Bool
+	// paused is set by StopDispatch: no attempt starts, but Deliver still
+	// spools, for the sessions finishing a transaction during a shutdown.
+	// Both are set with mu held, so that a dispatch that holds mu either
+	// has registered its attempt or sees them.
+	paused atomic.Bool
 
 	wake      chan struct{}
 	quit      chan struct{}
@@ -274,7 +296,9 @@ func (q *Queue) loadBacklog() {
 		q.usedBytes += rec.Envelope.Size
 		q.quotaMu.Unlock()
 		q.mu.Lock()
-		q.insert(&item{id: rec.Envelope.ID, rec: rec, offset: m.offset, next: rec.NextTry})
+		it := newItem(rec, m.offset, true)
+		q.insert(it)
+		it.park()
 		q.mu.Unlock()
 		if n%64 == 1 {
 			q.poke()
@@ -300,6 +324,9 @@ func (q *Queue) Deliver(ctx context.Context, env *envelope.Envelope, msg io.Read
 	start := time.Now()
 	it, err := q.accept(env, msg, "", "")
 	if err != nil {
+		return err
+	}
+	if err := q.admit(it); err != nil {
 		return err
 	}
 	q.log.Info("queued", "id", env.ID, "client_ip", env.ClientIP, "auth_user", env.AuthUser,
@@ -336,7 +363,8 @@ func (q *Queue) accept(env *envelope.Envelope, msg io.Reader, notice, noticeFor 
 		return nil, err
 	}
 	rec.Envelope.Size = size
-	return &item{id: env.ID, rec: rec, offset: offset, next: rec.NextTry}, nil
+	// The .msg file's envelope line is this record as it is.
+	return newItem(rec, offset, true), nil
 }
 
 // reserve takes quota for msgs messages and n bytes.
@@ -365,12 +393,24 @@ func (q *Queue) release(msgs int, n int64) {
 	q.quotaMu.Unlock()
 }
 
+// StopDispatch starts no new attempt from now on; the attempts in flight
+// go on, and Deliver still spools. The daemon calls it first thing when it
+// stops, so that nothing new goes to Graph while the SMTP side drains.
+func (q *Queue) StopDispatch() {
+	q.mu.Lock()
+	q.paused.Store(true)
+	q.mu.Unlock()
+}
+
 // Close stops starting attempts, waits for the attempts in flight until ctx
 // ends, then cancels what is left (each interrupted attempt is recorded
 // and resumes at the next start) and releases the spool.
 func (q *Queue) Close(ctx context.Context) error {
 	q.closeOnce.Do(func() {
+		q.mu.Lock()
 		q.stopping.Store(true)
+		q.paused.Store(true)
+		q.mu.Unlock()
 		close(q.quit)
 		q.loopsDone.Wait()
 		done := make(chan struct{})

@@ -110,6 +110,7 @@ func TestRetryAfterIsAMailboxFloor(t *testing.T) {
 		return err
 	})
 	opts := testOptions(t)
+	opts.RetryMax = 5 * time.Second // Retry-After is honoured up to retry_max
 	q := startQueue(t, opts, s)
 	first := deliver(t, q, "busy@example.com", "b0")
 	throttleEnd := <-throttled
@@ -145,33 +146,31 @@ func TestRetryAfterIsAMailboxFloor(t *testing.T) {
 	}
 }
 
-func TestPacingSpacesAttempts(t *testing.T) {
+// Pacing is measured when the request leaves, not when the attempt is
+// scheduled: with one slot and a first request that is slow, the messages
+// queued behind it still leave at least the pacing gap apart.
+func TestPacingSpacesRequests(t *testing.T) {
 	s := newFakeSender()
-	// Permanent failures keep the records, whose attempt starts are the
-	// dispatch times that pacing controls.
+	var once sync.Once
 	s.setScript(func(*envelope.Envelope, int) error {
-		return &graph.Error{Op: "sendMail", Class: graph.Permanent, Status: 400, Code: "ErrorInvalidRecipients"}
+		once.Do(func() { time.Sleep(250 * time.Millisecond) })
+		return nil
 	})
 	opts := testOptions(t)
-	opts.Mailboxes = []MailboxLimits{{Address: "paced@example.com", MessagesPerMinute: 600}} // one per 100ms
+	opts.Mailboxes = []MailboxLimits{{Address: "paced@example.com", MaxConcurrency: 1, MessagesPerMinute: 600}} // one per 100ms
 	q := startQueue(t, opts, s)
 	for range 4 {
 		deliver(t, q, "paced@example.com", "p")
 	}
-	a, _ := OpenAdmin(opts.Dir)
-	eventually(t, 10*time.Second, "all four tried", func() bool {
-		recs, _ := a.Failed()
-		return len(recs) == 4
-	})
-	recs, _ := a.Failed()
+	s.waitDelivered(t, 4, 10*time.Second)
 	var starts []time.Time
-	for _, r := range recs {
-		starts = append(starts, r.Attempts[0].Start)
+	for _, c := range s.allCalls() {
+		starts = append(starts, c.start)
 	}
 	sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
 	for i := 1; i < len(starts); i++ {
 		if gap := starts[i].Sub(starts[i-1]); gap < 100*time.Millisecond {
-			t.Errorf("attempts %d and %d started %s apart; pacing is 100ms", i-1, i, gap)
+			t.Errorf("requests %d and %d left %s apart; pacing is 100ms", i-1, i, gap)
 		}
 	}
 }
@@ -533,6 +532,7 @@ type recordingObserver struct {
 	mu        sync.Mutex
 	delivered map[string]int
 	failed    []string
+	dead      []string
 	depth     map[string]int
 	damaged   int
 }
@@ -553,6 +553,12 @@ func (o *recordingObserver) DeliveryFailed(mailbox, code, class string, retry bo
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.failed = append(o.failed, fmt.Sprintf("%s %s %s %v", mailbox, code, class, retry))
+}
+
+func (o *recordingObserver) DeadLettered(mailbox, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.dead = append(o.dead, mailbox+" "+reason)
 }
 
 func (o *recordingObserver) QueueStats(mailbox string, depth int, _ time.Duration) {
@@ -590,6 +596,11 @@ func TestObserverSeesDeliveriesAndFailures(t *testing.T) {
 	if got != "bad@example.com ErrorInvalidUser permanent false|good@example.com ServiceUnavailable transient true" {
 		t.Errorf("failures reported: %s", got)
 	}
+	obs.mu.Lock()
+	if got := strings.Join(obs.dead, "|"); got != "bad@example.com permanent" {
+		t.Errorf("dead letters reported: %q", got)
+	}
+	obs.mu.Unlock()
 	q.reportStats(time.Now())
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
@@ -598,10 +609,10 @@ func TestObserverSeesDeliveriesAndFailures(t *testing.T) {
 	}
 }
 
-// TestPreparedAttemptHonoursNewFloor: an attempt dispatched while another
-// request for the mailbox was running waits for the request slot; if that
-// request comes back 429, the waiting attempt must also wait for the
-// Retry-After before its own request.
+// TestPreparedAttemptHonoursNewFloor: a message that arrives while the
+// mailbox's only request slot is taken waits in its line, holding no
+// worker; if that request comes back 429, the waiting message must also
+// wait for the Retry-After before its own request.
 func TestPreparedAttemptHonoursNewFloor(t *testing.T) {
 	s := newFakeSender()
 	release := make(chan struct{})
@@ -623,6 +634,7 @@ func TestPreparedAttemptHonoursNewFloor(t *testing.T) {
 		return &graph.Error{Op: "sendMail", Class: graph.Transient, Status: 429, RetryAfter: ra}
 	})
 	opts := testOptions(t)
+	opts.RetryMax = 5 * time.Second
 	opts.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
 	q := startQueue(t, opts, s)
 	env := testEnv("one@example.com", "x@example.com")
@@ -638,7 +650,11 @@ func TestPreparedAttemptHonoursNewFloor(t *testing.T) {
 		return s.perID[first] == 1
 	})
 	second := deliver(t, q, "one@example.com", "second")
-	eventually(t, 5*time.Second, "second attempt prepared", func() bool { return q.inflightOf("one@example.com") == 2 })
+	time.Sleep(50 * time.Millisecond)
+	if n := q.inflightOf("one@example.com"); n != 1 {
+		close(release)
+		t.Fatalf("%d attempts under way for a mailbox with one slot taken; the second must wait without a worker", n)
+	}
 	close(release)
 	s.waitDelivered(t, 1, 5*time.Second)
 	c := s.callsFor(second)
@@ -647,4 +663,78 @@ func TestPreparedAttemptHonoursNewFloor(t *testing.T) {
 	if len(c) != 1 || c[0].start.Before(throttledAt.Add(ra)) {
 		t.Errorf("the prepared attempt's request started %s after the 429; Retry-After was %s", c[0].start.Sub(throttledAt), ra)
 	}
+}
+
+// A Retry-After longer than queue.retry_max is capped at it, and a
+// mailbox held back by a floor beyond a message's queue.max_age gives the
+// message up at its deadline, by the scheduler and without another
+// attempt: a proxy's "retry after a day" outranks neither.
+func TestRetryAfterCappedAndExpiryByScheduler(t *testing.T) {
+	s := newFakeSender()
+	s.setScript(func(env *envelope.Envelope, n int) error {
+		return &graph.Error{Op: "sendMail", Class: graph.Transient, Status: 503, Code: "ServiceUnavailable", RetryAfter: 24 * time.Hour}
+	})
+	opts := testOptions(t)
+	opts.RetryMax = time.Hour
+	opts.MaxAge = 600 * time.Millisecond
+	q := startQueue(t, opts, s)
+	id := deliver(t, q, "slow@example.com", "x")
+	eventually(t, 10*time.Second, "the message in failed/", func() bool {
+		st, err := q.spool.read(areaFailed, id)
+		return err == nil && st.rec.Dead != nil
+	})
+	st, _ := q.spool.read(areaFailed, id)
+	if st.rec.Dead.Reason != "expired" || st.rec.Dead.Code != "ServiceUnavailable" {
+		t.Errorf("dead letter = %+v", st.rec.Dead)
+	}
+	if n := len(s.callsFor(id)); n != 1 {
+		t.Errorf("%d requests; the floor must hold the second back until the message expires", n)
+	}
+	if ra := st.rec.Attempts[0].RetryAfter; ra != time.Hour.Seconds() {
+		t.Errorf("recorded Retry-After %vs, want it capped at retry_max (3600s)", ra)
+	}
+}
+
+// A message waiting for its next try after a failure keeps only what the
+// scheduler needs in memory (its record is on disk), and its next attempt
+// reads the record back: the attempts recorded so far are all there.
+func TestWaitingMessagesParkTheirRecords(t *testing.T) {
+	s := newFakeSender()
+	s.setScript(func(env *envelope.Envelope, n int) error {
+		if n < 3 {
+			return &graph.Error{Op: "sendMail", Class: graph.Transient, Status: 503, Code: "ServiceUnavailable"}
+		}
+		return nil
+	})
+	opts := testOptions(t)
+	opts.RetryInitial, opts.RetryMax = 300*time.Millisecond, 300*time.Millisecond
+	q := startQueue(t, opts, s)
+	id := deliver(t, q, "parked@example.com", "p")
+	eventually(t, 5*time.Second, "the message waiting after its first failure, its record parked", func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		it := q.items[id]
+		return it != nil && it.state == stateWaiting && it.rec == nil && it.size > 0 && !it.received.IsZero()
+	})
+	s.waitDelivered(t, 1, 10*time.Second)
+	if n := len(s.callsFor(id)); n != 3 {
+		t.Errorf("%d attempts, want 3", n)
+	}
+	// A new message for a mailbox whose only slot is taken waits parked
+	// from the start: its record is the .msg file's envelope line.
+	block := make(chan struct{})
+	s.setScript(func(*envelope.Envelope, int) error { <-block; return nil })
+	opts2 := testOptions(t)
+	opts2.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
+	q2 := startQueue(t, opts2, s)
+	deliver(t, q2, "one@example.com", "busy")
+	second := deliver(t, q2, "one@example.com", "waits")
+	q2.mu.Lock()
+	parked := q2.items[second].rec == nil
+	q2.mu.Unlock()
+	close(block)
+	if !parked {
+		t.Error("a new message waiting for a slot kept its record in memory")
+	}
+	s.waitDelivered(t, 2, 10*time.Second)
 }

@@ -4,33 +4,8 @@ import (
 	"time"
 )
 
-// item is one message in queue/ as the scheduler sees it. Its record is
-// owned by whoever holds the item: the scheduler while it waits (guarded
-// by Queue.mu), a worker while an attempt runs, an admin request while it
-// is checked out.
-type item struct {
-	id     string
-	rec    *Record
-	offset int64 // where the message starts in its .msg file
-	box    *mailbox
-	next   time.Time
-	index  int // in box.waiting; -1 when not waiting
-	state  itemState
-	// deleteRequested is set by "queue delete" during an attempt; the
-	// worker removes the message when the attempt ends.
-	deleteRequested bool
-}
-
-type itemState int
-
-const (
-	stateWaiting itemState = iota
-	stateInFlight
-	stateCheckedOut
-)
-
-// mailboxFor returns the gate for a mailbox, creating it with the
-// configured limits.
+// mailboxFor returns the line and gate of a mailbox, creating them with
+// the configured limits.
 func (q *Queue) mailboxFor(address, id string) *mailbox {
 	key := mailboxKey(address, id)
 	if m, ok := q.boxes[key]; ok {
@@ -40,18 +15,7 @@ func (q *Queue) mailboxFor(address, id string) *mailbox {
 	if name == "" {
 		name = id
 	}
-	m := &mailbox{key: key, name: name, limit: q.opts.DefaultConcurrency}
-	for _, l := range q.opts.Mailboxes {
-		if mailboxKey(l.Address, "") == key {
-			if l.MaxConcurrency > 0 {
-				m.limit = l.MaxConcurrency
-			}
-			if l.MessagesPerMinute > 0 {
-				m.interval = time.Minute / time.Duration(l.MessagesPerMinute)
-			}
-		}
-	}
-	m.requests = make(chan struct{}, m.limit)
+	m := &mailbox{key: key, name: name, gate: newGate(limitsFor(key, q.opts.Mailboxes, q.opts.DefaultConcurrency))}
 	q.boxes[key] = m
 	q.order = append(q.order, m)
 	return m
@@ -61,7 +25,8 @@ func (q *Queue) mailboxFor(address, id string) *mailbox {
 // before Start.
 func (q *Queue) insert(it *item) {
 	if it.box == nil {
-		it.box = q.mailboxFor(it.rec.Envelope.Mailbox.Address, it.rec.Envelope.Mailbox.ID)
+		rec := it.rec // an item is inserted first with its record
+		it.box = q.mailboxFor(rec.Envelope.Mailbox.Address, rec.Envelope.Mailbox.ID)
 	}
 	it.state = stateWaiting
 	q.items[it.id] = it
@@ -75,6 +40,10 @@ func (q *Queue) add(it *item) {
 	q.mu.Lock()
 	q.insert(it)
 	q.dispatchLocked(time.Now())
+	if it.state == stateWaiting {
+		// Its mailbox is busy or held back: wait without the record.
+		it.park()
+	}
 	q.mu.Unlock()
 	q.poke()
 }
@@ -114,27 +83,54 @@ func (q *Queue) dispatchLoop() {
 
 // dispatchLocked starts every attempt that may start now, taking one
 // message per mailbox in turn so that a busy mailbox cannot take all the
-// workers. It returns how long until the next one could start, and false
-// if only a finished attempt or a new message can change that.
+// workers. An attempt starts only with a slot of its mailbox's gate, so a
+// throttled or paced mailbox holds no worker. A message whose queue.max_age
+// passes while its mailbox is held back (a Retry-After floor, pacing) is
+// given up here, by the scheduler, without waiting for the mailbox. It
+// returns how long until the next one could start or expire, and false if
+// only a finished attempt, a request leaving or a new message can change
+// that.
 func (q *Queue) dispatchLocked(now time.Time) (time.Duration, bool) {
-	if q.stopping.Load() {
+	if q.paused.Load() {
 		return 0, false
 	}
 	var soonest time.Time
+	wakeAt := func(t time.Time) {
+		if soonest.IsZero() || t.Before(soonest) {
+			soonest = t
+		}
+	}
 	n := len(q.order)
 	for progress := true; progress && q.inflight < q.opts.Workers; {
 		progress = false
 		soonest = time.Time{}
 		for i := 0; i < n && q.inflight < q.opts.Workers; i++ {
 			m := q.order[(q.rr+i)%n]
+			if len(m.waiting) > 0 {
+				// The head is the message due first. When the gate holds
+				// it back in time (a floor, pacing) beyond its expiry, it
+				// expires at its expiry; a mailbox that only lacks a free
+				// slot is left alone, since one frees within graph.timeout.
+				exp := m.waiting[0].expiry(q.opts.MaxAge)
+				if at, ok := m.gate.readyAt(); ok && at.After(exp) {
+					if !exp.After(now) {
+						q.startExpiry(m.pop())
+						progress = true
+						continue
+					}
+					wakeAt(exp)
+				}
+			}
 			at, ok := m.readyAt()
 			if !ok {
 				continue
 			}
 			if at.After(now) {
-				if soonest.IsZero() || at.Before(soonest) {
-					soonest = at
-				}
+				wakeAt(at)
+				continue
+			}
+			if !m.gate.take(now) {
+				// A request ended with a new floor since readyAt.
 				continue
 			}
 			q.start(m.pop(), now)
@@ -147,17 +143,36 @@ func (q *Queue) dispatchLocked(now time.Time) (time.Duration, bool) {
 	if q.inflight >= q.opts.Workers || soonest.IsZero() {
 		return 0, false
 	}
-	return soonest.Sub(now), true
+	return max(soonest.Sub(now), 0), true
 }
 
-// start hands an item to a new worker goroutine.
+// start hands an item, whose gate slot is taken, to a new worker
+// goroutine.
 func (q *Queue) start(it *item, now time.Time) {
 	it.state = stateInFlight
 	it.box.inflight++
-	it.box.lastStart = now
 	q.inflight++
 	q.attempts.Add(1)
 	go q.attempt(it, now)
+}
+
+// startExpiry dead-letters a message whose queue.max_age has passed
+// while it waited, without an attempt, in a goroutine of its own (the dead
+// letter writes to disk and may queue a notice).
+func (q *Queue) startExpiry(it *item) {
+	it.state = stateInFlight
+	it.box.inflight++
+	q.inflight++
+	q.attempts.Add(1)
+	go func() {
+		defer q.attempts.Done()
+		rec, err := q.record(it)
+		if err != nil {
+			q.unreadableRecord(it, err)
+			return
+		}
+		q.deadLetter(it, "expired", lastResult(rec), time.Now())
+	}()
 }
 
 // finish ends an attempt: the item waits again until next, or, when gone
@@ -171,11 +186,12 @@ func (q *Queue) finish(it *item, gone bool, next time.Time) {
 	} else {
 		it.next = next
 		it.state = stateWaiting
+		it.park()
 		it.box.push(it)
 	}
 	q.mu.Unlock()
 	if gone {
-		q.release(1, it.rec.Envelope.Size)
+		q.release(1, it.size)
 	}
 	q.poke()
 }
@@ -210,7 +226,7 @@ func (q *Queue) checkin(it *item, gone bool) {
 	}
 	q.mu.Unlock()
 	if gone {
-		q.release(1, it.rec.Envelope.Size)
+		q.release(1, it.size)
 	}
 	q.poke()
 }
@@ -230,7 +246,7 @@ func (q *Queue) reportStats(now time.Time) {
 	for _, it := range q.items {
 		s := stats[it.box.name]
 		s.depth++
-		if r := it.rec.Envelope.ReceivedAt; s.oldest.IsZero() || r.Before(s.oldest) {
+		if r := it.received; s.oldest.IsZero() || r.Before(s.oldest) {
 			s.oldest = r
 		}
 	}

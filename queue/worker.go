@@ -8,25 +8,65 @@ import (
 )
 
 // attempt makes one delivery attempt for it, which the dispatcher has
-// marked in flight at start, and decides what becomes of the message.
+// marked in flight with a slot of its mailbox's gate, and decides what
+// becomes of the message.
 func (q *Queue) attempt(it *item, start time.Time) {
 	defer q.attempts.Done()
-	rec := it.rec
+	g := it.box.gate
+	rec, err := q.record(it)
+	if err != nil {
+		g.cancel()
+		q.unreadableRecord(it, err)
+		return
+	}
 	n := len(rec.Attempts) + 1
 	// Record the attempt, and a pessimistic next try, before the request:
 	// a crash now leaves an honest count and no immediate retry storm.
 	next := start.Add(q.backoff(n))
 	seg, err := q.journal.begin(journalEntry{ID: it.id, N: n, Start: start, NextTry: next})
 	if err != nil {
+		g.cancel()
 		q.log.Error("cannot record the delivery attempt, so it is not made; retrying later", append(q.msgAttrs(rec),
 			"err", err, "retry_at", next, "hint", (&SpoolError{Err: err}).Hint())...)
 		q.finish(it, false, next)
 		return
 	}
 	defer q.journal.end(seg)
+	f, msg, err := q.spool.openMessage(areaQueue, it.id, it.offset, rec.Envelope.Size)
+	if err == nil {
+		defer f.Close()
+		if wait := g.leave(time.Now()); wait > 0 {
+			// A 429 raised the mailbox's floor while this attempt was being
+			// recorded. The request does not leave, and the message waits
+			// for the floor in its line rather than holding a worker; the
+			// journal entry ends unused.
+			g.cancel()
+			q.finish(it, false, time.Now().Add(wait))
+			return
+		}
+		// With pacing, the next request may be scheduled now that this one
+		// has left.
+		q.poke()
+	} else {
+		g.cancel()
+	}
 	rec.Attempts = append(rec.Attempts, Attempt{N: n, Start: start, Outcome: OutcomeStarted})
 	rec.NextTry = next
-	res := q.send(it)
+	it.onDisk = false
+	var res result
+	if err != nil {
+		res = unreadable(err)
+	} else {
+		rcpt, serr := q.sender.Send(q.ctx, &rec.Envelope, msg, rec.Envelope.Size)
+		end := time.Now()
+		res = classify(rcpt, serr, q.stopping.Load(), q.opts.RetryMax)
+		// The floor applies to the whole mailbox, and is in place (and on
+		// disk, for a restart) before the slot goes to another attempt.
+		if res.retryAfter > 0 {
+			q.raiseFloor(it.box, end.Add(res.retryAfter))
+		}
+		g.release(end, res.retryAfter)
+	}
 	end := time.Now()
 	res.fill(&rec.Attempts[n-1], end)
 
@@ -48,7 +88,7 @@ func (q *Queue) attempt(it *item, start time.Time) {
 	case res.outcome == OutcomeInterrupted:
 		// Resume as soon as the daemon is back.
 		rec.NextTry = end
-		q.saveRecord(rec)
+		it.onDisk = q.saveRecord(rec)
 		q.log.Info("interrupted", append(q.msgAttrs(rec), "attempt", n, "client_request_id", res.clientRequestID)...)
 		q.finish(it, false, end)
 	default:
@@ -56,62 +96,16 @@ func (q *Queue) attempt(it *item, start time.Time) {
 	}
 }
 
-// send opens the spooled message and hands it to the Sender, as one of
-// the mailbox's limited Graph requests, and not before the mailbox's
-// Retry-After floor.
-func (q *Queue) send(it *item) result {
-	f, msg, err := q.spool.openMessage(areaQueue, it.id, it.offset, it.rec.Envelope.Size)
-	if err != nil {
-		r := result{outcome: OutcomeLocal, err: err, hint: "the spooled message file cannot be read; check queue.dir"}
-		if errors.Is(err, fs.ErrNotExist) {
-			// Without its bytes the message can never be sent.
-			r.outcome = OutcomePermanent
-			r.hint = "the message file is missing from the spool; it was removed outside graphrelay"
-		}
-		return r
+// unreadable is the outcome of an attempt whose spooled message cannot be
+// opened.
+func unreadable(err error) result {
+	r := result{outcome: OutcomeLocal, err: err, hint: "the spooled message file cannot be read; check queue.dir"}
+	if errors.Is(err, fs.ErrNotExist) {
+		// Without its bytes the message can never be sent.
+		r.outcome = OutcomePermanent
+		r.hint = "the message file is missing from the spool; it was removed outside graphrelay"
 	}
-	defer f.Close()
-	if err := q.acquireRequest(it.box); err != nil {
-		return result{outcome: OutcomeInterrupted, err: err,
-			hint: "graphrelay was stopped before the request was sent; it resumes at the next start"}
-	}
-	rcpt, err := q.sender.Send(q.ctx, &it.rec.Envelope, msg, it.rec.Envelope.Size)
-	res := classify(rcpt, err, q.stopping.Load())
-	if res.retryAfter > 0 {
-		// The floor applies to the whole mailbox, and must be in place
-		// (and on disk, for a restart) before the slot goes to an attempt
-		// waiting for it.
-		q.raiseFloor(it.box, time.Now().Add(res.retryAfter))
-	}
-	<-it.box.requests
-	return res
-}
-
-// acquireRequest waits for one of the mailbox's request slots and then
-// for its Retry-After floor, which a 429 may have raised while this
-// attempt was being prepared.
-func (q *Queue) acquireRequest(m *mailbox) error {
-	select {
-	case m.requests <- struct{}{}:
-	case <-q.ctx.Done():
-		return q.ctx.Err()
-	}
-	for {
-		q.mu.Lock()
-		wait := time.Until(m.notBefore)
-		q.mu.Unlock()
-		if wait <= 0 {
-			return nil
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-q.ctx.Done():
-			t.Stop()
-			<-m.requests
-			return q.ctx.Err()
-		}
-	}
+	return r
 }
 
 // delivered removes a message Graph accepted.
@@ -154,7 +148,7 @@ func (q *Queue) defer_(it *item, n int, res result, now time.Time) {
 			rec.DelayNoticeID = id
 		}
 	}
-	q.saveRecord(rec)
+	it.onDisk = q.saveRecord(rec)
 	q.log.Warn("deferred", append(q.msgAttrs(rec), "attempt", n, "op", res.op, "status", res.status, "code", res.code,
 		"request_id", res.requestID, "client_request_id", res.clientRequestID, "ambiguous", res.ambiguous,
 		"retry_in", next.Sub(now).Round(time.Millisecond).String(), "elapsed_ms", ms(now.Sub(rec.Envelope.ReceivedAt)),
@@ -179,13 +173,31 @@ func (q *Queue) removeDeleted(it *item) {
 	q.finish(it, true, time.Time{})
 }
 
-// saveRecord writes a record after an attempt. Failing to is logged, not
-// fatal: the in-memory schedule goes on, and the record on disk is only
+// saveRecord writes a record after an attempt, and reports whether it
+// did. Failing to is logged, not fatal: the in-memory schedule goes on
+// (the item keeps its record in memory), and the record on disk is only
 // behind by this attempt's outcome.
-func (q *Queue) saveRecord(rec *Record) {
+func (q *Queue) saveRecord(rec *Record) bool {
 	if err := q.spool.writeState(areaQueue, rec); err != nil {
 		q.log.Error("cannot update the message record", append(q.msgAttrs(rec), "err", err)...)
+		return false
 	}
+	return true
+}
+
+// unreadableRecord handles a parked message whose record cannot be read
+// back: gone from the spool (removed outside graphrelay), it is forgotten;
+// otherwise it is tried again later.
+func (q *Queue) unreadableRecord(it *item, err error) {
+	if errors.Is(err, fs.ErrNotExist) {
+		q.log.Error("a waiting message is gone from the spool; it was removed outside graphrelay", "id", it.id, "err", err)
+		q.finish(it, true, time.Time{})
+		return
+	}
+	next := time.Now().Add(q.backoff(1))
+	q.log.Error("cannot read a waiting message's record back; trying again later", "id", it.id, "err", err,
+		"retry_at", next, "hint", (&SpoolError{Err: err}).Hint())
+	q.finish(it, false, next)
 }
 
 // msgAttrs are the fields every per-message log line carries.

@@ -30,6 +30,16 @@ type accessListener struct {
 	perIP map[netip.Addr]int
 	open  map[*trackedConn]struct{}
 	slotWaiters
+
+	closeOnce sync.Once
+}
+
+// Close closes the socket once: Shutdown closes it before go-smtp's
+// Shutdown does it again, and a second close must not read as a failure.
+func (l *accessListener) Close() error {
+	var err error
+	l.closeOnce.Do(func() { err = l.Listener.Close() })
+	return err
 }
 
 func newAccessListener(l net.Listener, cfg config.Listener, nets []netip.Prefix, th Throttle, log *slog.Logger) *accessListener {
@@ -135,11 +145,24 @@ func (l *accessListener) release(tc *trackedConn) {
 
 // closeAll closes the sessions still open at the shutdown deadline;
 // go-smtp's Close does not.
-func (l *accessListener) closeAll() {
+func (l *accessListener) closeAll() { l.closeWhere(func(*trackedConn) bool { return true }) }
+
+// closeIdle closes the sessions with no transaction under way, at the
+// start of a shutdown: go-smtp's Shutdown would wait for them until the
+// deadline, and a client that holds an idle connection open must not
+// consume the whole shutdown budget. No 250 is lost: an idle session owes
+// no reply.
+func (l *accessListener) closeIdle() {
+	l.closeWhere(func(c *trackedConn) bool { return !c.busy.Load() })
+}
+
+func (l *accessListener) closeWhere(pred func(*trackedConn) bool) {
 	l.mu.Lock()
 	conns := make([]*trackedConn, 0, len(l.open))
 	for c := range l.open {
-		conns = append(conns, c)
+		if pred(c) {
+			conns = append(conns, c)
+		}
 	}
 	l.mu.Unlock()
 	for _, c := range conns {
@@ -171,6 +194,8 @@ type trackedConn struct {
 	waitReply string
 	gateOnce  sync.Once
 	gateErr   error
+	// busy is set from MAIL until the transaction's reply is written.
+	busy atomic.Bool
 }
 
 // Read notes the client hanging up. A timeout is not that: go-smtp may

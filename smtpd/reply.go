@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -20,6 +21,8 @@ type (
 	storageFull    interface{ InsufficientStorage() bool }
 	hinted         interface{ Hint() string }
 	sizeLimited    interface{ SizeLimit() string }
+	throttled      interface{ Throttled() bool }
+	retryIn        interface{ RetryIn() time.Duration }
 )
 
 // toSMTPError is the one place where an outcome becomes an SMTP reply. The
@@ -101,6 +104,9 @@ func toSMTPError(err error, id string) *smtp.SMTPError {
 		// The client is gone and sees no reply; this one is for the log.
 		return reply(451, smtp.EnhancedCode{4, 4, 2}, "Connection lost while receiving the message")
 	}
+	if is[throttled](err, func(e throttled) bool { return e.Throttled() }) {
+		return reply(451, smtp.EnhancedCode{4, 4, 5}, "Mailbox busy at Microsoft Graph's limit, try again"+retryText(err))
+	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return reply(451, smtp.EnhancedCode{4, 4, 2}, "Timeout while receiving the message, try again")
@@ -113,11 +119,23 @@ func toSMTPError(err error, id string) *smtp.SMTPError {
 		return reply(554, smtp.EnhancedCode{5, 3, 0}, "Message permanently refused by Microsoft Graph; the relay administrator must check the log")
 	}
 	if errors.As(err, &p) {
-		return reply(451, smtp.EnhancedCode{4, 4, 1}, "Microsoft Graph temporarily unavailable, try again later")
+		return reply(451, smtp.EnhancedCode{4, 4, 1}, "Microsoft Graph temporarily unavailable, try again"+retryText(err))
 	}
 	// Unknown errors are temporary: a retry costs little, a wrong bounce
 	// loses mail.
 	return reply(451, smtp.EnhancedCode{4, 3, 0}, "Local error in processing, try again later")
+}
+
+// retryText tells the client when to retry, when the outcome says: " in
+// N seconds", else " later".
+func retryText(err error) string {
+	var r retryIn
+	if errors.As(err, &r) {
+		if d := r.RetryIn(); d > 0 {
+			return fmt.Sprintf(" in %d seconds", int(max(d.Round(time.Second), time.Second)/time.Second))
+		}
+	}
+	return " later"
 }
 
 // is reports whether err's chain holds an E whose predicate is true.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -26,6 +27,15 @@ func (e fakeErr) AccessDenied() bool        { return e.denied }
 func (e fakeErr) TooLarge() bool            { return e.large }
 func (e fakeErr) InvalidContent() bool      { return e.invalid }
 func (e fakeErr) InsufficientStorage() bool { return e.full }
+
+// busyErr is a mailbox whose gate did not open in time (queue's busyError).
+type busyErr struct{}
+
+func (busyErr) Error() string          { return "mailbox at its limit" }
+func (busyErr) Temporary() bool        { return true }
+func (busyErr) Permanent() bool        { return false }
+func (busyErr) Throttled() bool        { return true }
+func (busyErr) RetryIn() time.Duration { return 42 * time.Second }
 
 type timeoutErr struct{}
 
@@ -49,6 +59,7 @@ func TestToSMTPError(t *testing.T) {
 		{"disk full", fmt.Errorf("stage: %w", fakeErr{temp: true, full: true}), 452, smtp.EnhancedCode{4, 3, 1}},
 		{"size limit from the stream", fmt.Errorf("copy: %w", smtp.ErrDataTooLarge), 552, smtp.EnhancedCode{5, 3, 4}},
 		{"wrapped SMTPError passes through bare", fmt.Errorf("x: %w", &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "bye"}), 421, smtp.EnhancedCode{4, 3, 2}},
+		{"mailbox busy in direct mode", fmt.Errorf("deliver: %w", busyErr{}), 451, smtp.EnhancedCode{4, 4, 5}},
 		{"read timeout", fmt.Errorf("copy: %w", &os.PathError{Op: "read", Err: timeoutErr{}}), 451, smtp.EnhancedCode{4, 4, 2}},
 		{"policy: sender", &policy.Error{Kind: policy.SenderDenied, Reason: "sender <x@y> not permitted"}, 550, smtp.EnhancedCode{5, 7, 1}},
 		{"policy: relay", fmt.Errorf("rcpt: %w", &policy.Error{Kind: policy.RelayDenied, Reason: "relay not permitted"}), 550, smtp.EnhancedCode{5, 7, 1}},
@@ -82,6 +93,9 @@ func TestToSMTPError(t *testing.T) {
 				t.Errorf("reply %q lacks the message id", got.Message)
 			}
 		})
+	}
+	if got := toSMTPError(busyErr{}, "0abc"); !strings.Contains(got.Message, "try again in 42 seconds") {
+		t.Errorf("busy reply %q does not say when to retry", got.Message)
 	}
 	if got := toSMTPError(nil, "0abc"); got.Message != "queued as 0abc" {
 		t.Errorf("success text = %q", got.Message)

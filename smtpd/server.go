@@ -226,8 +226,9 @@ func (s *Server) Serve() error {
 	return first
 }
 
-// Shutdown stops accepting, lets open sessions finish until ctx expires,
-// then cancels the deliveries still running and closes what is left.
+// Shutdown stops accepting, closes idle sessions at once, lets sessions
+// in a transaction finish it until ctx expires, then cancels the
+// deliveries still running and closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	s.mu.Lock()
@@ -238,6 +239,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ls.ln.Close()
+			ls.ln.closeIdle()
 			if err := ls.srv.Shutdown(ctx); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
 				s.log.Warn("smtp sessions still open at the shutdown deadline; closing them", "listener", ls.cfg.Name, "err", err)
 				ls.srv.Close()

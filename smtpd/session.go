@@ -47,7 +47,9 @@ type session struct {
 	server   *Server
 	ls       *listenerServer
 	clientIP netip.Addr
-	conn     *trackedConn // nil only in tests that bypass the listener
+	// conn is nil only in tests that bypass the listener; it marks the
+	// session busy during a transaction and frees its slot.
+	conn     *trackedConn
 	helo     string
 	tls      bool
 	authUser string
@@ -62,10 +64,19 @@ type session struct {
 
 var _ smtp.AuthSession = (*session)(nil)
 
+// Reset ends a transaction (RSET, after DATA's reply, a new EHLO). The
+// session is idle again, and during a shutdown it is closed now rather
+// than when the deadline comes.
 func (s *session) Reset() {
 	s.from = ""
 	s.recipients = nil
 	s.pending = nil
+	if s.conn != nil {
+		s.conn.busy.Store(false)
+		if s.server.closing.Load() {
+			s.conn.Close()
+		}
+	}
 }
 
 // Logout is called by go-smtp when the connection closes, and for a
@@ -84,6 +95,9 @@ var errAuthRequired = errors.New("authentication required on this listener")
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.Reset()
+	if s.conn != nil {
+		s.conn.busy.Store(true)
+	}
 	if s.ls.cfg.Auth == config.AuthRequired && s.authUser == "" {
 		s.log.Info("MAIL refused: authentication required", "from", from)
 		return toSMTPError(errAuthRequired, "")

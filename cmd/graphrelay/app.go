@@ -35,25 +35,45 @@ type App struct {
 	metrics  *metrics.Metrics
 	admin    *admin.Server
 	serveErr chan error
-	// stopDelivery stops the delivery side after the SMTP side is closed,
-	// so in-flight deliveries finish before the process exits.
+	// stopDispatch stops the delivery side from starting new attempts, at
+	// the very start of a shutdown; stopDelivery waits for the attempts in
+	// flight and closes the spool, after the SMTP side is closed.
+	stopDispatch func()
 	stopDelivery func(context.Context) error
-	once         sync.Once
+	// life lives as long as the App, beyond the signal that stops it:
+	// token refreshes of the requests still in flight during a shutdown
+	// use it. Close cancels it last.
+	life    context.Context
+	endLife context.CancelFunc
+	once    sync.Once
 }
+
+// lateDeliverer lets smtpd be built, and every listener bound, before the
+// delivery side is opened, so that a start that fails to bind touches no
+// spooled message. It is set once, before Serve.
+type lateDeliverer struct{ smtpd.Deliverer }
 
 // NewApp returns an App for cfg.
 func NewApp(cfg *config.Config, log *slog.Logger) *App {
 	return &App{Config: cfg, Log: log}
 }
 
-// Start builds every part, binds the listeners and starts serving. ctx
-// must live as long as the App; token refreshes use it.
-func (a *App) Start(ctx context.Context) error {
+// Start builds every part, binds every listener, and only then opens the
+// delivery side (the spool) and starts serving: a start that fails, for
+// example on a port already taken, touches no spooled message. ctx's
+// values are kept, but not its cancellation: the App lives until Close.
+func (a *App) Start(ctx context.Context) (err error) {
 	cfg := a.Config
 	a.Log.Info("starting graphrelay", "version", versionString(), "config", cfg.Redacted())
+	a.life, a.endLife = context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		if err != nil {
+			a.endLife()
+		}
+	}()
 
 	a.metrics = metrics.New()
-	client, err := a.graphClient(ctx)
+	client, err := a.graphClient(a.life)
 	if err != nil {
 		return err
 	}
@@ -69,10 +89,7 @@ func (a *App) Start(ctx context.Context) error {
 		a.Log.Warn("policy: "+w, "hint", "reorder or narrow the rules; the first match wins")
 	}
 	rel := relay.New(client, cfg.Graph.SaveToSentItems, a.Log, relay.Options{LargeMessages: cfg.Delivery.LargeMessages})
-	deliverer, err := a.newDeliverer(ctx, rel)
-	if err != nil {
-		return err
-	}
+	deliverer := &lateDeliverer{}
 
 	hostname := cfg.SMTP.Hostname
 	if hostname == "" {
@@ -88,7 +105,7 @@ func (a *App) Start(ctx context.Context) error {
 			return fmt.Errorf("tls: %w", err)
 		}
 		opts.TLS = a.tls.ServerConfig()
-		go a.tls.Watch(ctx, 30*time.Second)
+		go a.tls.Watch(a.life, 30*time.Second)
 	}
 	a.smtp = smtpd.New(opts)
 	if err := a.smtp.Listen(); err != nil {
@@ -98,28 +115,39 @@ func (a *App) Start(ctx context.Context) error {
 		a.smtp.Shutdown(context.Background())
 		return err
 	}
+	if deliverer.Deliverer, err = a.newDeliverer(a.life, rel, rel); err != nil {
+		if a.admin != nil {
+			a.admin.Shutdown(context.Background())
+		}
+		a.smtp.Shutdown(context.Background())
+		return err
+	}
 	a.serveErr = make(chan error, 1)
 	go func() { a.serveErr <- a.smtp.Serve() }()
 	return nil
 }
 
-// startAdmin serves /metrics, /healthz and /readyz. Ready means a token is
-// cached or can be obtained, and, in queue mode, the spool is writable.
+// startAdmin serves /metrics, /healthz, /readyz and /graphz. Ready means
+// mail can be accepted now: in queue mode, the spool is writable (Graph
+// may be down; the spool is there to absorb that); in direct mode, where
+// every message needs Graph at once, a token is cached or can be obtained.
+// /graphz reports Graph's and Entra's health in both modes.
 func (a *App) startAdmin(client *graph.Client) error {
 	if a.Config.Admin.Listen == "" {
 		return nil
 	}
-	checks := []admin.Check{{Name: "graph token", Run: func(context.Context) error { return client.TokenReady() }}}
+	token := admin.Check{Name: "graph token", Run: client.TokenReady}
+	ready := []admin.Check{token}
 	if a.Config.Delivery.Mode == config.ModeQueue {
 		dir := a.Config.Queue.Dir
-		checks = append(checks, admin.Check{Name: "spool writable", Run: func(context.Context) error { return probeWritable(dir) }})
+		ready = []admin.Check{{Name: "spool writable", Run: func(context.Context) error { return probeWritable(dir) }}}
 	}
-	srv, err := admin.Listen(a.Config.Admin.Listen, a.metrics.Registry, checks, a.Log)
+	srv, err := admin.Listen(a.Config.Admin.Listen, a.metrics.Registry, ready, []admin.Check{token}, a.Log)
 	if err != nil {
 		return fmt.Errorf("admin listener %s: %w", a.Config.Admin.Listen, err)
 	}
 	a.admin = srv
-	paths := "/metrics /healthz /readyz"
+	paths := "/metrics /healthz /readyz /graphz"
 	if a.Config.Admin.Pprof {
 		srv.EnablePprof()
 		paths += " /debug/pprof/"
@@ -223,16 +251,24 @@ func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 // Addrs returns the SMTP listeners' bound addresses by name.
 func (a *App) Addrs() map[string]string { return a.smtp.Addrs() }
 
-// Close stops accepting mail, lets open sessions finish until the shutdown
-// deadline, and returns when the listeners are closed.
+// Close stops in this order, within smtp.shutdown_timeout: no new
+// delivery attempt starts (at once); the listeners stop accepting and idle
+// sessions are closed (at once); sessions in a transaction finish it;
+// the attempts in flight finish (they ran all along); the spool is closed.
+// What is still running at the deadline is cut off and resumes at the next
+// start.
 func (a *App) Close() error {
 	var err error
 	a.once.Do(func() {
 		if a.smtp == nil {
 			return
 		}
+		defer a.endLife()
 		ctx, cancel := context.WithTimeout(context.Background(), a.Config.SMTP.ShutdownTimeout.D())
 		defer cancel()
+		if a.stopDispatch != nil {
+			a.stopDispatch()
+		}
 		err = a.smtp.Shutdown(ctx)
 		if serr := <-a.serveErr; serr != nil && err == nil {
 			err = serr

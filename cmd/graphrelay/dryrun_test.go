@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,7 +88,9 @@ func TestDryRunSwaksWritesGraphJSON(t *testing.T) {
 }
 
 // TestServeBinaryGracefulShutdown runs the README's first command as a
-// real process: dry-run by default, a message accepted, then SIGTERM.
+// real process: dry-run by default, a message accepted, then SIGTERM with
+// an idle client still connected, which must not hold the stop until the
+// shutdown deadline.
 func TestServeBinaryGracefulShutdown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -142,18 +145,27 @@ func TestServeBinaryGracefulShutdown(t *testing.T) {
 			break
 		}
 	}
+	idle, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	if err := idle.Hello("printer.lan"); err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	budget := config.Default().SMTP.ShutdownTimeout.D()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Errorf("exit after SIGTERM: %v", err)
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("daemon did not stop within 15s of SIGTERM")
+	case <-time.After(budget + 10*time.Second):
+		t.Fatalf("daemon did not stop within smtp.shutdown_timeout (%s) of SIGTERM", budget)
 	}
 	for l := range lines {
 		seen = append(seen, l)
@@ -162,6 +174,13 @@ func TestServeBinaryGracefulShutdown(t *testing.T) {
 	for _, want := range []string{"dry-run mode", "message accepted", "shutting down", "stopped"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("log lacks %q:\n%s", want, all)
+		}
+	}
+	// The idle session was closed at once, so nothing waited for the
+	// deadline, and no request was cut off.
+	for _, bad := range []string{"still open at the shutdown deadline", "aborting them"} {
+		if strings.Contains(all, bad) {
+			t.Errorf("log has %q:\n%s", bad, all)
 		}
 	}
 	if n := len(readOutbox(t, filepath.Join(dir, "outbox"))); n != 1 {

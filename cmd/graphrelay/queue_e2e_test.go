@@ -234,6 +234,8 @@ func TestQueueThrottleStorm(t *testing.T) {
 	fake := newQueueFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "busy@company.com", "free@company.com")
 	cfg.Mailboxes[0].MaxConcurrency = 1
+	// Retry-After is honoured up to queue.retry_max.
+	cfg.Queue.RetryMax = config.Duration(10 * time.Second)
 	r := startRelay(t, cfg, fake)
 	fake.SetGraphOutage(&graphtest.Fault{Mailbox: "busy@company.com", Status: 429, RetryAfter: "2.5"})
 	for i := range 4 {
@@ -441,6 +443,9 @@ func TestQueueAdminCommands(t *testing.T) {
 	fake := newQueueFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	cfg.Queue.RetryInitial, cfg.Queue.RetryMax = config.Duration(time.Hour), config.Duration(time.Hour)
+	// Counting what waits and what failed is simpler without notices,
+	// which also shows that "none" turns them off.
+	cfg.Queue.NoticeTo = config.NoticeToNone
 	r := startRelay(t, cfg, fake)
 	fake.SetGraphOutage(&graphtest.Fault{Status: 503})
 	mustQueue(t, r.addr, "alerts@company.com", "admin one")

@@ -17,26 +17,28 @@ var spoolFS queue.FS
 
 // newDeliverer builds the delivery side for delivery.mode and records how
 // to stop it in a.stopDelivery.
-func (a *App) newDeliverer(ctx context.Context, sender queue.Sender) (smtpd.Deliverer, error) {
+func (a *App) newDeliverer(ctx context.Context, sender queue.Sender, admit queue.Admitter) (smtpd.Deliverer, error) {
 	cfg := a.Config
 	if cfg.Delivery.Mode == config.ModeDirect {
 		a.Log.Info("delivery mode direct: each message is relayed before the SMTP reply; nothing is spooled")
-		d := queue.NewDirect(sender, "")
-		d.Observer = a.metrics
-		return d, nil
+		qo := queueOptions(cfg)
+		return queue.NewDirect(sender, queue.DirectOptions{Mailboxes: qo.Mailboxes, DefaultConcurrency: qo.DefaultConcurrency,
+			RetryMax: qo.RetryMax, Admitter: admit, Observer: a.metrics}), nil
 	}
 	opts := queueOptions(cfg)
 	opts.Log = a.Log
 	opts.FS = spoolFS
 	opts.Observer = a.metrics
+	opts.Admitter = admit
 	q, err := queue.Open(opts, sender)
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	q.Start()
-	a.stopDelivery = q.Close
+	a.stopDispatch, a.stopDelivery = q.StopDispatch, q.Close
 	a.Log.Info("delivery mode queue: messages are spooled durably before the 250 reply",
-		"dir", opts.Dir, "workers", opts.Workers, "notice_to", strings.Join(opts.NoticeTo, ","))
+		"dir", opts.Dir, "workers", opts.Workers, "notice_to", strings.Join(opts.NoticeTo, ","), "notice_to_mailbox", opts.NoticeToMailbox,
+		"max_messages", opts.MaxMessages, "max_bytes", opts.MaxBytes)
 	return q, nil
 }
 
@@ -59,12 +61,18 @@ func queueOptions(cfg *config.Config) queue.Options {
 			Address: m.Address, MaxConcurrency: m.MaxConcurrency, MessagesPerMinute: m.MessagesPerMinute})
 	}
 	for _, to := range strings.Split(qc.NoticeTo, ",") {
-		if to = strings.TrimSpace(to); to != "" {
+		switch to = strings.TrimSpace(to); {
+		case strings.EqualFold(to, config.NoticeToMailbox):
+			opts.NoticeToMailbox = true
+		case to != "" && !strings.EqualFold(to, config.NoticeToNone):
 			opts.NoticeTo = append(opts.NoticeTo, to)
 		}
 	}
-	if len(opts.NoticeTo) > 0 {
+	if len(opts.NoticeTo) > 0 || opts.NoticeToMailbox {
 		opts.NoticeMailbox = noticeMailbox(cfg)
+	}
+	if opts.Workers == 0 {
+		opts.Workers = queue.DefaultWorkers(opts.Mailboxes, opts.DefaultConcurrency)
 	}
 	return opts
 }

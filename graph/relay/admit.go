@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"errors"
 	"io"
 
@@ -9,19 +10,30 @@ import (
 	"github.com/graphrelay/graphrelay/graph"
 )
 
-// Admit tells, before the message is accepted, whether Send would refuse it
-// for its size: it returns the same TooLarge error when the message needs
-// the large-message path and delivery.large_messages is reject, or when a
-// MIME passthrough message exceeds the request limit. It sends nothing. In
-// queue mode the SMTP layer calls it before answering 250, so the client
-// gets 552 at DATA instead of a bounce later.
+// Admit tells, before the message is accepted, whether Send would refuse
+// it for what can be known without sending (queue.Admitter): an empty
+// message, which no format can carry (InvalidContent, answered 554 5.6.0),
+// and the size refusals, with the same TooLarge error Send returns when
+// the message needs the large-message path and delivery.large_messages is
+// reject, or when a MIME passthrough message exceeds the request limit.
+// It sends nothing. The delivery layer calls it in both modes before the
+// SMTP layer answers 250, so the client gets 552 or 554 at DATA instead of
+// a dead letter later.
 //
-// It is cheap for small messages: a size bound decides without reading the
-// message. Above it, a MIME message has only its header read, and a JSON
-// message in reject mode is converted (as Send would convert it). Other
-// problems (content that cannot be converted) are Send's to report; Admit
-// returns only size refusals, or an error reading the spool file.
+// It is cheap for small messages: the emptiness check reads up to the
+// first byte that is not white space, and a size bound decides without
+// reading further. Above the bound, a MIME message has only its header
+// read, and a JSON message in reject mode is converted (as Send would
+// convert it). Other content problems are Send's to report; Admit returns
+// only these refusals, or an error reading the spool file.
 func (r *Relay) Admit(env *envelope.Envelope, raw io.ReaderAt, size int64) error {
+	blank, err := isBlank(raw, size)
+	if err != nil {
+		return err
+	}
+	if blank {
+		return errEmpty
+	}
 	if env.Format == envelope.FormatMIME {
 		if base64Len(mimeBound(env, size)) <= graph.MaxRequestBytes {
 			return nil
@@ -85,4 +97,36 @@ func mimeBound(env *envelope.Envelope, size int64) int64 {
 		n += int64(len(rc)) + 8
 	}
 	return n
+}
+
+// errEmpty is a message with no content but white space, which the
+// converter refuses in both formats ("empty message").
+var errEmpty = contentError("empty message: the client sent no header and no body")
+
+// contentError is a message no format can carry; the SMTP layer answers
+// 554 5.6.0.
+type contentError string
+
+func (e contentError) Error() string        { return string(e) }
+func (e contentError) InvalidContent() bool { return true }
+
+// isBlank reports whether the message is only white space, as the
+// converter judges it (bytes.TrimSpace), reading until the first byte that
+// is not.
+func isBlank(raw io.ReaderAt, size int64) (bool, error) {
+	buf := make([]byte, min(size, 32<<10))
+	for off := int64(0); off < size; {
+		n, err := raw.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if len(bytes.TrimSpace(buf[:n])) > 0 {
+			return false, nil
+		}
+		if err != nil && err != io.EOF {
+			return false, err
+		}
+		if n == 0 {
+			break
+		}
+		off += int64(n)
+	}
+	return true, nil
 }

@@ -282,13 +282,43 @@ func TestRejectMode(t *testing.T) {
 	}
 }
 
-// untouchable fails the test if the message is read: Admit must decide
-// small messages from their size alone.
+// untouchable fails the test if the message is read beyond its first
+// bytes: Admit must decide small messages from their size and from the
+// first byte that is not white space (the emptiness check).
 type untouchable struct{ t *testing.T }
 
-func (u untouchable) ReadAt([]byte, int64) (int, error) {
-	u.t.Error("Admit read a small message")
-	return 0, io.EOF
+func (u untouchable) ReadAt(p []byte, off int64) (int, error) {
+	if off > 0 {
+		u.t.Error("Admit read a small message beyond its first chunk")
+		return 0, io.EOF
+	}
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}
+
+// An empty or white-space-only message is refused before 250 in every
+// format and mode, as content no format can carry (554 5.6.0), and a
+// message with one visible byte is not.
+func TestAdmitEmpty(t *testing.T) {
+	fake := graphtest.New(t, graphtest.Config{})
+	for _, mode := range []string{config.LargeReject, config.LargeUpload} {
+		r, _ := newRelay(t, fake, readWrite, Options{LargeMessages: mode})
+		for _, format := range []string{envelope.FormatJSON, envelope.FormatMIME} {
+			for _, raw := range []string{"", "\r\n", "\r\n \t\r\n\r\n"} {
+				err := r.Admit(testEnvelope(format, "alice@company.com"), strings.NewReader(raw), int64(len(raw)))
+				var ic interface{ InvalidContent() bool }
+				if !errors.As(err, &ic) || !ic.InvalidContent() {
+					t.Errorf("%s %s %q: %v, want an InvalidContent refusal", mode, format, raw, err)
+				}
+			}
+			big := strings.Repeat("\r\n", 40<<10) + "x"
+			if err := r.Admit(testEnvelope(format, "alice@company.com"), strings.NewReader(big), int64(len(big))); err != nil {
+				t.Errorf("%s %s: a message with content after 80 KB of blank lines was refused: %v", mode, format, err)
+			}
+		}
+	}
 }
 
 func TestAdmitSmallMessagesCheaply(t *testing.T) {

@@ -1,0 +1,217 @@
+package queue
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+)
+
+// gate is one mailbox's share of Graph's budget, the same in queue and
+// direct mode. Graph allows 4 concurrent requests per app and mailbox and
+// Exchange about 30 messages a minute, and real Exchange prolongs the
+// throttling of a mailbox that keeps exceeding them, so the gate holds:
+//
+//   - slots: at most limit requests in flight (mailboxes[].max_concurrency,
+//     4 by default); a slot is taken before the request is prepared and
+//     given back as soon as Graph has answered;
+//   - pacing (messages_per_minute): the gap is measured from the moment a
+//     request leaves, not from when an attempt was scheduled, and no second
+//     request is let through while one is still on its way out;
+//   - the Retry-After floor: no request for the mailbox leaves before it.
+//
+// The queue's dispatcher asks readyAt and takes a slot only when one is
+// free now, so a throttled mailbox holds no worker; direct mode waits in
+// acquire for a bounded time.
+type gate struct {
+	limit    int
+	interval time.Duration
+
+	mu        sync.Mutex
+	held      int       // slots taken
+	leaving   int       // slots taken whose request has not left yet
+	lastSent  time.Time // when the last request left, for pacing
+	notBefore time.Time // the Retry-After floor
+	// changed is closed and replaced whenever a slot frees, a request
+	// leaves or the floor moves, to wake acquire's waiters.
+	changed chan struct{}
+}
+
+func newGate(limit int, interval time.Duration) *gate {
+	if limit <= 0 {
+		limit = 4
+	}
+	return &gate{limit: limit, interval: interval, changed: make(chan struct{})}
+}
+
+// readyAt returns when a slot could be taken, and false when that depends
+// on a request ending or leaving rather than on time.
+func (g *gate) readyAt() (time.Time, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.readyAtLocked()
+}
+
+func (g *gate) readyAtLocked() (time.Time, bool) {
+	if g.held >= g.limit {
+		return time.Time{}, false
+	}
+	t := g.notBefore
+	if g.interval > 0 {
+		if g.leaving > 0 {
+			return time.Time{}, false
+		}
+		if !g.lastSent.IsZero() {
+			if p := g.lastSent.Add(g.interval); p.After(t) {
+				t = p
+			}
+		}
+	}
+	return t, true
+}
+
+// take takes a slot if one is free at now.
+func (g *gate) take(now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	at, ok := g.readyAtLocked()
+	if !ok || at.After(now) {
+		return false
+	}
+	g.held++
+	g.leaving++
+	return true
+}
+
+// leave is called with a slot held, right before the request goes out. It
+// returns how long the request must still wait when a Retry-After floor
+// was raised since the slot was taken; the caller then gives the slot back
+// with cancel and tries later, instead of waiting with a worker.
+func (g *gate) leave(now time.Time) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.notBefore.After(now) {
+		return g.notBefore.Sub(now)
+	}
+	g.leaving--
+	g.lastSent = now
+	g.signalLocked()
+	return 0
+}
+
+// cancel gives back a slot whose request never left.
+func (g *gate) cancel() {
+	g.mu.Lock()
+	g.held--
+	g.leaving--
+	g.signalLocked()
+	g.mu.Unlock()
+}
+
+// release gives back a slot once Graph has answered; retryAfter (already
+// capped by the outcome) raises the floor for the whole mailbox.
+func (g *gate) release(now time.Time, retryAfter time.Duration) {
+	g.mu.Lock()
+	g.held--
+	if retryAfter > 0 {
+		if t := now.Add(retryAfter); t.After(g.notBefore) {
+			g.notBefore = t
+		}
+	}
+	g.signalLocked()
+	g.mu.Unlock()
+}
+
+// raise raises the Retry-After floor to t; a floor never moves back.
+func (g *gate) raise(t time.Time) {
+	g.mu.Lock()
+	if t.After(g.notBefore) {
+		g.notBefore = t
+		g.signalLocked()
+	}
+	g.mu.Unlock()
+}
+
+// floor returns the Retry-After floor.
+func (g *gate) floor() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.notBefore
+}
+
+func (g *gate) signalLocked() {
+	close(g.changed)
+	g.changed = make(chan struct{})
+}
+
+// acquire waits until a request may leave, at most until deadline, and
+// then takes a slot and marks the request as leaving at once (direct mode
+// has nothing to prepare). When the deadline comes first it returns false
+// and the earliest time a retry could succeed, for the client's 451.
+func (g *gate) acquire(ctx context.Context, deadline time.Time) (bool, time.Time) {
+	for {
+		now := time.Now()
+		g.mu.Lock()
+		at, ok := g.readyAtLocked()
+		if ok && !at.After(now) {
+			g.held++
+			g.lastSent = now
+			g.mu.Unlock()
+			return true, time.Time{}
+		}
+		ch := g.changed
+		g.mu.Unlock()
+		if !ok {
+			at = now
+		}
+		if !now.Before(deadline) {
+			return false, at
+		}
+		wake := deadline
+		if ok && at.Before(wake) {
+			wake = at
+		}
+		t := time.NewTimer(wake.Sub(now))
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false, at
+		}
+		t.Stop()
+	}
+}
+
+// MailboxLimits are one mailbox's delivery limits.
+type MailboxLimits struct {
+	Address           string
+	MaxConcurrency    int
+	MessagesPerMinute int
+}
+
+// limitsFor returns the gate settings of a mailbox: its configured limits,
+// or def requests in flight and no pacing.
+func limitsFor(key string, limits []MailboxLimits, def int) (int, time.Duration) {
+	limit, interval := def, time.Duration(0)
+	for _, l := range limits {
+		if mailboxKey(l.Address, "") == key {
+			if l.MaxConcurrency > 0 {
+				limit = l.MaxConcurrency
+			}
+			if l.MessagesPerMinute > 0 {
+				interval = time.Minute / time.Duration(l.MessagesPerMinute)
+			}
+		}
+	}
+	return limit, interval
+}
+
+// mailboxKey is how messages are grouped: Graph counts concurrency per
+// mailbox, and one mailbox is one configured address.
+func mailboxKey(address, id string) string {
+	if address != "" {
+		return strings.ToLower(address)
+	}
+	return strings.ToLower(id)
+}
