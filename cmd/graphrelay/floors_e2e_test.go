@@ -63,7 +63,7 @@ delivery:
 queue:
   dir: %s
   retry_initial: 100ms
-  retry_max: 400ms
+  retry_max: 1m # above the Retry-After, which is capped at retry_max
 mailboxes:
   - busy@company.com
   - free@company.com
