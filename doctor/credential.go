@@ -139,12 +139,12 @@ func checkManagedIdentity(g config.Graph) Result {
 	case g.FederatedTokenFile != "":
 		how = "workload identity federation with the token in " + g.FederatedTokenFile
 	case g.ManagedIdentityClientID != "":
-		how = "user-assigned managed identity " + g.ManagedIdentityClientID + " through IMDS"
+		how = "user-assigned managed identity " + g.ManagedIdentityClientID + " of the " + graph.ManagedIdentityHost()
 	default:
-		how = "system-assigned managed identity through IMDS"
+		how = "system-assigned managed identity of the " + graph.ManagedIdentityHost()
 	}
 	if g.IMDSEndpoint != "" && g.FederatedTokenFile == "" {
-		how += " at " + g.IMDSEndpoint
+		how += "; IMDS at " + g.IMDSEndpoint
 	}
 	return Result{Name: "credential", Status: OK,
 		Detail: how + "; there is no local secret or certificate to check: the token step shows whether the identity answers"}

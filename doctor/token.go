@@ -45,7 +45,7 @@ func checkToken(ctx context.Context, g config.Graph, hc *http.Client) (Result, *
 			res.Detail = err.Error()
 		}
 		if creds.Kind == config.CredentialManagedIdentity && e.Status == 0 {
-			res.Fix = "the managed identity endpoint did not answer: run graphrelay on an Azure VM, scale set, App Service or Arc machine with a managed identity enabled (or set graph.imds_endpoint, or graph.federated_token_file on AKS)"
+			res.Fix = "the managed identity endpoint (" + graph.ManagedIdentityHost() + ") did not answer: run graphrelay on an Azure VM, scale set, App Service, Functions, Container Apps, Service Fabric or Arc-enabled server with a managed identity enabled (or set graph.imds_endpoint, or graph.federated_token_file on AKS)"
 		}
 		return res, creds, ""
 	}

@@ -64,6 +64,10 @@ type Config struct {
 	// "https://graph.microsoft.com/.default". The loopback Graph listener
 	// expects tokens whose aud is this scope without "/.default".
 	GraphScope string
+	// ArcTokenDir is where the Azure Arc endpoint writes its challenge key
+	// files; default DefaultArcTokenDir, the only place Azure's SDKs read
+	// them from.
+	ArcTokenDir string
 }
 
 // Secret is a registered client secret. Expired secrets are rejected with
