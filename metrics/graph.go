@@ -37,3 +37,17 @@ func (m *Metrics) TokenFetched(code string) {
 	}
 	m.tokenFailures.WithLabelValues(code).Inc()
 }
+
+// DeadLettered records a message given up.
+func (m *Metrics) DeadLettered(mailbox, reason string) {
+	m.deadLetters.WithLabelValues(mailbox, reason).Inc()
+}
+
+// Throttled records a 429 and the time it added under the mailbox's
+// Retry-After floor.
+func (m *Metrics) Throttled(mailbox string, throttled bool, floorAdded time.Duration) {
+	if throttled {
+		m.throttled.WithLabelValues(mailbox).Inc()
+	}
+	m.underFloor.WithLabelValues(mailbox).Add(floorAdded.Seconds())
+}

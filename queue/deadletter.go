@@ -11,6 +11,7 @@ import (
 func (q *Queue) deadLetter(it *item, reason string, res result, now time.Time) {
 	rec := it.rec
 	q.opts.Observer.DeliveryFailed(rec.Envelope.Mailbox.Address, res.code, res.outcome, false)
+	q.opts.Observer.DeadLettered(rec.Envelope.Mailbox.Address, reason)
 	d := &DeadLetter{At: now, Reason: reason, Status: res.status, Code: res.code,
 		RequestID: res.requestID, Hint: res.hint}
 	if res.err != nil {

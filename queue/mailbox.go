@@ -58,11 +58,21 @@ func (m *mailbox) readyAt() (time.Time, bool) {
 	return t, true
 }
 
-// floor raises the Retry-After floor to t.
-func (m *mailbox) floor(t time.Time) {
-	if t.After(m.notBefore) {
-		m.notBefore = t
+// floor raises the Retry-After floor to t and returns by how much the time
+// under the floor grew, counted from now.
+func (m *mailbox) floor(t, now time.Time) time.Duration {
+	if !t.After(m.notBefore) {
+		return 0
 	}
+	from := m.notBefore
+	if now.After(from) {
+		from = now
+	}
+	m.notBefore = t
+	if t.After(from) {
+		return t.Sub(from)
+	}
+	return 0
 }
 
 // itemHeap orders a mailbox's waiting messages by next try, then by id,

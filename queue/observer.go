@@ -12,6 +12,13 @@ type Observer interface {
 	DeliveryFailed(mailbox, code, class string, retry bool)
 	// QueueStats reports one mailbox's waiting messages and the oldest age.
 	QueueStats(mailbox string, depth int, oldest time.Duration)
+	// DeadLettered is a message given up, for reason "permanent" or
+	// "expired".
+	DeadLettered(mailbox, reason string)
+	// Throttled is an attempt Graph answered with 429 (throttled) or with
+	// a Retry-After; floorAdded is how much later the mailbox's Retry-After
+	// floor now ends, so the sum is the time the mailbox spent under it.
+	Throttled(mailbox string, throttled bool, floorAdded time.Duration)
 }
 
 type nopObserver struct{}
@@ -19,3 +26,5 @@ type nopObserver struct{}
 func (nopObserver) Delivered(string, time.Duration)             {}
 func (nopObserver) DeliveryFailed(string, string, string, bool) {}
 func (nopObserver) QueueStats(string, int, time.Duration)       {}
+func (nopObserver) DeadLettered(string, string)                 {}
+func (nopObserver) Throttled(string, bool, time.Duration)       {}

@@ -530,10 +530,13 @@ func TestSecondDaemonIsRefused(t *testing.T) {
 
 // recordingObserver collects what the queue reports for metrics.
 type recordingObserver struct {
-	mu        sync.Mutex
-	delivered map[string]int
-	failed    []string
-	depth     map[string]int
+	mu         sync.Mutex
+	delivered  map[string]int
+	failed     []string
+	depth      map[string]int
+	dead       []string
+	throttled  int
+	underFloor time.Duration
 }
 
 func (o *recordingObserver) Delivered(mailbox string, _ time.Duration) {
@@ -552,6 +555,21 @@ func (o *recordingObserver) QueueStats(mailbox string, depth int, _ time.Duratio
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.depth[mailbox] = depth
+}
+
+func (o *recordingObserver) DeadLettered(mailbox, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.dead = append(o.dead, mailbox+" "+reason)
+}
+
+func (o *recordingObserver) Throttled(mailbox string, throttled bool, floorAdded time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if throttled {
+		o.throttled++
+	}
+	o.underFloor += floorAdded
 }
 
 func TestObserverSeesDeliveriesAndFailures(t *testing.T) {
@@ -583,6 +601,11 @@ func TestObserverSeesDeliveriesAndFailures(t *testing.T) {
 	if got != "bad@example.com ErrorInvalidUser permanent false|good@example.com ServiceUnavailable transient true" {
 		t.Errorf("failures reported: %s", got)
 	}
+	obs.mu.Lock()
+	if len(obs.dead) != 1 || obs.dead[0] != "bad@example.com permanent" {
+		t.Errorf("dead letters reported: %v", obs.dead)
+	}
+	obs.mu.Unlock()
 	q.reportStats(time.Now())
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
@@ -639,5 +662,25 @@ func TestPreparedAttemptHonoursNewFloor(t *testing.T) {
 	defer mu.Unlock()
 	if len(c) != 1 || c[0].start.Before(throttledAt.Add(ra)) {
 		t.Errorf("the prepared attempt's request started %s after the 429; Retry-After was %s", c[0].start.Sub(throttledAt), ra)
+	}
+}
+
+// The time under the Retry-After floor is counted once however the floors
+// overlap: the sum of what floor reports is the union of the intervals.
+func TestFloorReportsTimeAdded(t *testing.T) {
+	m := &mailbox{}
+	t0 := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		now, until int
+		want       time.Duration
+	}{
+		{0, 10, 10 * time.Second}, // a fresh floor
+		{2, 5, 0},                 // inside the current one
+		{4, 15, 5 * time.Second},  // extends it
+		{30, 31, time.Second},     // after it ended
+	} {
+		if got := m.floor(t0.Add(time.Duration(tc.until)*time.Second), t0.Add(time.Duration(tc.now)*time.Second)); got != tc.want {
+			t.Errorf("floor until %d at %d added %v, want %v", tc.until, tc.now, got, tc.want)
+		}
 	}
 }

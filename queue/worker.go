@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -77,12 +78,14 @@ func (q *Queue) send(it *item) result {
 	}
 	rcpt, err := q.sender.Send(q.ctx, &it.rec.Envelope, msg, it.rec.Envelope.Size)
 	res := classify(rcpt, err, q.stopping.Load())
-	if res.retryAfter > 0 {
+	if res.retryAfter > 0 || res.status == http.StatusTooManyRequests {
 		// The floor applies to the whole mailbox, and must be in place
 		// before the slot goes to an attempt waiting for it.
+		now := time.Now()
 		q.mu.Lock()
-		it.box.floor(time.Now().Add(res.retryAfter))
+		added := it.box.floor(now.Add(res.retryAfter), now)
 		q.mu.Unlock()
+		q.opts.Observer.Throttled(it.box.name, res.status == http.StatusTooManyRequests, added)
 	}
 	<-it.box.requests
 	return res
