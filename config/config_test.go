@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,5 +167,31 @@ func TestQualifyDomain(t *testing.T) {
 		if !errors.As(err, &errs) || !strings.Contains(err.Error(), "smtp.qualify_domain") {
 			t.Errorf("qualify_domain %q: err = %v", bad, err)
 		}
+	}
+}
+
+// A graph_url copied with its API version (as Graph Explorer shows it) is
+// the base URL at load; built in code, it is refused.
+func TestGraphURLVersionNormalised(t *testing.T) {
+	for _, raw := range []string{"https://graph.microsoft.com/v1.0", "https://graph.microsoft.com/v1.0/", "https://graph.microsoft.com/beta", "https://graph.microsoft.com/"} {
+		path := filepath.Join(t.TempDir(), "graphrelay.yaml")
+		yaml := "graph:\n  tenant_id: 72aa88bf-76f0-494f-91ab-2d7cd730db47\n  client_id: 97e0a5b7-d745-40b6-94fe-5f77d35c6e05\n  client_secret: s3cret-value\n  graph_url: " + raw + "\nmailboxes: [alerts@company.com]\ndefault_mailbox: alerts@company.com\n"
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(path, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if cfg.Graph.GraphURL != "https://graph.microsoft.com" {
+			t.Errorf("%s loaded as %q", raw, cfg.Graph.GraphURL)
+		}
+	}
+	cfg := Default()
+	cfg.Graph.TenantID, cfg.Graph.ClientID, cfg.Graph.ClientSecret = "72aa88bf-76f0-494f-91ab-2d7cd730db47", "97e0a5b7-d745-40b6-94fe-5f77d35c6e05", "s3cret-value"
+	cfg.Mailboxes, cfg.DefaultMailbox = []Mailbox{{Address: "alerts@company.com"}}, "alerts@company.com"
+	cfg.Graph.GraphURL = "https://graph.microsoft.com/v1.0"
+	if errs := Validate(cfg); !strings.Contains(fmt.Sprint(errs), "API version") {
+		t.Errorf("Validate of a graph_url with /v1.0 = %v", errs)
 	}
 }
