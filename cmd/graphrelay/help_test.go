@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// --help (and -h) exits 0 with the usage on every command, as it did for
+// some and not for serve and health.
+func TestHelpExitsZeroEverywhere(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"}, {"help"}, {"serve", "--help"}, {"serve", "-h"}, {"health", "--help"}, {"check", "--help"},
+		{"queue", "--help"}, {"queue", "list", "--help"}, {"queue", "retry", "-h"}, {"keygen", "--help"},
+		{"passwd", "--help"}, {"sendmail", "--help"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(args, &out, &errOut)
+		if code != 0 {
+			t.Errorf("graphrelay %s exited %d, want 0\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
+		}
+		if !strings.Contains(strings.ToLower(out.String()+errOut.String()), "usage") && !strings.Contains(out.String()+errOut.String(), "-config") {
+			t.Errorf("graphrelay %s printed no usage: %q", strings.Join(args, " "), out.String()+errOut.String())
+		}
+	}
+	// A bad flag is still a usage error.
+	var out, errOut bytes.Buffer
+	if code := run([]string{"health", "--no-such-flag"}, &out, &errOut); code != 2 {
+		t.Errorf("health --no-such-flag exited %d, want 2", code)
+	}
+}
+
+// health without a configuration says which address it asked and how to
+// give it the right one.
+func TestHealthWithoutConfigNamesConfigFlag(t *testing.T) {
+	t.Setenv("GRAPHRELAY_CONFIG", "")
+	ln, err := net.Listen("tcp", "127.0.0.1:8025")
+	if err == nil {
+		// Nothing listens on the default admin port; keep it so during the
+		// test. (If something else holds it, the test cannot tell.)
+		ln.Close()
+	} else {
+		t.Skip("127.0.0.1:8025 is in use on this machine")
+	}
+	var out, errOut bytes.Buffer
+	if code := healthCmd(nil, &out, &errOut); code != 1 {
+		t.Fatalf("health exited %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"127.0.0.1:8025", "--config", "GRAPHRELAY_CONFIG"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("health without a configuration says %q; want it to mention %s", errOut.String(), want)
+		}
+	}
+	// With a configuration that cannot be loaded, the error is the
+	// configuration's, not a guess at the default address.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("smtp: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errOut.Reset()
+	if code := healthCmd([]string{"--config", bad}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), bad) {
+		t.Errorf("health with a broken configuration = %d: %s", code, errOut.String())
+	}
+}
+
+// sendmail that found no configuration says so when the built-in listener
+// does not answer.
+func TestSendmailWithoutConfigNamesConfigFlag(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:2525")
+	if err != nil {
+		t.Skip("127.0.0.1:2525 is in use on this machine")
+	}
+	ln.Close()
+	old := sendmailDefaultConfig
+	sendmailDefaultConfig = func() string { return filepath.Join(t.TempDir(), "absent.yaml") }
+	t.Cleanup(func() { sendmailDefaultConfig = old })
+	t.Setenv("GRAPHRELAY_CONFIG", "")
+	t.Setenv("GRAPHRELAY_SENDMAIL_SERVER", "")
+	var out, errOut bytes.Buffer
+	code := sendmailCmd([]string{"ops@company.com"}, strings.NewReader("Subject: x\n\nbody\n"), &out, &errOut)
+	if code != 75 {
+		t.Fatalf("sendmail exited %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"127.0.0.1:2525", "--config", "GRAPHRELAY_CONFIG"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("sendmail without a configuration says %q; want it to mention %s", errOut.String(), want)
+		}
+	}
+}
+
