@@ -90,4 +90,3 @@ func TestSendmailWithoutConfigNamesConfigFlag(t *testing.T) {
 		}
 	}
 }
-
