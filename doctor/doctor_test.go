@@ -2,7 +2,10 @@ package doctor
 
 import (
 	"context"
+	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -35,7 +38,18 @@ func TestDoctorGoodSetup(t *testing.T) {
 	if Failed(results) {
 		t.Error("Failed reports a failure")
 	}
-	expect(t, results, "credential", OK, "SHA-1 thumbprint", "")
+	expect(t, results, "credential", OK, "(SHA-1, as the portal's Certificates & secrets lists it), SHA-256 thumbprint", "")
+	// Both digests, as the portal and AADSTS700027 show them.
+	for _, r := range results {
+		if r.Name == "credential" {
+			sha1sum, sha256sum := sha1.Sum(cert.cert.Raw), sha256.Sum256(cert.cert.Raw)
+			for _, want := range []string{fmt.Sprintf("Thumbprint %X", sha1sum), fmt.Sprintf("SHA-256 thumbprint %X", sha256sum)} {
+				if !strings.Contains(r.Detail, want) {
+					t.Errorf("credential detail %q lacks %q", r.Detail, want)
+				}
+			}
+		}
+	}
 	expect(t, results, "permissions", OK, "roles Mail.Send (app "+fake.ClientID(), "")
 	expect(t, results, "access "+scans, OK, "granted", "")
 	// The probes reached Graph, and nothing was delivered.
