@@ -152,9 +152,13 @@ func (r *runner) tenant(ctx context.Context) {
 	r.add(perm)
 
 	client := graph.NewClient(creds.Cloud.GraphURL, hc, creds.NewTokens, discardLog)
+	appID := r.cfg.Graph.ClientID
+	if claims, err := graph.ParseTokenClaims(tok); err == nil && claims.AppID != "" {
+		appID = claims.AppID // a managed identity's, which the config does not name
+	}
 	if mailSend {
 		for _, m := range r.cfg.Mailboxes {
-			r.add(checkAccess(ctx, client, m))
+			r.add(checkAccess(ctx, client, m, appID))
 		}
 	} else {
 		r.add(Result{Name: "access", Status: Warn,

@@ -125,6 +125,17 @@ func TestDoctorMailboxOutsidePolicy(t *testing.T) {
 	if !strings.Contains(r.Fix, "hour") || !strings.Contains(r.Detail, "request-id") {
 		t.Errorf("denied mailbox: %+v", r)
 	}
+	// The PowerShell that grants it, with the mailbox and the app's id.
+	domain := alerts[strings.LastIndex(alerts, "@")+1:]
+	for _, want := range []string{
+		"Get-ApplicationAccessPolicy | Where-Object AppId -eq '" + fake.ClientID() + "'",
+		"Add-DistributionGroupMember -Identity graphrelay-mailboxes@" + domain + " -Member " + alerts,
+		"Test-ApplicationAccessPolicy -Identity " + alerts + " -AppId " + fake.ClientID(),
+	} {
+		if !strings.Contains(r.Fix, want) {
+			t.Errorf("fix for a denied mailbox lacks %q:\n%s", want, r.Fix)
+		}
+	}
 	if !Failed(results) {
 		t.Error("a denied mailbox is not a failure")
 	}
