@@ -38,9 +38,7 @@ func checkToken(ctx context.Context, g config.Graph, hc *http.Client) (Result, *
 		res.Status, res.Fix = Fail, e.Hint()
 		switch {
 		case e.Code != "" && e.Message != "":
-			// Entra's description starts with the code itself.
-			msg := strings.TrimPrefix(e.Message, e.Code+": ")
-			res.Detail = fmt.Sprintf("%s refused (HTTP %d): %s: %s", tokenURL, e.Status, e.Code, msg)
+			res.Detail = fmt.Sprintf("%s refused (HTTP %d): %s: %s", tokenURL, e.Status, e.Code, e.Message)
 		default:
 			res.Detail = err.Error()
 		}
