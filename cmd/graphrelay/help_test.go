@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/graphrelay/graphrelay/graph/graphtest"
 )
 
 // --help (and -h) exits 0 with the usage on every command, as it did for
@@ -88,5 +90,32 @@ func TestSendmailWithoutConfigNamesConfigFlag(t *testing.T) {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("sendmail without a configuration says %q; want it to mention %s", errOut.String(), want)
 		}
+	}
+}
+
+// A TCP health probe connects and closes (often with a reset); the daemon
+// must not log a warning for each one.
+func TestTCPProbeIsNotWarned(t *testing.T) {
+	fake := graphtest.New(t, graphtest.Config{})
+	cfg := fakeConfig(fake, "alerts@company.com")
+	cfg.Graph.ClientSecret = "probe-secret"
+	r := startRelay(t, cfg, fake)
+	for _, reset := range []bool{false, true, false, true} {
+		c, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reset {
+			c.(*net.TCPConn).SetLinger(0)
+		}
+		c.Close()
+	}
+	// A full session after the probes: its log line shows the probes'
+	// were written before it.
+	if rep := sendNetSMTP(t, r.addr, "alerts@company.com", []string{"ops@company.com"}, crlf("Subject: m\n\nbody\n")); rep.code != 250 && rep.code != 451 {
+		t.Fatalf("reply %d %s", rep.code, rep.msg)
+	}
+	if strings.Contains(r.logs.String(), "smtp protocol error") {
+		t.Errorf("a TCP probe was logged as a protocol error:\n%s", r.logs.String())
 	}
 }
