@@ -84,6 +84,11 @@ func TestDryRunSwaksWritesGraphJSON(t *testing.T) {
 	if !strings.Contains(r.logs.String(), "dry-run: wrote the Graph request") {
 		t.Error("the outbox path is not logged")
 	}
+	// The line names the message, as the accepted line does.
+	id := regexp.MustCompile(`msg="message accepted".* id=(\S+)`).FindStringSubmatch(r.logs.String())
+	if id == nil || !regexp.MustCompile(`msg="dry-run: wrote the Graph request[^"]*" id=`+regexp.QuoteMeta(id[1])+` `).MatchString(r.logs.String()) {
+		t.Errorf("the dry-run line does not carry the message id:\n%s", r.logs.String())
+	}
 }
 
 // TestServeBinaryGracefulShutdown runs the README's first command as a
