@@ -1,9 +1,11 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -193,5 +195,35 @@ func TestGraphURLVersionNormalised(t *testing.T) {
 	cfg.Graph.GraphURL = "https://graph.microsoft.com/v1.0"
 	if errs := Validate(cfg); !strings.Contains(fmt.Sprint(errs), "API version") {
 		t.Errorf("Validate of a graph_url with /v1.0 = %v", errs)
+	}
+}
+
+// The effective configuration reads as key=value in a text log, secrets
+// redacted, and nests in a JSON log.
+func TestConfigLogValue(t *testing.T) {
+	cfg := Default()
+	cfg.Graph.TenantID = "72aa88bf-76f0-494f-91ab-2d7cd730db47"
+	cfg.Graph.ClientSecret = "s3cret-value"
+	var text, js bytes.Buffer
+	slog.New(slog.NewTextHandler(&text, nil)).Info("starting", "config", cfg)
+	slog.New(slog.NewJSONHandler(&js, nil)).Info("starting", "config", cfg)
+	for _, want := range []string{"config.graph.tenant_id=72aa88bf-76f0-494f-91ab-2d7cd730db47", "config.graph.client_secret=[redacted]",
+		"config.smtp.listeners.0.address=127.0.0.1:2525", "config.delivery.mode=queue"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text log lacks %s:\n%s", want, text.String())
+		}
+	}
+	if strings.Contains(text.String(), "map[") || strings.Contains(text.String()+js.String(), "s3cret-value") {
+		t.Errorf("text log:\n%s\njson log:\n%s", text.String(), js.String())
+	}
+	var doc struct {
+		Config struct {
+			Graph struct {
+				TenantID string `json:"tenant_id"`
+			} `json:"graph"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &doc); err != nil || doc.Config.Graph.TenantID != cfg.Graph.TenantID {
+		t.Errorf("json log %s: %v", js.String(), err)
 	}
 }

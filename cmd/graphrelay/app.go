@@ -49,7 +49,7 @@ func NewApp(cfg *config.Config, log *slog.Logger) *App {
 // must live as long as the App; token refreshes use it.
 func (a *App) Start(ctx context.Context) error {
 	cfg := a.Config
-	a.Log.Info("starting graphrelay", "version", versionString(), "config", cfg.Redacted())
+	a.Log.Info("starting graphrelay", "version", versionString(), "config", cfg)
 
 	a.metrics = metrics.New()
 	client, err := a.graphClient(ctx)
