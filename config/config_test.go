@@ -227,3 +227,37 @@ func TestConfigLogValue(t *testing.T) {
 		t.Errorf("json log %s: %v", js.String(), err)
 	}
 }
+
+// A secret written in a configuration file that every local user can read
+// is reported; one in a private file, or in *_file, is not.
+func TestInlineSecretExposure(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	inline := "graph:\n  client_secret: s3cret-value\n"
+	for _, tc := range []struct {
+		path string
+		want bool
+	}{
+		{write("open.yaml", inline, 0o644), true},
+		{write("private.yaml", inline, 0o640), false},
+		{write("file.yaml", "graph:\n  client_secret_file: /etc/graphrelay/secret\n", 0o644), false},
+		{write("pfx.yaml", "graph:\n  pfx_file: /etc/graphrelay/app.pfx\n  pfx_password: pw\n", 0o604), true},
+	} {
+		got := InlineSecretExposure(tc.path)
+		if (got != "") != tc.want {
+			t.Errorf("%s: %q, want a report: %v", tc.path, got, tc.want)
+		}
+		if got != "" && (!strings.Contains(got, "_file") || strings.Contains(got, "s3cret-value")) {
+			t.Errorf("report %q", got)
+		}
+	}
+}

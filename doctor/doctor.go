@@ -82,6 +82,9 @@ func Run(ctx context.Context, opts Options) []Result {
 	if r.cfg == nil {
 		return r.results
 	}
+	if res, exposed := checkSecretExposure(opts.ConfigPath); exposed {
+		r.add(res)
+	}
 	if reason := r.cfg.DryRunReason(); reason != "" {
 		r.add(Result{Name: "tenant", Status: Warn,
 			Detail: "dry-run mode (" + reason + "): the credential, clock, token, permission and mailbox steps are skipped",

@@ -453,3 +453,21 @@ func TestDoctorTLS(t *testing.T) {
 		t.Error("the check generated the self-signed certificate")
 	}
 }
+
+// A world-readable configuration with an inline secret is a WARN of its
+// own, naming the fix.
+func TestDoctorInlineSecretInReadableConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "graphrelay.yaml")
+	writeFile(t, path, []byte("graph:\n  client_secret: s3cret-value\n"), 0o644)
+	results := Run(context.Background(), Options{ConfigPath: path})
+	r := expect(t, results, "secrets", Warn, "readable by every local user (mode 0644) and holds graph.client_secret inline", "_file")
+	if strings.Contains(r.Detail, "s3cret-value") {
+		t.Errorf("the secret is printed: %s", r.Detail)
+	}
+	writeFile(t, path, []byte("graph:\n  client_secret: s3cret-value\n"), 0o640)
+	for _, r := range Run(context.Background(), Options{ConfigPath: path}) {
+		if r.Name == "secrets" {
+			t.Errorf("a private configuration file reported: %+v", r)
+		}
+	}
+}

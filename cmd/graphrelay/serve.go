@@ -32,6 +32,9 @@ func serveCmd(args []string, stderr io.Writer) int {
 	}
 	level := new(slog.LevelVar)
 	log := newLogger(cfg.Log, level, stderr)
+	if w := config.InlineSecretExposure(*cfgPath); w != "" {
+		log.Warn(w)
+	}
 	app := NewApp(cfg, log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
