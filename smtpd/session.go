@@ -119,7 +119,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	to = c
 	if err := s.server.opts.Policy.Rcpt(s.pending, to, len(s.recipients)+1); err != nil {
 		s.log.Warn("RCPT refused by policy", "from", s.from, "rcpt", to, "auth_user", s.authUser, "err", err,
-			"hint", "the matching rule's recipients or max_recipients exclude this recipient")
+			"hint", "the matching rule's recipients or max_recipients exclude this recipient; without rules, only the mailboxes' own domains are allowed (the built-in defaults: example.com)")
 		return s.refuse("RCPT", err)
 	}
 	s.recipients = append(s.recipients, to)
