@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/url"
+	"path/filepath"
 	"strings"
 )
 
@@ -42,4 +43,12 @@ func graphURLVersion(raw string) (*url.URL, string) {
 		}
 	}
 	return u, ""
+}
+
+// DirectStagingDir is where direct mode keeps each message while it is
+// being sent: under queue.dir, which every deployment makes writable for
+// the spool, rather than the temporary directory, which the shipped
+// container and Kubernetes manifests mount read-only.
+func (c *Config) DirectStagingDir() string {
+	return filepath.Join(c.Queue.Dir, "direct")
 }

@@ -471,3 +471,20 @@ func TestDoctorInlineSecretInReadableConfig(t *testing.T) {
 		}
 	}
 }
+
+// Direct mode needs somewhere to stage each message; check tests it.
+func TestDoctorDirectModeStaging(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Delivery.Mode = config.ModeDirect
+	cfg.Queue.Dir = filepath.Join(dir, "spool")
+	results := Run(context.Background(), Options{ConfigPath: writeConfig(t, cfg)})
+	expect(t, results, "spool", OK, "direct mode stages each message in "+filepath.Join(dir, "spool", "direct"), "")
+
+	// A queue.dir that cannot be a directory: every message would get 451.
+	blocker := filepath.Join(dir, "file")
+	writeFile(t, blocker, []byte("x"), 0o600)
+	cfg.Queue.Dir = filepath.Join(blocker, "spool")
+	results = Run(context.Background(), Options{ConfigPath: writeConfig(t, cfg)})
+	expect(t, results, "spool", Fail, "direct mode stages each message in", "queue.dir")
+}

@@ -90,5 +90,5 @@ func (e stagingError) InsufficientStorage() bool {
 	return errors.Is(e.err, syscall.ENOSPC) || errors.Is(e.err, syscall.EDQUOT)
 }
 func (e stagingError) Hint() string {
-	return "graphrelay could not write its temporary file; check free space and permissions of the temporary directory"
+	return "graphrelay could not write its staging file; check free space and permissions of queue.dir, where direct mode stages messages (queue.dir/direct)"
 }

@@ -119,3 +119,25 @@ func TestTCPProbeIsNotWarned(t *testing.T) {
 		t.Errorf("a TCP probe was logged as a protocol error:\n%s", r.logs.String())
 	}
 }
+
+// Direct mode stages each message under queue.dir, not in the temporary
+// directory, which the shipped container and Kubernetes manifests mount
+// read-only: with an unusable TMPDIR, mail still goes out.
+func TestDirectModeDoesNotNeedTempDir(t *testing.T) {
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing", "tmp"))
+	fake := graphtest.New(t, graphtest.Config{Secrets: []graphtest.Secret{{Value: "direct-secret"}}})
+	cfg := fakeConfig(fake, "alerts@company.com")
+	cfg.Graph.ClientSecret = "direct-secret"
+	cfg.Queue.Dir = filepath.Join(t.TempDir(), "spool")
+	r := startRelay(t, cfg, fake)
+	if rep := sendNetSMTP(t, r.addr, "alerts@company.com", []string{"ops@company.com"}, crlf("Subject: m\n\nbody\n")); rep.code != 250 {
+		t.Fatalf("reply %d %s", rep.code, rep.msg)
+	}
+	if len(fake.Deliveries()) != 1 {
+		t.Errorf("%d deliveries, want 1", len(fake.Deliveries()))
+	}
+	// Nothing is left behind in the staging directory.
+	if entries, err := os.ReadDir(cfg.DirectStagingDir()); err != nil || len(entries) != 0 {
+		t.Errorf("staging directory: %v, %v", entries, err)
+	}
+}

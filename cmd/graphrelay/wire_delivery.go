@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/graphrelay/graphrelay/config"
@@ -20,8 +21,12 @@ var spoolFS queue.FS
 func (a *App) newDeliverer(ctx context.Context, sender queue.Sender) (smtpd.Deliverer, error) {
 	cfg := a.Config
 	if cfg.Delivery.Mode == config.ModeDirect {
-		a.Log.Info("delivery mode direct: each message is relayed before the SMTP reply; nothing is spooled")
-		d := queue.NewDirect(sender, "")
+		stage := cfg.DirectStagingDir()
+		if err := os.MkdirAll(stage, 0o700); err != nil {
+			return nil, fmt.Errorf("direct mode stages messages in %s: %w (make queue.dir writable for graphrelay)", stage, err)
+		}
+		a.Log.Info("delivery mode direct: each message is relayed before the SMTP reply; nothing is queued", "staging", stage)
+		d := queue.NewDirect(sender, stage)
 		d.Observer = a.metrics
 		return d, nil
 	}
