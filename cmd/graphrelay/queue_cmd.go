@@ -79,6 +79,12 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		spoolDir = cfg.Queue.Dir
 	}
+	if sub == "retry" || sub == "delete" || sub == "requeue" {
+		if owner := foreignSpoolOwner(spoolDir); owner != "" {
+			fmt.Fprintln(stderr, refuseAsRoot(sub, spoolDir, owner, args[1:]))
+			return 1
+		}
+	}
 	admin, err := queue.OpenAdmin(spoolDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "graphrelay queue: %v\n", err)
