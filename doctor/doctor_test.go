@@ -488,3 +488,17 @@ func TestDoctorDirectModeStaging(t *testing.T) {
 	results = Run(context.Background(), Options{ConfigPath: writeConfig(t, cfg)})
 	expect(t, results, "spool", Fail, "direct mode stages each message in", "queue.dir")
 }
+
+// On an Azure Arc-enabled server whose agent key graphrelay's user cannot
+// read, the token step says to join the himds group, not that the endpoint
+// did not answer.
+func TestDoctorArcKeyUnreadable(t *testing.T) {
+	fake := graphtest.New(t, graphtest.Config{ArcKeyUnreadable: true})
+	fake.SetHostEnv(t, "arc")
+	cfg := tenantConfig(t, fake, nil)
+	cfg.Graph.ClientID = ""
+	cfg.Graph.Credential = config.CredentialManagedIdentity
+	results := runDoctor(t, fake, cfg)
+	expect(t, results, "credential", OK, "Azure Arc-enabled server", "")
+	expect(t, results, "token", Fail, "azcmagent", "usermod -aG himds graphrelay")
+}

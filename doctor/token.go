@@ -42,7 +42,12 @@ func checkToken(ctx context.Context, g config.Graph, hc *http.Client) (Result, *
 		default:
 			res.Detail = err.Error()
 		}
-		if creds.Kind == config.CredentialManagedIdentity && e.Status == 0 {
+		switch {
+		case creds.Kind == config.CredentialManagedIdentity && strings.Contains(err.Error(), "azcmagent"):
+			// The Arc agent answered its challenge, but the key file it
+			// named could not be read: only root and the himds group may.
+			res.Fix = "the Azure Arc agent's key file in /var/opt/azcmagent/tokens cannot be read by " + currentUser() + ": add graphrelay's user to the himds group (usermod -aG himds graphrelay) and restart graphrelay"
+		case creds.Kind == config.CredentialManagedIdentity && e.Status == 0:
 			res.Fix = "the managed identity endpoint (" + graph.ManagedIdentityHost() + ") did not answer: run graphrelay on an Azure VM, scale set, App Service, Functions, Container Apps, Service Fabric or Arc-enabled server with a managed identity enabled (or set graph.imds_endpoint, or graph.federated_token_file on AKS)"
 		}
 		return res, creds, ""

@@ -68,6 +68,10 @@ type Config struct {
 	// files; default DefaultArcTokenDir, the only place Azure's SDKs read
 	// them from.
 	ArcTokenDir string
+	// ArcKeyUnreadable makes the Azure Arc challenge name a key file the
+	// client cannot read, as the real agent's is for a user outside the
+	// himds group.
+	ArcKeyUnreadable bool
 }
 
 // Secret is a registered client secret. Expired secrets are rejected with

@@ -132,11 +132,16 @@ func (s *Server) newArcKey() (string, error) {
 	if dir == "" {
 		dir = DefaultArcTokenDir
 	}
+	key := strings.ReplaceAll(newGUID(), "-", "")
+	path := filepath.Join(dir, newGUID()+".key")
+	if s.cfg.ArcKeyUnreadable {
+		// Named but never written: the client's read fails as a
+		// permission error would.
+		return path, nil
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	key := strings.ReplaceAll(newGUID(), "-", "")
-	path := filepath.Join(dir, newGUID()+".key")
 	if err := os.WriteFile(path, []byte(key), 0o600); err != nil {
 		return "", err
 	}
@@ -253,7 +258,7 @@ func (s *Server) SetHostEnv(t *testing.T, host string) {
 	case "appservice":
 		env = s.AppServiceEnv()
 	case "arc":
-		if s.cfg.ArcTokenDir == "" {
+		if s.cfg.ArcTokenDir == "" && !s.cfg.ArcKeyUnreadable {
 			requireArcTokenDir(t)
 		}
 		env = s.ArcEnv()
