@@ -5,8 +5,11 @@
 #   docker build --build-arg VERSION="$(git describe --tags --always)" -t graphrelay .
 #   docker compose up -d                        # see compose.yaml and docs/deploy.md
 #
-# The binary is built by .ci/build.sh, the one go build command line that CI
-# also runs, so an image and a release binary of the same source and Go
+# CI builds the same image without a container daemon (packaging/oci, run by
+# .ci/package.sh into dist/packages/graphrelay-oci-ARCH.tar for "docker load");
+# its test keeps the ports, health check, user, entrypoint and volume below
+# in step with it. The binary is built by .ci/build.sh, the one go build
+# command line that CI also runs, so an image and a release binary of the same source and Go
 # version are built alike. Multi-arch: docker buildx build --platform
 # linux/amd64,linux/arm64 . (the build stage cross-compiles natively).
 

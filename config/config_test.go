@@ -1,8 +1,11 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,6 +168,96 @@ func TestQualifyDomain(t *testing.T) {
 		var errs Errors
 		if !errors.As(err, &errs) || !strings.Contains(err.Error(), "smtp.qualify_domain") {
 			t.Errorf("qualify_domain %q: err = %v", bad, err)
+		}
+	}
+}
+
+// A graph_url copied with its API version (as Graph Explorer shows it) is
+// the base URL at load; built in code, it is refused.
+func TestGraphURLVersionNormalised(t *testing.T) {
+	for _, raw := range []string{"https://graph.microsoft.com/v1.0", "https://graph.microsoft.com/v1.0/", "https://graph.microsoft.com/beta", "https://graph.microsoft.com/"} {
+		path := filepath.Join(t.TempDir(), "graphrelay.yaml")
+		yaml := "graph:\n  tenant_id: 72aa88bf-76f0-494f-91ab-2d7cd730db47\n  client_id: 97e0a5b7-d745-40b6-94fe-5f77d35c6e05\n  client_secret: s3cret-value\n  graph_url: " + raw + "\nmailboxes: [alerts@company.com]\ndefault_mailbox: alerts@company.com\n"
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(path, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if cfg.Graph.GraphURL != "https://graph.microsoft.com" {
+			t.Errorf("%s loaded as %q", raw, cfg.Graph.GraphURL)
+		}
+	}
+	cfg := Default()
+	cfg.Graph.TenantID, cfg.Graph.ClientID, cfg.Graph.ClientSecret = "72aa88bf-76f0-494f-91ab-2d7cd730db47", "97e0a5b7-d745-40b6-94fe-5f77d35c6e05", "s3cret-value"
+	cfg.Mailboxes, cfg.DefaultMailbox = []Mailbox{{Address: "alerts@company.com"}}, "alerts@company.com"
+	cfg.Graph.GraphURL = "https://graph.microsoft.com/v1.0"
+	if errs := Validate(cfg); !strings.Contains(fmt.Sprint(errs), "API version") {
+		t.Errorf("Validate of a graph_url with /v1.0 = %v", errs)
+	}
+}
+
+// The effective configuration reads as key=value in a text log, secrets
+// redacted, and nests in a JSON log.
+func TestConfigLogValue(t *testing.T) {
+	cfg := Default()
+	cfg.Graph.TenantID = "72aa88bf-76f0-494f-91ab-2d7cd730db47"
+	cfg.Graph.ClientSecret = "s3cret-value"
+	var text, js bytes.Buffer
+	slog.New(slog.NewTextHandler(&text, nil)).Info("starting", "config", cfg)
+	slog.New(slog.NewJSONHandler(&js, nil)).Info("starting", "config", cfg)
+	for _, want := range []string{"config.graph.tenant_id=72aa88bf-76f0-494f-91ab-2d7cd730db47", "config.graph.client_secret=[redacted]",
+		"config.smtp.listeners.0.address=127.0.0.1:2525", "config.delivery.mode=queue"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text log lacks %s:\n%s", want, text.String())
+		}
+	}
+	if strings.Contains(text.String(), "map[") || strings.Contains(text.String()+js.String(), "s3cret-value") {
+		t.Errorf("text log:\n%s\njson log:\n%s", text.String(), js.String())
+	}
+	var doc struct {
+		Config struct {
+			Graph struct {
+				TenantID string `json:"tenant_id"`
+			} `json:"graph"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &doc); err != nil || doc.Config.Graph.TenantID != cfg.Graph.TenantID {
+		t.Errorf("json log %s: %v", js.String(), err)
+	}
+}
+
+// A secret written in a configuration file that every local user can read
+// is reported; one in a private file, or in *_file, is not.
+func TestInlineSecretExposure(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	inline := "graph:\n  client_secret: s3cret-value\n"
+	for _, tc := range []struct {
+		path string
+		want bool
+	}{
+		{write("open.yaml", inline, 0o644), true},
+		{write("private.yaml", inline, 0o640), false},
+		{write("file.yaml", "graph:\n  client_secret_file: /etc/graphrelay/secret\n", 0o644), false},
+		{write("pfx.yaml", "graph:\n  pfx_file: /etc/graphrelay/app.pfx\n  pfx_password: pw\n", 0o604), true},
+	} {
+		got := InlineSecretExposure(tc.path)
+		if (got != "") != tc.want {
+			t.Errorf("%s: %q, want a report: %v", tc.path, got, tc.want)
+		}
+		if got != "" && (!strings.Contains(got, "_file") || strings.Contains(got, "s3cret-value")) {
+			t.Errorf("report %q", got)
 		}
 	}
 }

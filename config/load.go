@@ -48,6 +48,7 @@ func Load(path string, environ []string) (*Config, error) {
 	var errs Errors
 	errs = append(errs, applyEnv(cfg, environ)...)
 	errs = append(errs, readSecretFiles(cfg)...)
+	normalize(cfg)
 	errs = append(errs, Validate(cfg)...)
 	if len(errs) > 0 {
 		errs.attachLines(lines, path)

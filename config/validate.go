@@ -177,6 +177,9 @@ func validateGraph(cfg *Config, errs *Errors) {
 	}
 	checkURL(errs, "graph.authority_url", g.AuthorityURL)
 	checkURL(errs, "graph.graph_url", g.GraphURL)
+	if _, v := graphURLVersion(g.GraphURL); v != "" {
+		errs.add("graph.graph_url", "%q ends in the API version /%s; give the base URL without it (graphrelay adds /v1.0 itself)", g.GraphURL, v)
+	}
 	switch strings.ToUpper(g.AssertionAlg) {
 	case "PS256", "RS256":
 	default:

@@ -64,13 +64,13 @@ func checkCertificate(g config.Graph, now time.Time) Result {
 	leaf := cert.Leaf
 	left := leaf.NotAfter.Sub(now)
 	days := int(left.Hours() / 24)
-	res.Detail = fmt.Sprintf("certificate %s (%s), SHA-1 thumbprint %X, expires %s (%d days); the key matches it",
-		leaf.Subject, file, cert.ThumbprintSHA1(), leaf.NotAfter.UTC().Format(time.DateOnly), days)
+	res.Detail = fmt.Sprintf("certificate %s (%s), %s, expires %s (%d days); the key matches it",
+		leaf.Subject, file, thumbprints(cert), leaf.NotAfter.UTC().Format(time.DateOnly), days)
 	switch {
 	case left <= 0:
 		res.Status = Fail
-		res.Detail = fmt.Sprintf("certificate %s (%s), SHA-1 thumbprint %X, expired on %s: Entra refuses assertions signed with it",
-			leaf.Subject, file, cert.ThumbprintSHA1(), leaf.NotAfter.UTC().Format(time.DateOnly))
+		res.Detail = fmt.Sprintf("certificate %s (%s), %s, expired on %s: Entra refuses assertions signed with it",
+			leaf.Subject, file, thumbprints(cert), leaf.NotAfter.UTC().Format(time.DateOnly))
 		res.Fix = renewFix
 	case now.Before(leaf.NotBefore):
 		res.Status = Warn
@@ -139,13 +139,22 @@ func checkManagedIdentity(g config.Graph) Result {
 	case g.FederatedTokenFile != "":
 		how = "workload identity federation with the token in " + g.FederatedTokenFile
 	case g.ManagedIdentityClientID != "":
-		how = "user-assigned managed identity " + g.ManagedIdentityClientID + " through IMDS"
+		how = "user-assigned managed identity " + g.ManagedIdentityClientID + " of the " + graph.ManagedIdentityHost()
 	default:
-		how = "system-assigned managed identity through IMDS"
+		how = "system-assigned managed identity of the " + graph.ManagedIdentityHost()
 	}
 	if g.IMDSEndpoint != "" && g.FederatedTokenFile == "" {
-		how += " at " + g.IMDSEndpoint
+		how += "; IMDS at " + g.IMDSEndpoint
 	}
 	return Result{Name: "credential", Status: OK,
 		Detail: how + "; there is no local secret or certificate to check: the token step shows whether the identity answers"}
+}
+
+// thumbprints names both digests of the certificate the way the admin meets
+// them: the portal's Certificates & secrets lists the SHA-1 one under
+// "Thumbprint", while AADSTS700027 quotes the SHA-256 one (the x5t#S256 of
+// PS256 assertions) as "Thumbprint of key used by client".
+func thumbprints(cert *graph.Certificate) string {
+	return fmt.Sprintf("Thumbprint %X (SHA-1, as the portal's Certificates & secrets lists it), SHA-256 thumbprint %X (as AADSTS700027 quotes it)",
+		cert.ThumbprintSHA1(), cert.ThumbprintSHA256())
 }

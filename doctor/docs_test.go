@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"crypto/x509"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/graphrelay/graphrelay/auth"
 	"github.com/graphrelay/graphrelay/config"
+	"github.com/graphrelay/graphrelay/graph/graphtest"
 	"github.com/graphrelay/graphrelay/policy"
+	"go.yaml.in/yaml/v3"
 )
 
 // yamlBlockRE finds the ```yaml blocks of a Markdown file.
@@ -161,4 +164,46 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 	writeFile(t, to, b, 0o600)
+}
+
+// The README's production steps lead to an all-OK check: its configuration,
+// pointed at the fake tenant, with exactly the permission its step 1 grants
+// (Mail.Send) and the mailboxes in the access policy.
+func TestReadmeProductionStepsCheckOK(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(doc)[strings.Index(string(doc), "## Production configuration"):]
+	m := yamlBlockRE.FindStringSubmatch(section)
+	if m == nil {
+		t.Fatal("README.md's production configuration has no yaml block")
+	}
+	if !strings.Contains(section[:strings.Index(section, "```yaml")], "**Mail.Send application**") {
+		t.Fatal("README.md's step 1 no longer grants Mail.Send; update this test with it")
+	}
+	var cfg config.Config = *config.Default()
+	if err := yaml.Unmarshal([]byte(m[1]), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cert := newTestCert(t, "graphrelay", time.Now().Add(365*24*time.Hour))
+	var allowed []string
+	var mailboxes []graphtest.Mailbox
+	for _, mb := range cfg.Mailboxes {
+		allowed = append(allowed, mb.Address)
+		mailboxes = append(mailboxes, graphtest.Mailbox{Address: mb.Address, ID: mb.ID})
+	}
+	fake := graphtest.New(t, graphtest.Config{TenantID: cfg.Graph.TenantID, ClientID: cfg.Graph.ClientID,
+		Certificates: []*x509.Certificate{cert.cert}, Roles: []string{"Mail.Send"}, Mailboxes: mailboxes, AccessPolicy: allowed})
+	// Only what cannot be the README's on a test machine: the fake's hosts,
+	// the certificate files keygen would write, a free port and a spool.
+	cfg.Graph.AuthorityURL, cfg.Graph.GraphURL = fake.AuthorityURL(), fake.GraphURL()
+	cfg.Graph.CertificateFile, cfg.Graph.KeyFile = cert.certFile, cert.keyFile
+	cfg.SMTP.Listeners[0].Address = "127.0.0.1:0"
+	cfg.Queue.Dir = filepath.Join(t.TempDir(), "spool")
+	for _, r := range runDoctor(t, fake, &cfg) {
+		if r.Status != OK {
+			t.Errorf("%s: %s %s (fix: %s)", r.Name, r.Status, r.Detail, r.Fix)
+		}
+	}
 }

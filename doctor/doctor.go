@@ -82,6 +82,9 @@ func Run(ctx context.Context, opts Options) []Result {
 	if r.cfg == nil {
 		return r.results
 	}
+	if res, exposed := checkSecretExposure(opts.ConfigPath); exposed {
+		r.add(res)
+	}
 	if reason := r.cfg.DryRunReason(); reason != "" {
 		r.add(Result{Name: "tenant", Status: Warn,
 			Detail: "dry-run mode (" + reason + "): the credential, clock, token, permission and mailbox steps are skipped",
@@ -152,9 +155,13 @@ func (r *runner) tenant(ctx context.Context) {
 	r.add(perm)
 
 	client := graph.NewClient(creds.Cloud.GraphURL, hc, creds.NewTokens, discardLog)
+	appID := r.cfg.Graph.ClientID
+	if claims, err := graph.ParseTokenClaims(tok); err == nil && claims.AppID != "" {
+		appID = claims.AppID // a managed identity's, which the config does not name
+	}
 	if mailSend {
 		for _, m := range r.cfg.Mailboxes {
-			r.add(checkAccess(ctx, client, m))
+			r.add(checkAccess(ctx, client, m, appID))
 		}
 	} else {
 		r.add(Result{Name: "access", Status: Warn,

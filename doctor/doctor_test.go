@@ -2,7 +2,10 @@ package doctor
 
 import (
 	"context"
+	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -35,7 +38,18 @@ func TestDoctorGoodSetup(t *testing.T) {
 	if Failed(results) {
 		t.Error("Failed reports a failure")
 	}
-	expect(t, results, "credential", OK, "SHA-1 thumbprint", "")
+	expect(t, results, "credential", OK, "(SHA-1, as the portal's Certificates & secrets lists it), SHA-256 thumbprint", "")
+	// Both digests, as the portal and AADSTS700027 show them.
+	for _, r := range results {
+		if r.Name == "credential" {
+			sha1sum, sha256sum := sha1.Sum(cert.cert.Raw), sha256.Sum256(cert.cert.Raw)
+			for _, want := range []string{fmt.Sprintf("Thumbprint %X", sha1sum), fmt.Sprintf("SHA-256 thumbprint %X", sha256sum)} {
+				if !strings.Contains(r.Detail, want) {
+					t.Errorf("credential detail %q lacks %q", r.Detail, want)
+				}
+			}
+		}
+	}
 	expect(t, results, "permissions", OK, "roles Mail.Send (app "+fake.ClientID(), "")
 	expect(t, results, "access "+scans, OK, "granted", "")
 	// The probes reached Graph, and nothing was delivered.
@@ -110,6 +124,17 @@ func TestDoctorMailboxOutsidePolicy(t *testing.T) {
 	r := expect(t, results, "access "+alerts, Fail, "denied: HTTP 403 ErrorAccessDenied: Access to OData is disabled", "mail-enabled security group")
 	if !strings.Contains(r.Fix, "hour") || !strings.Contains(r.Detail, "request-id") {
 		t.Errorf("denied mailbox: %+v", r)
+	}
+	// The PowerShell that grants it, with the mailbox and the app's id.
+	domain := alerts[strings.LastIndex(alerts, "@")+1:]
+	for _, want := range []string{
+		"Get-ApplicationAccessPolicy | Where-Object AppId -eq '" + fake.ClientID() + "'",
+		"Add-DistributionGroupMember -Identity graphrelay-mailboxes@" + domain + " -Member " + alerts,
+		"Test-ApplicationAccessPolicy -Identity " + alerts + " -AppId " + fake.ClientID(),
+	} {
+		if !strings.Contains(r.Fix, want) {
+			t.Errorf("fix for a denied mailbox lacks %q:\n%s", want, r.Fix)
+		}
 	}
 	if !Failed(results) {
 		t.Error("a denied mailbox is not a failure")
@@ -427,4 +452,53 @@ func TestDoctorTLS(t *testing.T) {
 	if _, err := os.Stat(cfg.TLS.SelfSignedDir); err == nil {
 		t.Error("the check generated the self-signed certificate")
 	}
+}
+
+// A world-readable configuration with an inline secret is a WARN of its
+// own, naming the fix.
+func TestDoctorInlineSecretInReadableConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "graphrelay.yaml")
+	writeFile(t, path, []byte("graph:\n  client_secret: s3cret-value\n"), 0o644)
+	results := Run(context.Background(), Options{ConfigPath: path})
+	r := expect(t, results, "secrets", Warn, "readable by every local user (mode 0644) and holds graph.client_secret inline", "_file")
+	if strings.Contains(r.Detail, "s3cret-value") {
+		t.Errorf("the secret is printed: %s", r.Detail)
+	}
+	writeFile(t, path, []byte("graph:\n  client_secret: s3cret-value\n"), 0o640)
+	for _, r := range Run(context.Background(), Options{ConfigPath: path}) {
+		if r.Name == "secrets" {
+			t.Errorf("a private configuration file reported: %+v", r)
+		}
+	}
+}
+
+// Direct mode needs somewhere to stage each message; check tests it.
+func TestDoctorDirectModeStaging(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Delivery.Mode = config.ModeDirect
+	cfg.Queue.Dir = filepath.Join(dir, "spool")
+	results := Run(context.Background(), Options{ConfigPath: writeConfig(t, cfg)})
+	expect(t, results, "spool", OK, "direct mode stages each message in "+filepath.Join(dir, "spool", "direct"), "")
+
+	// A queue.dir that cannot be a directory: every message would get 451.
+	blocker := filepath.Join(dir, "file")
+	writeFile(t, blocker, []byte("x"), 0o600)
+	cfg.Queue.Dir = filepath.Join(blocker, "spool")
+	results = Run(context.Background(), Options{ConfigPath: writeConfig(t, cfg)})
+	expect(t, results, "spool", Fail, "direct mode stages each message in", "queue.dir")
+}
+
+// On an Azure Arc-enabled server whose agent key graphrelay's user cannot
+// read, the token step says to join the himds group, not that the endpoint
+// did not answer.
+func TestDoctorArcKeyUnreadable(t *testing.T) {
+	fake := graphtest.New(t, graphtest.Config{ArcKeyUnreadable: true})
+	fake.SetHostEnv(t, "arc")
+	cfg := tenantConfig(t, fake, nil)
+	cfg.Graph.ClientID = ""
+	cfg.Graph.Credential = config.CredentialManagedIdentity
+	results := runDoctor(t, fake, cfg)
+	expect(t, results, "credential", OK, "Azure Arc-enabled server", "")
+	expect(t, results, "token", Fail, "azcmagent", "usermod -aG himds graphrelay")
 }

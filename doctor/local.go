@@ -22,6 +22,13 @@ import (
 // checkSpool checks that the spool can take mail: the daemon fsyncs every
 // message there before it answers 250.
 func checkSpool(cfg *config.Config) Result {
+	if cfg.Delivery.Mode == config.ModeDirect {
+		// Direct mode queues nothing, but holds each message in a file
+		// while it is sent: 451 for every message if it cannot.
+		res := checkWritableDir("spool", cfg.DirectStagingDir(), "queue.dir")
+		res.Detail = "direct mode stages each message in " + cfg.DirectStagingDir() + " while it is sent: " + res.Detail
+		return res
+	}
 	if cfg.Delivery.Mode != config.ModeQueue {
 		return Result{Name: "spool", Status: OK, Detail: "not used: delivery.mode is " + cfg.Delivery.Mode + ", nothing is spooled"}
 	}

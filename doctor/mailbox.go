@@ -18,7 +18,9 @@ const TestSubject = "graphrelay check test message"
 
 // checkAccess mirrors Test-ApplicationAccessPolicy for one mailbox with a
 // probe that cannot deliver mail; graph.Client.ProbeAccess explains why.
-func checkAccess(ctx context.Context, c *graph.Client, m config.Mailbox) Result {
+// appID is the application the token is for, for the PowerShell that
+// grants a denied mailbox.
+func checkAccess(ctx context.Context, c *graph.Client, m config.Mailbox, appID string) Result {
 	res := Result{Name: "access " + m.Address}
 	mb := envelope.Mailbox{Address: m.Address, ID: m.ID}
 	via := ""
@@ -37,7 +39,7 @@ func checkAccess(ctx context.Context, c *graph.Client, m config.Mailbox) Result 
 		res.Status = OK
 		res.Detail = "granted" + via + ": Graph authorised the mailbox, then refused the probe for having no recipients (" + p.Err.Code + "), as intended"
 	case graph.AccessDenied:
-		res.Status, res.Fix = Fail, p.Err.Hint()
+		res.Status, res.Fix = Fail, p.Err.Hint()+grantPowerShell(m.Address, appID)
 		res.Detail = "denied" + via + ": " + describe(p.Err)
 	case graph.AccessNoMailbox:
 		res.Status, res.Fix = Fail, p.Err.Hint()
@@ -130,4 +132,19 @@ func sendTest(ctx context.Context, c *graph.Client, cfg *config.Config, m config
 	res.Detail = fmt.Sprintf("Graph accepted the test message to %s (request-id %s); Graph's 202 means queued, so look for %q in that inbox (and its junk folder) within a few minutes",
 		rcpt, rec.RequestID, TestSubject)
 	return res
+}
+
+// grantPowerShell is the Exchange Online PowerShell that adds mailbox to
+// the Application Access Policy's group and confirms it, as
+// docs/tenant-setup.md steps 8 to 10 set it up. The group's name there is
+// graphrelay-mailboxes@<domain>; the first command shows the real one.
+func grantPowerShell(mailbox, appID string) string {
+	if appID == "" {
+		appID = "<application (client) ID>"
+	}
+	domain := mailbox[strings.LastIndex(mailbox, "@")+1:]
+	return fmt.Sprintf(`. In Exchange Online PowerShell (Connect-ExchangeOnline):
+  Get-ApplicationAccessPolicy | Where-Object AppId -eq '%[2]s' | Format-List ScopeName, AccessRight   # the policy's group
+  Add-DistributionGroupMember -Identity graphrelay-mailboxes@%[3]s -Member %[1]s   # that group, if named otherwise
+  Test-ApplicationAccessPolicy -Identity %[1]s -AppId %[2]s   # AccessCheckResult: Granted (allow up to an hour)`, mailbox, appID, domain)
 }

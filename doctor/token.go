@@ -38,14 +38,17 @@ func checkToken(ctx context.Context, g config.Graph, hc *http.Client) (Result, *
 		res.Status, res.Fix = Fail, e.Hint()
 		switch {
 		case e.Code != "" && e.Message != "":
-			// Entra's description starts with the code itself.
-			msg := strings.TrimPrefix(e.Message, e.Code+": ")
-			res.Detail = fmt.Sprintf("%s refused (HTTP %d): %s: %s", tokenURL, e.Status, e.Code, msg)
+			res.Detail = fmt.Sprintf("%s refused (HTTP %d): %s: %s", tokenURL, e.Status, e.Code, e.Message)
 		default:
 			res.Detail = err.Error()
 		}
-		if creds.Kind == config.CredentialManagedIdentity && e.Status == 0 {
-			res.Fix = "the managed identity endpoint did not answer: run graphrelay on an Azure VM, scale set, App Service or Arc machine with a managed identity enabled (or set graph.imds_endpoint, or graph.federated_token_file on AKS)"
+		switch {
+		case creds.Kind == config.CredentialManagedIdentity && strings.Contains(err.Error(), "azcmagent"):
+			// The Arc agent answered its challenge, but the key file it
+			// named could not be read: only root and the himds group may.
+			res.Fix = "the Azure Arc agent's key file in /var/opt/azcmagent/tokens cannot be read by " + currentUser() + ": add graphrelay's user to the himds group (usermod -aG himds graphrelay) and restart graphrelay"
+		case creds.Kind == config.CredentialManagedIdentity && e.Status == 0:
+			res.Fix = "the managed identity endpoint (" + graph.ManagedIdentityHost() + ") did not answer: run graphrelay on an Azure VM, scale set, App Service, Functions, Container Apps, Service Fabric or Arc-enabled server with a managed identity enabled (or set graph.imds_endpoint, or graph.federated_token_file on AKS)"
 		}
 		return res, creds, ""
 	}

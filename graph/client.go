@@ -102,7 +102,9 @@ func (c *Client) do(ctx context.Context, op, mailbox, method, target, contentTyp
 func (c *Client) exchange(ctx context.Context, op, mailbox, method, target, contentType string, body []byte, out any) (Receipt, error) {
 	ts, gen := c.tokenSource()
 	rcpt, err := c.once(ctx, ts, op, mailbox, method, target, contentType, body, out)
-	if e, ok := err.(*Error); ok && e.Status == http.StatusUnauthorized && e.Code != "MailboxNotEnabledForRESTAPI" && c.newTokens != nil {
+	// Only Graph's 401 means the token was rejected: a token request that
+	// Entra refused (often also a 401) never produced one to reject.
+	if e, ok := err.(*Error); ok && e.Op != "token" && e.Status == http.StatusUnauthorized && e.Code != "MailboxNotEnabledForRESTAPI" && c.newTokens != nil {
 		c.mu.Lock()
 		if c.gen == gen {
 			c.log.Warn("graph rejected the access token; fetching a new one", "op", op, "mailbox", mailbox, "request_id", e.RequestID)

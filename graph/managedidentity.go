@@ -10,10 +10,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	azcloud "github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/managedidentity"
 	"golang.org/x/oauth2"
 )
 
@@ -21,23 +26,32 @@ import (
 // reachable only from inside an Azure VM or scale set.
 const DefaultIMDSEndpoint = "http://169.254.169.254/metadata/identity/oauth2/token"
 
-// imdsAPIVersion is the IMDS token API version that every Azure VM serves.
-const imdsAPIVersion = "2018-02-01"
+// imdsHost is the address azidentity always sends IMDS requests to; a
+// configured endpoint replaces it.
+const imdsHost = "169.254.169.254"
 
 // ManagedIdentityConfig selects an Azure managed identity as the credential.
+// Which Azure host serves it (VM, App Service, Arc, Service Fabric, Cloud
+// Shell) is read from the environment the host sets, as every Azure SDK
+// does; see ManagedIdentityHost.
 type ManagedIdentityConfig struct {
 	// ClientID selects a user-assigned identity; empty means the
-	// system-assigned one (IMDS) or TokenConfig.ClientID (workload
-	// identity).
+	// system-assigned one (managed identity) or TokenConfig.ClientID
+	// (workload identity).
 	ClientID string
-	// Endpoint is the IMDS token endpoint; empty means DefaultIMDSEndpoint.
+	// Endpoint replaces the IMDS token endpoint of an Azure VM; empty
+	// means DefaultIMDSEndpoint. The other hosts announce their endpoint
+	// in the environment.
 	Endpoint string
 	// FederatedTokenFile (AZURE_FEDERATED_TOKEN_FILE) switches to workload
 	// identity federation, as on AKS: the JWT in this file is sent to
-	// TokenConfig.TokenURL as the client assertion instead of calling
-	// IMDS. The file is re-read for every request because kubelet rotates
-	// it.
+	// Entra as the client assertion instead of asking a managed identity
+	// endpoint. azidentity re-reads the file after ten minutes, well
+	// within the hour kubelet leaves between rotating it and its expiry.
 	FederatedTokenFile string
+	// TenantID and AuthorityHost locate Entra for workload identity; the
+	// authority host is the cloud's login URL.
+	TenantID, AuthorityHost string
 }
 
 // ManagedIdentityFromEnv reads what the AKS workload identity webhook
@@ -53,15 +67,37 @@ func ManagedIdentityFromEnv() (cfg ManagedIdentityConfig, tenantID, authorityHos
 	return cfg, tenantID, authorityHost
 }
 
-func (mi *ManagedIdentityConfig) endpoint() string {
-	if mi.Endpoint != "" {
-		return mi.Endpoint
+// ManagedIdentityHost names the Azure host whose managed identity endpoint
+// this process would use, from the variables each host sets:
+// IDENTITY_ENDPOINT and IDENTITY_HEADER on App Service, Functions and
+// Container Apps (plus IDENTITY_SERVER_THUMBPRINT on Service Fabric),
+// IDENTITY_ENDPOINT and IMDS_ENDPOINT (or the installed agent) on an Azure
+// Arc-enabled server, MSI_ENDPOINT in Cloud Shell, and otherwise IMDS.
+func ManagedIdentityHost() string {
+	src, err := managedidentity.GetSource()
+	if err != nil {
+		return "unknown host (" + err.Error() + ")"
 	}
-	return DefaultIMDSEndpoint
+	switch src {
+	case managedidentity.AppService:
+		return "App Service, Functions or Container Apps (IDENTITY_ENDPOINT)"
+	case managedidentity.ServiceFabric:
+		return "Service Fabric (IDENTITY_ENDPOINT, pinned to IDENTITY_SERVER_THUMBPRINT)"
+	case managedidentity.AzureArc:
+		return "Azure Arc-enabled server (himds)"
+	case managedidentity.CloudShell:
+		return "Cloud Shell (MSI_ENDPOINT)"
+	case managedidentity.AzureML:
+		return "Azure Machine Learning (MSI_ENDPOINT)"
+	}
+	return "Azure VM or scale set (IMDS)"
 }
 
 func (mi *ManagedIdentityConfig) checkEndpoint() error {
-	u, err := url.Parse(mi.endpoint())
+	if mi.Endpoint == "" {
+		return nil
+	}
+	u, err := url.Parse(mi.Endpoint)
 	if err != nil {
 		return fmt.Errorf("managed identity endpoint: %w", err)
 	}
@@ -73,123 +109,179 @@ func (mi *ManagedIdentityConfig) checkEndpoint() error {
 	return nil
 }
 
-func (cfg *TokenConfig) fetchWithFederatedToken(ctx context.Context) (*oauth2.Token, error) {
-	path := cfg.ManagedIdentity.FederatedTokenFile
-	data, err := os.ReadFile(path)
+// newManagedIdentityFetcher builds the azidentity credential for cfg's
+// managed or workload identity and adapts it to a tokenFetcher. It returns
+// the kind for error messages.
+func (cfg *TokenConfig) newManagedIdentityFetcher() (tokenFetcher, string, error) {
+	mi := cfg.ManagedIdentity
+	rec := &failureRecorder{}
+	opts := azcore.ClientOptions{
+		// Our own caller retries deliveries, so a few quick retries are
+		// enough here; azidentity's IMDS default (six, up to 25 s apart)
+		// would outlast RequestTimeout.
+		Retry:            policy.RetryOptions{MaxRetries: 2, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second},
+		Transport:        clientWithoutProxy(cfg.HTTPClient),
+		PerRetryPolicies: []policy.Policy{rec},
+	}
+	if mi.FederatedTokenFile != "" {
+		// Entra, not a local endpoint: the daemon's client, proxy and all.
+		if cfg.HTTPClient != nil {
+			opts.Transport = cfg.HTTPClient
+		}
+		opts.Cloud = azcloud.Configuration{ActiveDirectoryAuthorityHost: mi.AuthorityHost + "/"}
+		cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+			ClientOptions: opts,
+			ClientID:      cfg.clientIDForEntra(),
+			TenantID:      mi.TenantID,
+			TokenFilePath: mi.FederatedTokenFile,
+			// Entra's instance discovery adds a request to a fixed host
+			// and only validates an authority the configuration already
+			// names.
+			DisableInstanceDiscovery: true,
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		return credentialFetcher(cred, rec, cfg.Scope, ""), "workload identity", nil
+	}
+	rec.imdsEndpoint = mi.Endpoint
+	o := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts}
+	if mi.ClientID != "" {
+		o.ID = azidentity.ClientID(mi.ClientID)
+	}
+	cred, err := azidentity.NewManagedIdentityCredential(o)
 	if err != nil {
-		return nil, fmt.Errorf("read federated token: %w", err)
+		return nil, "", err
 	}
-	assertion := strings.TrimSpace(string(data))
-	if assertion == "" {
-		return nil, fmt.Errorf("federated token file %s is empty", path)
-	}
-	return cfg.clientCredentials(ctx, cfg.clientIDForEntra(), "", url.Values{
-		"client_assertion_type": {ClientAssertionType},
-		"client_assertion":      {assertion},
-	})
+	// The claims, an empty request, only make MSAL skip its managed
+	// identity cache. That cache is process-wide and keyed by identity and
+	// resource alone, so it would answer a forced refresh (after Graph
+	// refused a token) with the refused token; the token source above this
+	// one caches already.
+	return credentialFetcher(cred, rec, cfg.Scope, "{}"), "managed identity, " + ManagedIdentityHost(), nil
 }
 
-// imdsTokenResponse is the IMDS token body, whose numbers are strings.
-type imdsTokenResponse struct {
-	AccessToken      string       `json:"access_token"`
-	TokenType        string       `json:"token_type"`
-	ExpiresIn        lenientInt64 `json:"expires_in"`
-	ExpiresOn        lenientInt64 `json:"expires_on"`
-	Error            string       `json:"error"`
-	ErrorDescription string       `json:"error_description"`
+// credentialFetcher adapts an azcore credential to a tokenFetcher whose
+// failures take the same *oauth2.RetrieveError form as Entra's, so one
+// classification serves every credential.
+func credentialFetcher(cred azcore.TokenCredential, rec *failureRecorder, scope, claims string) tokenFetcher {
+	return func(ctx context.Context) (*oauth2.Token, error) {
+		rec.reset()
+		at, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}, Claims: claims})
+		if err != nil && ctx.Err() != nil {
+			// azidentity reports a cancelled or timed-out request as text;
+			// classify needs the cause.
+			return nil, fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+		if err != nil {
+			return nil, asRetrieveError(err, rec)
+		}
+		return &oauth2.Token{AccessToken: at.Token, TokenType: "Bearer", Expiry: at.ExpiresOn}, nil
+	}
 }
 
-// lenientInt64 decodes a JSON number or a string holding one, since IMDS
-// sends "3599" where Entra sends 3599.
-type lenientInt64 int64
+// asRetrieveError turns azidentity's error into *oauth2.RetrieveError when
+// an endpoint answered, keeping its status and body; a transport failure
+// stays as it is, and classify treats it as one.
+func asRetrieveError(err error, rec *failureRecorder) error {
+	resp, body := rec.last()
+	var afe *azidentity.AuthenticationFailedError
+	if resp == nil && errors.As(err, &afe) && afe.RawResponse != nil {
+		resp = afe.RawResponse
+		if resp.Body != nil {
+			body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		}
+	}
+	if resp == nil {
+		return err
+	}
+	return &oauth2.RetrieveError{Response: resp, Body: body, ErrorCode: errorField(body)}
+}
 
-func (n *lenientInt64) UnmarshalJSON(b []byte) error {
-	s := string(bytes.Trim(b, `"`))
-	if s == "" || s == "null" {
-		*n = 0
-		return nil
+// errorField reads the "error" member of an OAuth2-style error body, which
+// IMDS, Arc and Entra send; App Service and Service Fabric send other
+// shapes, for which it returns "".
+func errorField(body []byte) string {
+	var b entraErrorBody
+	if json.Unmarshal(body, &b) != nil {
+		return ""
 	}
-	v, err := strconv.ParseInt(s, 10, 64)
+	return b.Error
+}
+
+// failureRecorder is a pipeline policy under azidentity. It keeps the last
+// failed response, because azidentity reports some failures (a
+// system-assigned identity IMDS does not know) only as text, and it sends
+// requests for IMDS to a configured endpoint instead. A policy, not a
+// transport, because Service Fabric needs azidentity to own the transport
+// to pin the endpoint's certificate.
+type failureRecorder struct {
+	imdsEndpoint string
+
+	mu   sync.Mutex
+	resp *http.Response
+	body []byte
+}
+
+func (r *failureRecorder) Do(preq *policy.Request) (*http.Response, error) {
+	req := preq.Raw()
+	if r.imdsEndpoint != "" && req.URL.Hostname() == imdsHost {
+		if err := redirectTo(req, r.imdsEndpoint); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := preq.Next()
+	if err != nil || resp.StatusCode < 300 {
+		return resp, err
+	}
+	// Arc's first answer is a 401 challenge naming the key file: part of
+	// the protocol, not a failure.
+	if resp.StatusCode == http.StatusUnauthorized && strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic realm=") {
+		return resp, nil
+	}
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if rerr != nil {
+		return nil, rerr
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	r.mu.Lock()
+	r.resp, r.body = resp, body
+	r.mu.Unlock()
+	return resp, nil
+}
+
+func (r *failureRecorder) reset() {
+	r.mu.Lock()
+	r.resp, r.body = nil, nil
+	r.mu.Unlock()
+}
+
+func (r *failureRecorder) last() (*http.Response, []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.resp, r.body
+}
+
+// redirectTo points req at endpoint, keeping its query.
+func redirectTo(req *http.Request, endpoint string) error {
+	u, err := url.Parse(endpoint)
 	if err != nil {
-		return fmt.Errorf("not an integer: %s", b)
+		return fmt.Errorf("managed identity endpoint: %w", err)
 	}
-	*n = lenientInt64(v)
+	q := req.URL.RawQuery
+	req.URL = u
+	req.URL.RawQuery = q
+	req.Host = u.Host
 	return nil
 }
 
-func (cfg *TokenConfig) fetchFromIMDS(ctx context.Context, client *http.Client) (*oauth2.Token, error) {
-	mi := cfg.ManagedIdentity
-	u, err := url.Parse(mi.endpoint())
-	if err != nil {
-		return nil, fmt.Errorf("managed identity endpoint: %w", err)
-	}
-	q := u.Query()
-	q.Set("api-version", imdsAPIVersion)
-	// IMDS takes the v1 resource, not a v2 scope.
-	q.Set("resource", strings.TrimSuffix(cfg.Scope, defaultScopeSuffix))
-	if mi.ClientID != "" {
-		q.Set("client_id", mi.ClientID)
-	}
-	u.RawQuery = q.Encode()
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	// IMDS refuses requests without this header, since a request forged
-	// through an SSRF hole usually cannot set one.
-	req.Header.Set("Metadata", "true")
-
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	// Same cap as x/oauth2 puts on a token response.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read IMDS response: %w", err)
-	}
-
-	var tr imdsTokenResponse
-	jsonErr := json.Unmarshal(body, &tr)
-	if resp.StatusCode < 200 || resp.StatusCode > 299 || tr.Error != "" {
-		// The same error type as Entra failures, so one classification
-		// function in the caller handles both.
-		return nil, &oauth2.RetrieveError{
-			Response:         resp,
-			Body:             body,
-			ErrorCode:        tr.Error,
-			ErrorDescription: tr.ErrorDescription,
-		}
-	}
-	if jsonErr != nil {
-		return nil, fmt.Errorf("parse IMDS response: %w", jsonErr)
-	}
-	if tr.AccessToken == "" {
-		return nil, errors.New("IMDS response has no access_token")
-	}
-	tok := &oauth2.Token{AccessToken: tr.AccessToken, TokenType: tr.TokenType}
-	switch {
-	case tr.ExpiresIn > 0:
-		// Relative to our own clock, like x/oauth2 does for Entra, so
-		// skew between the VM and IMDS does not matter.
-		tok.Expiry = time.Now().Add(time.Duration(tr.ExpiresIn) * time.Second)
-		tok.ExpiresIn = int64(tr.ExpiresIn)
-	case tr.ExpiresOn > 0:
-		tok.Expiry = time.Unix(int64(tr.ExpiresOn), 0)
-	default:
-		return nil, errors.New("IMDS response has neither expires_in nor expires_on")
-	}
-	return tok, nil
-}
-
 // clientWithoutProxy returns c (nil meaning http.DefaultClient) with its
-// proxy turned off, because Azure requires that IMDS requests bypass
-// proxies and a proxy could not reach the link-local address anyway. The
-// daemon hands one client, honouring HTTPS_PROXY for Entra and Graph, to
-// every token source, so this cannot be left to the caller. A transport
-// that is not an *http.Transport is used as is.
+// proxy turned off, because Azure requires that managed identity requests
+// bypass proxies, and a proxy could not reach a link-local or loopback
+// endpoint anyway. The daemon hands one client, honouring HTTPS_PROXY for
+// Entra and Graph, to every token source, so this cannot be left to the
+// caller. A transport that is not an *http.Transport is used as is.
 func clientWithoutProxy(c *http.Client) *http.Client {
 	if c == nil {
 		c = http.DefaultClient
@@ -200,6 +292,11 @@ func clientWithoutProxy(c *http.Client) *http.Client {
 	}
 	t, ok := rt.(*http.Transport)
 	if !ok || t.Proxy == nil {
+		if c == http.DefaultClient {
+			// Never hand out the shared default, which a caller could
+			// change.
+			return &http.Client{Transport: rt}
+		}
 		return c
 	}
 	t = t.Clone()

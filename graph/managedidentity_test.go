@@ -3,207 +3,185 @@ package graph
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/graphrelay/graphrelay/graph/graphtest"
 )
 
-// credFakeIMDS mimics the IMDS token endpoint, including its refusal of
-// requests without the Metadata header.
-type credFakeIMDS struct {
-	srv     *httptest.Server
-	mu      sync.Mutex
-	queries []url.Values
-	respond func(n int) (int, string)
-}
-
-func newCredFakeIMDS(t *testing.T, respond func(n int) (int, string)) *credFakeIMDS {
+// miHost puts the process in one Azure host's environment.
+func miHost(t *testing.T, fake *graphtest.Server, host string) {
 	t.Helper()
-	f := &credFakeIMDS{respond: respond}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		if r.Method != http.MethodGet || r.URL.Path != "/metadata/identity/oauth2/token" {
-			w.WriteHeader(http.StatusNotFound)
-			return
-		}
-		if r.Header.Get("Metadata") != "true" {
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprint(w, `{"error":"invalid_request","error_description":"Required metadata header not specified"}`)
-			return
-		}
-		f.mu.Lock()
-		f.queries = append(f.queries, r.URL.Query())
-		n := len(f.queries)
-		f.mu.Unlock()
-		status, body := f.respond(n)
-		w.WriteHeader(status)
-		fmt.Fprint(w, body)
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
+	fake.SetHostEnv(t, host)
 }
 
-func (f *credFakeIMDS) endpoint() string { return f.srv.URL + "/metadata/identity/oauth2/token" }
-
-func (f *credFakeIMDS) requests() []url.Values {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]url.Values(nil), f.queries...)
-}
-
-func credIMDSConfig(f *credFakeIMDS, clientID string) TokenConfig {
+func miConfig(fake *graphtest.Server, clientID string) TokenConfig {
 	return TokenConfig{
-		HTTPClient:      f.srv.Client(),
-		Scope:           credScope,
-		ManagedIdentity: &ManagedIdentityConfig{ClientID: clientID, Endpoint: f.endpoint()},
+		HTTPClient:      fake.HTTPClient(),
+		Scope:           DefaultGraphScopeForTest,
+		ManagedIdentity: &ManagedIdentityConfig{ClientID: clientID, Endpoint: fake.IMDSURL() + "/metadata/identity/oauth2/token"},
 	}
 }
 
-func TestManagedIdentityIMDS(t *testing.T) {
-	f := newCredFakeIMDS(t, func(n int) (int, string) {
-		// Numbers as strings, exactly as IMDS sends them.
-		return http.StatusOK, fmt.Sprintf(`{"access_token":"mi-token-%d","refresh_token":"","expires_in":"3599","expires_on":"1506484173","not_before":"1506480273","resource":"https://graph.microsoft.com","token_type":"Bearer"}`, n)
-	})
-	for _, tc := range []struct {
-		name, clientID string
-	}{
-		{"system-assigned", ""},
-		{"user-assigned", "11111111-2222-3333-4444-555555555555"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			before := len(f.requests())
-			start := time.Now()
-			ts := credMustSource(t, credIMDSConfig(f, tc.clientID))
-			tok, err := ts.Token()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.HasPrefix(tok.AccessToken, "mi-token-") || tok.Type() != "Bearer" {
-				t.Errorf("token = %q (%s)", tok.AccessToken, tok.Type())
-			}
-			// expires_in wins over the (long past) expires_on.
-			if d := tok.Expiry.Sub(start); d < 3590*time.Second || d > 3600*time.Second {
-				t.Errorf("expiry %v from now, want about 3599s", d)
-			}
-			if _, err := ts.Token(); err != nil {
-				t.Fatal(err)
-			}
-			reqs := f.requests()[before:]
-			if len(reqs) != 1 {
-				t.Fatalf("%d IMDS requests, want 1 (cached)", len(reqs))
-			}
-			q := reqs[0]
-			if q.Get("api-version") != "2018-02-01" {
-				t.Errorf("api-version = %q", q.Get("api-version"))
-			}
-			if q.Get("resource") != "https://graph.microsoft.com" {
-				t.Errorf("resource = %q, want the scope without /.default", q.Get("resource"))
-			}
-			if tc.clientID == "" && q.Has("client_id") {
-				t.Errorf("client_id %q sent for the system-assigned identity", q.Get("client_id"))
-			}
-			if tc.clientID != "" && q.Get("client_id") != tc.clientID {
-				t.Errorf("client_id = %q, want %q", q.Get("client_id"), tc.clientID)
-			}
-		})
-	}
-}
+// DefaultGraphScopeForTest is the fake's loopback scope.
+const DefaultGraphScopeForTest = graphtest.DefaultGraphScope
 
-func TestManagedIdentityIMDSExpiresOnOnly(t *testing.T) {
-	on := time.Now().Add(time.Hour).Unix()
-	f := newCredFakeIMDS(t, func(int) (int, string) {
-		return http.StatusOK, fmt.Sprintf(`{"access_token":"a","expires_on":"%d","token_type":"Bearer"}`, on)
-	})
-	tok, err := credMustSource(t, credIMDSConfig(f, "")).Token()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok.Expiry.Unix() != on {
-		t.Errorf("expiry = %v, want expires_on %d", tok.Expiry, on)
-	}
-}
-
-func TestManagedIdentityIMDSNumericFields(t *testing.T) {
-	f := newCredFakeIMDS(t, func(int) (int, string) {
-		return http.StatusOK, `{"access_token":"a","expires_in":3599,"token_type":"Bearer"}`
-	})
-	if _, err := credMustSource(t, credIMDSConfig(f, "")).Token(); err != nil {
-		t.Errorf("JSON numbers rejected: %v", err)
-	}
-}
-
-func TestManagedIdentityIMDSErrors(t *testing.T) {
-	const notFound = `{"error":"invalid_request","error_description":"Identity not found"}`
-	for _, tc := range []struct {
-		name     string
-		status   int
-		body     string
-		wantCode string // "-" means a local error, not a RetrieveError
-		wantErr  string
-	}{
-		{"unknown identity", http.StatusBadRequest, notFound, "invalid_request", "Identity not found"},
-		{"throttled", http.StatusTooManyRequests, `Too many requests`, "", "429"},
-		{"error in a 200", http.StatusOK, notFound, "invalid_request", ""},
-		{"no expiry", http.StatusOK, `{"access_token":"a","token_type":"Bearer"}`, "-", "neither expires_in nor expires_on"},
-		{"no token", http.StatusOK, `{"expires_in":"3599"}`, "-", "no access_token"},
-		{"bad number", http.StatusOK, `{"access_token":"a","expires_in":"soon"}`, "-", "parse IMDS response"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newCredFakeIMDS(t, func(int) (int, string) { return tc.status, tc.body })
-			_, err := credMustSource(t, credIMDSConfig(f, "")).Token()
-			if err == nil {
-				t.Fatal("no error")
+// Each Azure host's managed identity protocol, against the fake's
+// emulation of that host: one request per token, the system-assigned and
+// (where the host has them) a user-assigned identity.
+func TestManagedIdentityHosts(t *testing.T) {
+	for _, host := range graphtest.ManagedIdentityHosts {
+		for _, clientID := range []string{"", graphtest.DefaultClientID} {
+			if clientID != "" && host == "cloudshell" {
+				continue // Cloud Shell has only the signed-in user's identity
 			}
-			if !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("err = %v, want it to contain %q", err, tc.wantErr)
+			if clientID != "" && host == "servicefabric" {
+				continue // Service Fabric picks the identity in the application manifest
 			}
-			var re *oauth2.RetrieveError
-			isRE := errors.As(err, &re)
-			if tc.wantCode == "-" {
-				if isRE {
-					t.Errorf("err = %v is a RetrieveError, want a local error", err)
+			name := host + "/system-assigned"
+			if clientID != "" {
+				name = host + "/user-assigned"
+			}
+			t.Run(name, func(t *testing.T) {
+				fake := graphtest.New(t, graphtest.Config{})
+				miHost(t, fake, host)
+				start := time.Now()
+				ts := credMustSource(t, miConfig(fake, clientID))
+				tok, err := ts.Token()
+				if err != nil {
+					t.Fatal(err)
 				}
-				return
+				if tok.Type() != "Bearer" || tok.AccessToken == "" {
+					t.Errorf("token type %q", tok.Type())
+				}
+				if d := tok.Expiry.Sub(start); d < 50*time.Minute || d > 61*time.Minute {
+					t.Errorf("expiry %v from now, want about an hour", d)
+				}
+				if _, err := ts.Token(); err != nil {
+					t.Fatal(err)
+				}
+				var ok []graphtest.TokenRequest
+				for _, r := range fake.TokenRequests() {
+					if r.Status == http.StatusOK {
+						ok = append(ok, r)
+					}
+				}
+				if len(ok) != 1 || ok[0].AuthKind != host {
+					t.Fatalf("successful token requests = %+v, want one to %s (the second Token call is cached)", ok, host)
+				}
+				if ok[0].Scope != "https://graph.microsoft.com" {
+					t.Errorf("resource = %q, want the scope without /.default", ok[0].Scope)
+				}
+				if ok[0].ClientID != clientID {
+					t.Errorf("client_id = %q, want %q", ok[0].ClientID, clientID)
+				}
+				// The token is one Graph accepts.
+				claims, err := ParseTokenClaims(tok.AccessToken)
+				if err != nil || !claims.HasRole("Mail.Send") {
+					t.Errorf("claims %+v, %v", claims, err)
+				}
+			})
+		}
+	}
+}
+
+// A forced refresh (a new source, as after Graph refused a token) asks the
+// endpoint again instead of reusing a process-wide cache.
+func TestManagedIdentityNewSourceAsksAgain(t *testing.T) {
+	fake := graphtest.New(t, graphtest.Config{})
+	miHost(t, fake, "appservice")
+	for range 2 {
+		if _, err := credMustSource(t, miConfig(fake, "")).Token(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(fake.TokenRequests()); n != 2 {
+		t.Errorf("%d token requests for two sources, want 2", n)
+	}
+}
+
+// A refusal keeps the endpoint's status and body, as Entra's do, so one
+// classification names its cause.
+func TestManagedIdentityErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, host, clientID string
+		setup                func(*graphtest.Server)
+		wantStatus           int
+		wantCode, wantInBody string
+	}{
+		{name: "imds unknown identity", host: "imds", clientID: "99999999-9999-4999-8999-999999999999", wantStatus: 400, wantCode: "invalid_request", wantInBody: "Identity not found"},
+		{name: "imds entra failure", host: "imds", setup: func(f *graphtest.Server) { f.FailToken(graphtest.TokenFault{AADSTS: 500011}) }, wantStatus: 400, wantCode: "invalid_resource", wantInBody: "AADSTS500011"},
+		{name: "app service wrong header", host: "appservice", setup: func(*graphtest.Server) { os.Setenv("IDENTITY_HEADER", "wrong") }, wantStatus: 401, wantInBody: "X-IDENTITY-HEADER"},
+		{name: "app service unknown identity", host: "appservice", clientID: "99999999-9999-4999-8999-999999999999", wantStatus: 400, wantInBody: "No managed identity found"},
+		{name: "service fabric wrong secret", host: "servicefabric", setup: func(*graphtest.Server) { os.Setenv("IDENTITY_HEADER", "wrong") }, wantStatus: 401, wantInBody: "SecretHeaderNotFound"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := graphtest.New(t, graphtest.Config{})
+			miHost(t, fake, tc.host)
+			if tc.setup != nil {
+				tc.setup(fake)
 			}
-			if !isRE {
+			_, err := credMustSource(t, miConfig(fake, tc.clientID)).Token()
+			var re *oauth2.RetrieveError
+			if !errors.As(err, &re) {
 				t.Fatalf("err = %v (%T), want *oauth2.RetrieveError inside", err, err)
 			}
-			if re.Response == nil || re.Response.StatusCode != tc.status || string(re.Body) != tc.body {
-				t.Errorf("RetrieveError status/body = %v/%s", re.Response, re.Body)
+			if re.Response == nil || re.Response.StatusCode != tc.wantStatus || !strings.Contains(string(re.Body), tc.wantInBody) {
+				t.Errorf("status/body = %v/%s, want %d with %q", re.Response.StatusCode, re.Body, tc.wantStatus, tc.wantInBody)
 			}
 			if re.ErrorCode != tc.wantCode {
 				t.Errorf("ErrorCode = %q, want %q", re.ErrorCode, tc.wantCode)
 			}
+			if e := TokenError(err); e.Status != tc.wantStatus {
+				t.Errorf("classified status %d, want %d", e.Status, tc.wantStatus)
+			}
 		})
 	}
 }
 
-func TestManagedIdentityIMDSMetadataHeaderRequired(t *testing.T) {
-	// The fake refuses requests without the header; a request that gets a
-	// token therefore sent it. Check the refusal path works as a fake too.
-	f := newCredFakeIMDS(t, func(int) (int, string) { return http.StatusOK, `{}` })
-	resp, err := f.srv.Client().Get(f.endpoint() + "?api-version=2018-02-01&resource=x")
-	if err != nil {
-		t.Fatal(err)
+// A Service Fabric endpoint whose certificate is not the pinned one gets no
+// request: the secret would go to whoever answers.
+func TestManagedIdentityServiceFabricPinsCertificate(t *testing.T) {
+	fake := graphtest.New(t, graphtest.Config{})
+	miHost(t, fake, "servicefabric")
+	t.Setenv("IDENTITY_SERVER_THUMBPRINT", strings.Repeat("AB", 20))
+	_, err := credMustSource(t, miConfig(fake, "")).Token()
+	if err == nil || !strings.Contains(err.Error(), "thumbprint") {
+		t.Errorf("err = %v, want a thumbprint mismatch", err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || len(f.requests()) != 0 {
-		t.Errorf("fake accepted a request without Metadata: true (%d)", resp.StatusCode)
+	if n := len(fake.TokenRequests()); n != 0 {
+		t.Errorf("%d requests reached the endpoint", n)
 	}
 }
 
-func TestManagedIdentityIMDSBypassesProxy(t *testing.T) {
-	// A "proxy" that fails every request it sees: if the IMDS request went
+// An endpoint that does not answer is a transport failure, not a refusal,
+// which is what tells check "not on Azure".
+func TestManagedIdentityNoEndpoint(t *testing.T) {
+	fake := graphtest.New(t, graphtest.Config{})
+	miHost(t, fake, "imds")
+	cfg := miConfig(fake, "")
+	fake.Close()
+	_, err := credMustSource(t, cfg).Token()
+	var re *oauth2.RetrieveError
+	if err == nil || errors.As(err, &re) {
+		t.Fatalf("err = %v, want a transport failure", err)
+	}
+	if e := TokenError(err); e.Status != 0 {
+		t.Errorf("classified status %d, want 0", e.Status)
+	}
+}
+
+func TestManagedIdentityBypassesProxy(t *testing.T) {
+	// A "proxy" that fails every request it sees: if the request went
 	// through it, the token request would fail.
 	var proxied atomic.Int32
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -215,129 +193,88 @@ func TestManagedIdentityIMDSBypassesProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newCredFakeIMDS(t, func(int) (int, string) {
-		return http.StatusOK, `{"access_token":"a","expires_in":"3599","token_type":"Bearer"}`
-	})
-	// Like the daemon's shared client, which honours HTTP(S)_PROXY.
-	proxyClient := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 7 * time.Second}
-	cfg := credIMDSConfig(f, "")
-	cfg.HTTPClient = proxyClient
-	if _, err := credMustSource(t, cfg).Token(); err != nil {
-		t.Fatalf("IMDS through a proxy-configured client: %v", err)
+	for _, host := range []string{"imds", "appservice"} {
+		fake := graphtest.New(t, graphtest.Config{})
+		miHost(t, fake, host)
+		// Like the daemon's shared client, which honours HTTP(S)_PROXY.
+		proxyClient := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 7 * time.Second}
+		cfg := miConfig(fake, "")
+		cfg.HTTPClient = proxyClient
+		if _, err := credMustSource(t, cfg).Token(); err != nil {
+			t.Fatalf("%s through a proxy-configured client: %v", host, err)
+		}
+		if proxied.Load() != 0 {
+			t.Errorf("%s: %d requests went through the proxy", host, proxied.Load())
+		}
+		if proxyClient.Transport.(*http.Transport).Proxy == nil {
+			t.Error("the caller's transport was modified")
+		}
 	}
-	if proxied.Load() != 0 || len(f.requests()) != 1 {
-		t.Errorf("%d requests went through the proxy, %d reached IMDS; want 0 and 1", proxied.Load(), len(f.requests()))
-	}
-	// The caller's client is left alone; the copy keeps its timeout.
-	if proxyClient.Transport.(*http.Transport).Proxy == nil {
-		t.Error("the caller's transport was modified")
-	}
-	if c := clientWithoutProxy(proxyClient); c.Timeout != 7*time.Second || c.Transport.(*http.Transport).Proxy != nil {
+	if c := clientWithoutProxy(&http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 7 * time.Second}); c.Timeout != 7*time.Second || c.Transport.(*http.Transport).Proxy != nil {
 		t.Errorf("copy: timeout %v, proxy set %v", c.Timeout, c.Transport.(*http.Transport).Proxy != nil)
 	}
-	if tr, ok := clientWithoutProxy(nil).Transport.(*http.Transport); ok && tr.Proxy != nil {
-		t.Error("the default IMDS client uses a proxy")
-	}
-	if (&ManagedIdentityConfig{}).endpoint() != DefaultIMDSEndpoint {
-		t.Error("empty Endpoint does not select IMDS")
+}
+
+const (
+	wiIssuer  = "https://oidc.aks.test/cluster"
+	wiSubject = "system:serviceaccount:mail:graphrelay"
+)
+
+func wiConfig(fake *graphtest.Server, path, clientID string) TokenConfig {
+	return TokenConfig{
+		HTTPClient:      fake.HTTPClient(),
+		TokenURL:        fake.TokenURL(),
+		Scope:           DefaultGraphScopeForTest,
+		ClientID:        clientID,
+		ManagedIdentity: &ManagedIdentityConfig{FederatedTokenFile: path},
 	}
 }
 
-func TestManagedIdentityFederatedToken(t *testing.T) {
-	f := newCredFakeEntra(t, func(n int, _ url.Values) (int, string) { return credTokenJSON(n, 60) })
+// Workload identity reads the projected token again for a new source (and
+// azidentity re-reads it every ten minutes), because kubelet rotates it.
+func TestWorkloadIdentityRereadsTokenFile(t *testing.T) {
+	fake := graphtest.New(t, graphtest.Config{Federated: []graphtest.FederatedCredential{{Issuer: wiIssuer, Subject: wiSubject}}})
 	path := filepath.Join(t.TempDir(), "azure-identity-token")
-	write := func(s string) {
+	write := func(subject string) {
 		t.Helper()
-		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(fake.MintFederatedToken(wiIssuer, subject, time.Hour)+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	const wiClientID = "aaaaaaaa-0000-1111-2222-bbbbbbbbbbbb"
-	ts := credMustSource(t, TokenConfig{
-		HTTPClient: f.srv.Client(),
-		TokenURL:   f.tokenURL(),
-		Scope:      credScope,
-		ManagedIdentity: &ManagedIdentityConfig{
-			ClientID:           wiClientID,
-			FederatedTokenFile: path,
-		},
-	})
-
-	// kubelet rotates the projected token; each refresh must send the
-	// current file content (the 60 s token forces a refresh per call).
-	for _, jwt := range []string{"eyJ.first.sig\n", "eyJ.second.sig"} {
-		write(jwt)
-		if _, err := ts.Token(); err != nil {
-			t.Fatal(err)
-		}
+	write(wiSubject)
+	if _, err := credMustSource(t, wiConfig(fake, path, fake.ClientID())).Token(); err != nil {
+		t.Fatal(err)
 	}
-	reqs := f.requests()
-	if len(reqs) != 2 {
-		t.Fatalf("%d requests, want 2", len(reqs))
+	// A token for a subject with no federated credential: refused, which
+	// shows the file was read again.
+	write("system:serviceaccount:other:intruder")
+	_, err := credMustSource(t, wiConfig(fake, path, fake.ClientID())).Token()
+	if e := TokenError(err); e == nil || !strings.HasPrefix(e.Code, "AADSTS7002") {
+		t.Fatalf("err = %v, want an AADSTS70021x refusal of the unknown subject; requests %+v", err, fake.TokenRequests())
 	}
-	for i, want := range []string{"eyJ.first.sig", "eyJ.second.sig"} {
-		form := reqs[i]
-		if got := form.Get("client_assertion"); got != want {
-			t.Errorf("request %d client_assertion = %q, want %q", i+1, got, want)
-		}
-		for k, v := range map[string]string{
-			"client_assertion_type": ClientAssertionType,
-			"client_id":             wiClientID,
-			"grant_type":            "client_credentials",
-			"scope":                 credScope,
-		} {
-			if form.Get(k) != v {
-				t.Errorf("request %d %s = %q, want %q", i+1, k, form.Get(k), v)
-			}
-		}
+	reqs := fake.TokenRequests()
+	if len(reqs) != 2 || reqs[0].AuthKind != "federated" || reqs[0].Status != 200 || reqs[1].Status == 200 {
+		t.Errorf("token requests = %+v", reqs)
 	}
 }
 
-func TestManagedIdentityFederatedTokenFileProblems(t *testing.T) {
-	f := newCredFakeEntra(t, credLongToken)
+func TestWorkloadIdentityTokenFileProblems(t *testing.T) {
+	fake := graphtest.New(t, graphtest.Config{})
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ path, wantErr string }{
-		{filepath.Join(dir, "missing"), "read federated token"},
-		{empty, "is empty"},
-	} {
-		_, err := credMustSource(t, TokenConfig{
-			HTTPClient:      f.srv.Client(),
-			TokenURL:        f.tokenURL(),
-			Scope:           credScope,
-			ClientID:        credClientID, // used when the identity has none
-			ManagedIdentity: &ManagedIdentityConfig{FederatedTokenFile: tc.path},
-		}).Token()
-		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-			t.Errorf("%s: err = %v, want %q", tc.path, err, tc.wantErr)
+	for _, path := range []string{filepath.Join(dir, "missing"), empty} {
+		_, err := credMustSource(t, wiConfig(fake, path, fake.ClientID())).Token()
+		if err == nil {
+			t.Errorf("%s: no error", path)
 		}
 	}
-	if n := len(f.requests()); n != 0 {
-		t.Errorf("%d requests without an assertion", n)
-	}
-}
-
-func TestManagedIdentityFederatedFallsBackToClientID(t *testing.T) {
-	f := newCredFakeEntra(t, credLongToken)
-	path := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(path, []byte("eyJ.x.y"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := credMustSource(t, TokenConfig{
-		HTTPClient:      f.srv.Client(),
-		TokenURL:        f.tokenURL(),
-		Scope:           credScope,
-		ClientID:        credClientID,
-		ManagedIdentity: &ManagedIdentityConfig{FederatedTokenFile: path},
-	}).Token()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := f.requests()[0].Get("client_id"); got != credClientID {
-		t.Errorf("client_id = %q, want TokenConfig.ClientID", got)
+	for _, r := range fake.TokenRequests() {
+		if r.Status == 200 {
+			t.Errorf("a token was issued without an assertion: %+v", r)
+		}
 	}
 }
 
@@ -360,7 +297,6 @@ func TestManagedIdentityFromEnv(t *testing.T) {
 	if authority != "https://login.microsoftonline.com" {
 		t.Errorf("authority = %q, want it without the trailing slash", authority)
 	}
-
 	for _, k := range []string{"AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST"} {
 		t.Setenv(k, "")
 	}
@@ -370,12 +306,24 @@ func TestManagedIdentityFromEnv(t *testing.T) {
 	}
 }
 
-// The context given to NewTokenSource must reach IMDS requests as well.
-func TestManagedIdentityIMDSUsesContext(t *testing.T) {
-	f := newCredFakeIMDS(t, func(int) (int, string) { return http.StatusOK, `{"access_token":"a","expires_in":"3599"}` })
+func TestManagedIdentityHostNames(t *testing.T) {
+	// Only the environment matters for the name.
+	fake := graphtest.New(t, graphtest.Config{ArcTokenDir: t.TempDir()})
+	for host, want := range map[string]string{"imds": "IMDS", "appservice": "App Service", "arc": "Arc", "servicefabric": "Service Fabric", "cloudshell": "Cloud Shell"} {
+		miHost(t, fake, host)
+		if got := ManagedIdentityHost(); !strings.Contains(got, want) {
+			t.Errorf("%s: host %q, want it to name %s", host, got, want)
+		}
+	}
+}
+
+// The context given to NewTokenSource must reach managed identity requests.
+func TestManagedIdentityUsesContext(t *testing.T) {
+	fake := graphtest.New(t, graphtest.Config{})
+	miHost(t, fake, "imds")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	ts, err := NewTokenSource(ctx, credIMDSConfig(f, ""))
+	ts, err := NewTokenSource(ctx, miConfig(fake, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func (t *OutboxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := writeFileAtomic(path, data); err != nil {
 		return nil, fmt.Errorf("dry-run: write outbox entry: %w", err)
 	}
-	t.Log.Info("dry-run: wrote the Graph request instead of sending it", "path", path, "mailbox", entry.Mailbox)
+	t.Log.Info("dry-run: wrote the Graph request instead of sending it", "id", MessageID(req.Context()), "path", path, "mailbox", entry.Mailbox)
 	h := http.Header{}
 	h.Set("request-id", "dry-run-"+entry.ClientRequestID)
 	h.Set("client-request-id", entry.ClientRequestID)

@@ -252,6 +252,9 @@ func classifyToken(re *oauth2.RetrieveError) *Error {
 		} else {
 			e.Code = body.Error
 		}
+		// Entra's description starts with the code, which Error() prints
+		// already.
+		e.Message = strings.TrimPrefix(e.Message, e.Code+": ")
 	} else if re.ErrorCode != "" {
 		e.Code = re.ErrorCode
 	}

@@ -99,7 +99,7 @@ func TestClassifyTransportAndToken(t *testing.T) {
 	body := `{"error":"invalid_client","error_description":"AADSTS700027: Client assertion failed signature validation.\r\nTrace ID: x","error_codes":[700027]}`
 	re := &oauth2.RetrieveError{Response: &http.Response{StatusCode: 401, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(""))}, Body: []byte(body)}
 	e = classify("sendMail", "m", nil, nil, &urlErr{re}, false)
-	if e.Op != "token" || e.Class != Transient || e.Code != "AADSTS700027" || e.Message != "AADSTS700027: Client assertion failed signature validation." || !strings.Contains(e.Hint(), "Certificates & secrets") {
+	if e.Op != "token" || e.Class != Transient || e.Code != "AADSTS700027" || e.Message != "Client assertion failed signature validation." || !strings.Contains(e.Hint(), "Certificates & secrets") {
 		t.Errorf("token failure = %+v hint %q", e, e.Hint())
 	}
 }

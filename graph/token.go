@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,8 +38,9 @@ const failedRefreshHold = time.Second
 // credential must be set: Certificate, ClientSecret or ManagedIdentity.
 type TokenConfig struct {
 	// HTTPClient is used for every token request (tests inject one that
-	// trusts their fake CA); nil means http.DefaultClient. IMDS requests
-	// use a copy with the proxy turned off, as Azure requires.
+	// trusts their fake CA); nil means http.DefaultClient. Managed
+	// identity requests use a copy with the proxy turned off, as Azure
+	// requires.
 	HTTPClient *http.Client
 	TokenURL   string // Cloud.TokenURL(tenant); also the assertion's aud
 	Scope      string // Cloud.Scope()
@@ -77,7 +79,7 @@ type TokenConfig struct {
 //
 // A token endpoint that answers with an error yields an error wrapping
 // *oauth2.RetrieveError (Response and Body set, the AADSTS body intact);
-// use errors.As. IMDS failures take the same form.
+// use errors.As. Failures of a managed identity endpoint take the same form.
 func NewTokenSource(ctx context.Context, cfg TokenConfig) (oauth2.TokenSource, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, fmt.Errorf("token source: %w", err)
@@ -91,12 +93,11 @@ func NewTokenSource(ctx context.Context, cfg TokenConfig) (oauth2.TokenSource, e
 		fetch, kind = cfg.fetchWithCertificate, "client certificate"
 	case cfg.ClientSecret != "":
 		fetch, kind = cfg.fetchWithSecret, "client secret"
-	case cfg.ManagedIdentity.FederatedTokenFile != "":
-		fetch, kind = cfg.fetchWithFederatedToken, "workload identity"
 	default:
-		imdsClient := clientWithoutProxy(cfg.HTTPClient)
-		fetch = func(ctx context.Context) (*oauth2.Token, error) { return cfg.fetchFromIMDS(ctx, imdsClient) }
-		kind = "managed identity"
+		var err error
+		if fetch, kind, err = cfg.newManagedIdentityFetcher(); err != nil {
+			return nil, fmt.Errorf("token source: %w", err)
+		}
 	}
 	if cfg.HTTPClient != nil {
 		// x/oauth2 picks its HTTP client from the context.
@@ -169,6 +170,20 @@ func (cfg *TokenConfig) normalize() error {
 	if mi := cfg.ManagedIdentity; mi != nil && mi.FederatedTokenFile == "" {
 		if err := mi.checkEndpoint(); err != nil {
 			return err
+		}
+	}
+	if mi := cfg.ManagedIdentity; mi != nil && mi.FederatedTokenFile != "" && (mi.TenantID == "" || mi.AuthorityHost == "") {
+		// Derived from the token URL, which names both.
+		u, err := url.Parse(cfg.TokenURL)
+		if err != nil {
+			return fmt.Errorf("token URL: %w", err)
+		}
+		tenant, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+		if mi.TenantID == "" {
+			mi.TenantID = tenant
+		}
+		if mi.AuthorityHost == "" {
+			mi.AuthorityHost = u.Scheme + "://" + u.Host
 		}
 	}
 	return nil

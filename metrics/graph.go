@@ -23,11 +23,6 @@ func (m *Metrics) DeliveryFailed(mailbox, code, class string, retry bool) {
 	}
 }
 
-// DeadLettered records a message moved to failed/.
-func (m *Metrics) DeadLettered(mailbox, reason string) {
-	m.deadLetters.WithLabelValues(mailbox, reason).Inc()
-}
-
 // QueueStats sets the depth and oldest age for one mailbox.
 func (m *Metrics) QueueStats(mailbox string, depth int, oldest time.Duration) {
 	m.queueDepth.WithLabelValues(mailbox).Set(float64(depth))
@@ -44,4 +39,18 @@ func (m *Metrics) TokenFetched(code string) {
 		return
 	}
 	m.tokenFailures.WithLabelValues(code).Inc()
+}
+
+// DeadLettered records a message given up.
+func (m *Metrics) DeadLettered(mailbox, reason string) {
+	m.deadLetters.WithLabelValues(mailbox, reason).Inc()
+}
+
+// Throttled records a 429 and the time it added under the mailbox's
+// Retry-After floor.
+func (m *Metrics) Throttled(mailbox string, throttled bool, floorAdded time.Duration) {
+	if throttled {
+		m.throttled.WithLabelValues(mailbox).Inc()
+	}
+	m.underFloor.WithLabelValues(mailbox).Add(floorAdded.Seconds())
 }

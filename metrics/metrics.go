@@ -23,6 +23,7 @@ type Metrics struct {
 	accepted      *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
 	acceptLatency *prometheus.HistogramVec
+	cmdRefused    *prometheus.CounterVec
 
 	delivered       *prometheus.CounterVec
 	failures        *prometheus.CounterVec
@@ -35,6 +36,8 @@ type Metrics struct {
 	tokenRefreshes  prometheus.Counter
 	tokenFailures   *prometheus.CounterVec
 	credentialNotAt prometheus.Gauge
+	throttled       *prometheus.CounterVec
+	underFloor      *prometheus.CounterVec
 }
 
 // New creates and registers the collectors, with Go runtime and process
@@ -52,13 +55,13 @@ func New() *Metrics {
 	m.received = counterVec(f, "graphrelay_messages_received_total", "Messages whose DATA was received.", "listener")
 	m.accepted = counterVec(f, "graphrelay_messages_accepted_total", "Messages answered 250 (queued, or delivered in direct mode).", "listener")
 	m.rejected = counterVec(f, "graphrelay_messages_rejected_total", "Messages refused at the end of DATA, by reply code and enhanced code.", "listener", "code", "enhanced")
+	m.cmdRefused = counterVec(f, "graphrelay_smtp_command_refusals_total", "MAIL and RCPT commands refused, by command, reply code and reason (relay_denied, sender_denied, auth_required, too_many_recipients, bad_address).", "listener", "command", "code", "reason")
 	m.acceptLatency = histogramVec(f, "graphrelay_smtp_accept_seconds", "Time from the end of DATA to the reply.",
 		[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "listener")
 
 	m.delivered = counterVec(f, "graphrelay_messages_delivered_total", "Messages accepted by Graph (202).", "mailbox")
 	m.failures = counterVec(f, "graphrelay_delivery_failures_total", "Failed Graph delivery attempts, by Graph error code and class.", "mailbox", "code", "class")
 	m.retries = counterVec(f, "graphrelay_delivery_retries_total", "Delivery attempts scheduled for a retry.", "mailbox")
-	m.deadLetters = counterVec(f, "graphrelay_dead_letters_total", "Messages given up and moved to failed/ (see graphrelay queue failed), by reason: permanent or expired.", "mailbox", "reason")
 	m.deliverLatency = histogramVec(f, "graphrelay_delivery_seconds", "Time from the 250 reply to Graph's 202.",
 		[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}, "mailbox")
 	m.queueDepth = gaugeVec(f, "graphrelay_queue_depth", "Messages waiting in the spool.", "mailbox")
@@ -72,6 +75,9 @@ func New() *Metrics {
 	m.credentialNotAt = prometheus.NewGauge(prometheus.GaugeOpts{Name: "graphrelay_credential_expiry_timestamp_seconds",
 		Help: "When the app credential (certificate) expires, as a Unix time; 0 when unknown (secrets and managed identities)."})
 	f(m.credentialNotAt)
+	m.deadLetters = counterVec(f, "graphrelay_messages_dead_lettered_total", "Messages given up and moved to the spool's failed/ area (see graphrelay queue failed), by reason: permanent or expired.", "mailbox", "reason")
+	m.throttled = counterVec(f, "graphrelay_graph_throttled_total", "Graph requests answered 429 Too Many Requests.", "mailbox")
+	m.underFloor = counterVec(f, "graphrelay_graph_throttle_floor_seconds_total", "Time the mailbox spent under a Retry-After floor, when no request for it may start.", "mailbox")
 	return m
 }
 

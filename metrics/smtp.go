@@ -30,3 +30,7 @@ func (m *Metrics) MessageAnswered(listener string, code int, enhanced string, si
 	}
 	m.rejected.WithLabelValues(listener, strconv.Itoa(code), enhanced).Inc()
 }
+
+func (m *Metrics) CommandRefused(listener, command string, code int, reason string) {
+	m.cmdRefused.WithLabelValues(listener, command, strconv.Itoa(code), reason).Inc()
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"sync"
 	"syscall"
@@ -22,7 +23,9 @@ type Sender interface {
 // DirectOptions configure direct mode. Zero values take the defaults noted
 // on each field.
 type DirectOptions struct {
-	// TmpDir stages message bytes; "" is the system default.
+	// TmpDir stages message bytes (queue.dir/direct in the daemon, which
+	// the shipped container and unit make writable); "" is the system
+	// default.
 	TmpDir string
 	// Mailboxes and DefaultConcurrency are the per-mailbox limits, as in
 	// queue mode (Options).
@@ -122,6 +125,9 @@ func (d *Direct) Deliver(ctx context.Context, env *envelope.Envelope, msg io.Rea
 	rcpt, err := d.sender.Send(ctx, env, f, n)
 	end := time.Now()
 	res := classify(rcpt, err, false, d.opts.RetryMax)
+	if res.retryAfter > 0 || res.status == http.StatusTooManyRequests {
+		d.opts.Observer.Throttled(env.Mailbox.Address, res.status == http.StatusTooManyRequests, g.raise(end.Add(res.retryAfter), end))
+	}
 	g.release(end, res.retryAfter)
 	if res.outcome != "" {
 		// In direct mode the client retries, not graphrelay.
@@ -180,5 +186,5 @@ func (e stagingError) InsufficientStorage() bool {
 	return errors.Is(e.err, syscall.ENOSPC) || errors.Is(e.err, syscall.EDQUOT)
 }
 func (e stagingError) Hint() string {
-	return "graphrelay could not write its temporary file; check free space and permissions of the temporary directory"
+	return "graphrelay could not write its staging file; check free space and permissions of queue.dir, where direct mode stages messages (queue.dir/direct)"
 }

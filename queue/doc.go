@@ -59,7 +59,7 @@
 //
 // Dead letters move to failed/, their .msg file and then their .json
 // record, with every attempt's HTTP status, Graph error code, request-id,
-// client-request-id and hint in the record; graphrelay_dead_letters_total
+// client-request-id and hint in the record; graphrelay_messages_dead_lettered_total
 // counts them. A notice goes through Graph, sent as queue.notice_mailbox,
 // to queue.notice_to's addresses and, by default ("mailbox"), to the mailbox
 // the message was to be sent as, which is where Exchange puts its own

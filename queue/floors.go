@@ -41,14 +41,16 @@ type floorEntry struct {
 // now) and records it on disk before returning, so that no request for
 // the mailbox leaves before t, even after a restart. A failure to record
 // it is logged: the floor still holds in memory.
-func (q *Queue) raiseFloor(m *mailbox, t time.Time) {
-	now := time.Now()
+func (q *Queue) raiseFloor(m *mailbox, t, now time.Time) time.Duration {
 	if limit := now.Add(maxFloor); t.After(limit) {
 		t = limit
 	}
 	q.floorMu.Lock()
 	defer q.floorMu.Unlock()
-	m.gate.raise(t)
+	added := m.gate.raise(t, now)
+	if added == 0 {
+		return 0 // the floor on disk already holds t
+	}
 	f := floorFile{Version: 1}
 	q.mu.Lock()
 	for _, b := range q.order {
@@ -62,6 +64,7 @@ func (q *Queue) raiseFloor(m *mailbox, t time.Time) {
 		q.log.Error("cannot record the mailbox's Retry-After floor; it holds until a restart only",
 			"mailbox", m.name, "not_before", t, "err", err, "hint", (&SpoolError{Err: err}).Hint())
 	}
+	return added
 }
 
 // loadFloors applies the recorded floors that have not passed yet.
@@ -82,7 +85,7 @@ func (q *Queue) loadFloors() {
 			t = limit
 		}
 		q.mu.Lock()
-		q.mailboxFor(e.Mailbox, "").gate.raise(t)
+		q.mailboxFor(e.Mailbox, "").gate.raise(t, now)
 		q.mu.Unlock()
 		q.log.Info("mailbox still throttled by Graph's Retry-After from before the restart; no request for it starts before the floor",
 			"mailbox", e.Mailbox, "not_before", t)

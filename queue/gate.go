@@ -122,14 +122,25 @@ func (g *gate) release(now time.Time, retryAfter time.Duration) {
 	g.mu.Unlock()
 }
 
-// raise raises the Retry-After floor to t; a floor never moves back.
-func (g *gate) raise(t time.Time) {
+// raise raises the Retry-After floor to t (a floor never moves back) and
+// returns by how much the time under the floor grew, counted from now, for
+// the metric of time spent throttled.
+func (g *gate) raise(t, now time.Time) time.Duration {
 	g.mu.Lock()
-	if t.After(g.notBefore) {
-		g.notBefore = t
-		g.signalLocked()
+	defer g.mu.Unlock()
+	if !t.After(g.notBefore) {
+		return 0
 	}
-	g.mu.Unlock()
+	from := g.notBefore
+	if now.After(from) {
+		from = now
+	}
+	g.notBefore = t
+	g.signalLocked()
+	if t.After(from) {
+		return t.Sub(from)
+	}
+	return 0
 }
 
 // floor returns the Retry-After floor.

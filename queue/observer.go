@@ -17,6 +17,10 @@ type Observer interface {
 	QueueStats(mailbox string, depth int, oldest time.Duration)
 	// Damaged reports how many entries are quarantined in damaged/.
 	Damaged(entries int)
+	// Throttled is an attempt Graph answered with 429 (throttled) or with
+	// a Retry-After; floorAdded is how much later the mailbox's Retry-After
+	// floor now ends, so the sum is the time the mailbox spent under it.
+	Throttled(mailbox string, throttled bool, floorAdded time.Duration)
 }
 
 type nopObserver struct{}
@@ -26,3 +30,4 @@ func (nopObserver) DeliveryFailed(string, string, string, bool) {}
 func (nopObserver) QueueStats(string, int, time.Duration)       {}
 func (nopObserver) Damaged(int)                                 {}
 func (nopObserver) DeadLettered(string, string)                 {}
+func (nopObserver) Throttled(string, bool, time.Duration)       {}

@@ -529,12 +529,14 @@ func TestSecondDaemonIsRefused(t *testing.T) {
 
 // recordingObserver collects what the queue reports for metrics.
 type recordingObserver struct {
-	mu        sync.Mutex
-	delivered map[string]int
-	failed    []string
-	dead      []string
-	depth     map[string]int
-	damaged   int
+	mu         sync.Mutex
+	delivered  map[string]int
+	failed     []string
+	dead       []string
+	depth      map[string]int
+	damaged    int
+	throttled  int
+	underFloor time.Duration
 }
 
 func (o *recordingObserver) Damaged(n int) {
@@ -565,6 +567,15 @@ func (o *recordingObserver) QueueStats(mailbox string, depth int, _ time.Duratio
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.depth[mailbox] = depth
+}
+
+func (o *recordingObserver) Throttled(mailbox string, throttled bool, floorAdded time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if throttled {
+		o.throttled++
+	}
+	o.underFloor += floorAdded
 }
 
 func TestObserverSeesDeliveriesAndFailures(t *testing.T) {
@@ -737,4 +748,24 @@ func TestWaitingMessagesParkTheirRecords(t *testing.T) {
 		t.Error("a new message waiting for a slot kept its record in memory")
 	}
 	s.waitDelivered(t, 2, 10*time.Second)
+}
+
+// The time under the Retry-After floor is counted once however the floors
+// overlap: the sum of what raise reports is the union of the intervals.
+func TestFloorReportsTimeAdded(t *testing.T) {
+	g := newGate(4, 0)
+	t0 := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		now, until int
+		want       time.Duration
+	}{
+		{0, 10, 10 * time.Second}, // a fresh floor
+		{2, 5, 0},                 // inside the current one
+		{4, 15, 5 * time.Second},  // extends it
+		{30, 31, time.Second},     // after it ended
+	} {
+		if got := g.raise(t0.Add(time.Duration(tc.until)*time.Second), t0.Add(time.Duration(tc.now)*time.Second)); got != tc.want {
+			t.Errorf("floor until %d at %d added %v, want %v", tc.until, tc.now, got, tc.want)
+		}
+	}
 }

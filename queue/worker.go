@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -62,8 +63,9 @@ func (q *Queue) attempt(it *item, start time.Time) {
 		res = classify(rcpt, serr, q.stopping.Load(), q.opts.RetryMax)
 		// The floor applies to the whole mailbox, and is in place (and on
 		// disk, for a restart) before the slot goes to another attempt.
-		if res.retryAfter > 0 {
-			q.raiseFloor(it.box, end.Add(res.retryAfter))
+		if res.retryAfter > 0 || res.status == http.StatusTooManyRequests {
+			added := q.raiseFloor(it.box, end.Add(res.retryAfter), end)
+			q.opts.Observer.Throttled(it.box.name, res.status == http.StatusTooManyRequests, added)
 		}
 		g.release(end, res.retryAfter)
 	}

@@ -1,8 +1,10 @@
 package smtpd
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"syscall"
@@ -99,5 +101,25 @@ func TestToSMTPError(t *testing.T) {
 	}
 	if got := toSMTPError(nil, "0abc"); got.Message != "queued as 0abc" {
 		t.Errorf("success text = %q", got.Message)
+	}
+}
+
+// A client that connects and closes or resets (a TCP health probe) is a
+// debug line; anything else go-smtp reports stays a warning.
+func TestClientGoneIsNotAProtocolError(t *testing.T) {
+	for _, tc := range []struct {
+		detail string
+		warn   bool
+	}{
+		{"error handling 127.0.0.1:41192: read tcp 127.0.0.1:2525->127.0.0.1:41192: read: connection reset by peer", false},
+		{"error handling 10.0.0.7:5000: write tcp 10.0.0.1:25->10.0.0.7:5000: write: broken pipe", false},
+		{"error handling 10.0.0.7:5000: EOF", false},
+		{"error handling 10.0.0.7:5000: tls: first record does not look like a TLS handshake", true},
+	} {
+		var buf bytes.Buffer
+		slogLogger{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}.Printf("%s", tc.detail)
+		if got := strings.Contains(buf.String(), "level=WARN"); got != tc.warn {
+			t.Errorf("%q logged as %s", tc.detail, buf.String())
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -257,11 +258,27 @@ func (s *Server) Shutdown(ctx context.Context) error {
 type slogLogger struct{ log *slog.Logger }
 
 func (l slogLogger) Printf(format string, v ...any) {
-	l.log.Warn("smtp protocol error", "detail", fmt.Sprintf(format, v...))
+	l.report(fmt.Sprintf(format, v...))
 }
 
 func (l slogLogger) Println(v ...any) {
-	l.log.Warn("smtp protocol error", "detail", fmt.Sprint(v...))
+	l.report(fmt.Sprint(v...))
+}
+
+// clientGoneErrors are how go-smtp reports a client that closed or reset
+// the connection. A TCP health probe (a load balancer's, Kubernetes's
+// tcpSocket) does exactly that every few seconds; it is not a protocol
+// error worth a warning.
+var clientGoneErrors = []string{"connection reset by peer", "broken pipe", ": EOF", "use of closed network connection"}
+
+func (l slogLogger) report(detail string) {
+	for _, e := range clientGoneErrors {
+		if strings.Contains(detail, e) {
+			l.log.Debug("smtp client closed the connection", "detail", detail)
+			return
+		}
+	}
+	l.log.Warn("smtp protocol error", "detail", detail)
 }
 
 // since returns elapsed milliseconds for log lines.

@@ -100,14 +100,14 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if s.ls.cfg.Auth == config.AuthRequired && s.authUser == "" {
 		s.log.Info("MAIL refused: authentication required", "from", from)
-		return toSMTPError(errAuthRequired, "")
+		return s.refuse("MAIL", errAuthRequired)
 	}
 	if from != "" {
 		c, err := canonicalPath(from, true)
 		if err != nil {
 			s.log.Warn("MAIL refused: unusable sender address", "from", from, "err", err,
 				"hint", "the client must send a plain address (ASCII or normalised Unicode, no control characters, no trailing dot)")
-			return toSMTPError(err, "")
+			return s.refuse("MAIL", err)
 		}
 		from = c
 	}
@@ -117,7 +117,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err != nil {
 		s.log.Warn("MAIL refused by policy", "from", from, "auth_user", s.authUser, "err", err,
 			"hint", "add or adjust a rule for this client, network or sender")
-		return toSMTPError(err, "")
+		return s.refuse("MAIL", err)
 	}
 	s.from, s.pending = from, pd
 	return nil
@@ -128,13 +128,13 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if err != nil {
 		s.log.Warn("RCPT refused: unusable recipient address", "from", s.from, "rcpt", to, "err", err,
 			"hint", "the client must send a plain address (ASCII or normalised Unicode, no control characters, no trailing dot)")
-		return toSMTPError(err, "")
+		return s.refuse("RCPT", err)
 	}
 	to = c
 	if err := s.server.opts.Policy.Rcpt(s.pending, to, len(s.recipients)+1); err != nil {
 		s.log.Warn("RCPT refused by policy", "from", s.from, "rcpt", to, "auth_user", s.authUser, "err", err,
-			"hint", "the matching rule's recipients or max_recipients exclude this recipient")
-		return toSMTPError(err, "")
+			"hint", "the matching rule's recipients or max_recipients exclude this recipient; without rules, only the mailboxes' own domains are allowed (the built-in defaults: example.com)")
+		return s.refuse("RCPT", err)
 	}
 	s.recipients = append(s.recipients, to)
 	return nil

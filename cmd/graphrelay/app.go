@@ -64,7 +64,7 @@ func NewApp(cfg *config.Config, log *slog.Logger) *App {
 // values are kept, but not its cancellation: the App lives until Close.
 func (a *App) Start(ctx context.Context) (err error) {
 	cfg := a.Config
-	a.Log.Info("starting graphrelay", "version", versionString(), "config", cfg.Redacted())
+	a.Log.Info("starting graphrelay", "version", versionString(), "config", cfg)
 	a.life, a.endLife = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {

@@ -100,6 +100,11 @@ func printResult(w io.Writer, r doctor.Result) {
 		fmt.Fprintf(w, "        %s\n", l)
 	}
 	if r.Status != doctor.OK && r.Fix != "" {
-		fmt.Fprintf(w, "      fix: %s\n", r.Fix)
+		// A fix may end in commands to run, one a line.
+		fix := strings.Split(r.Fix, "\n")
+		fmt.Fprintf(w, "      fix: %s\n", fix[0])
+		for _, l := range fix[1:] {
+			fmt.Fprintf(w, "      %s\n", l)
+		}
 	}
 }

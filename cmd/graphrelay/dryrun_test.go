@@ -85,6 +85,11 @@ func TestDryRunSwaksWritesGraphJSON(t *testing.T) {
 	if !strings.Contains(r.logs.String(), "dry-run: wrote the Graph request") {
 		t.Error("the outbox path is not logged")
 	}
+	// The line names the message, as the accepted line does.
+	id := regexp.MustCompile(`msg="message accepted".* id=(\S+)`).FindStringSubmatch(r.logs.String())
+	if id == nil || !regexp.MustCompile(`msg="dry-run: wrote the Graph request[^"]*" id=`+regexp.QuoteMeta(id[1])+` `).MatchString(r.logs.String()) {
+		t.Errorf("the dry-run line does not carry the message id:\n%s", r.logs.String())
+	}
 }
 
 // TestServeBinaryGracefulShutdown runs the README's first command as a
@@ -185,5 +190,32 @@ func TestServeBinaryGracefulShutdown(t *testing.T) {
 	}
 	if n := len(readOutbox(t, filepath.Join(dir, "outbox"))); n != 1 {
 		t.Errorf("outbox entries = %d, want 1", n)
+	}
+}
+
+// The README's "Try it first": the built-in defaults accept the example's
+// recipient at example.com and refuse another domain with 550 5.7.1, as the
+// README explains; the log line says why.
+func TestDryRunDefaultsLimitRecipientsToExampleCom(t *testing.T) {
+	swaks := requireClient(t, "swaks")
+	cfg := config.Default()
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.OutboxDir = t.TempDir()
+	cfg.Queue.Dir = t.TempDir()
+	cfg.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
+	r := startRelayWithClient(t, cfg, nil)
+	host, port, _ := strings.Cut(r.addr, ":")
+	// The README's command, on this test's port.
+	if out, err := exec.Command(swaks, "--server", host, "--port", port, "--from", "scanner@printer.lan",
+		"--to", "you@example.com", "--body", "hello").CombinedOutput(); err != nil {
+		t.Fatalf("the README's swaks command: %v\n%s", err, out)
+	}
+	out, err := exec.Command(swaks, "--server", host, "--port", port, "--from", "scanner@printer.lan",
+		"--to", "you@gmail.com", "--body", "hello").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "<** 550 5.7.1 Relay not permitted") {
+		t.Errorf("another domain: %v\n%s", err, out)
+	}
+	if !strings.Contains(r.logs.String(), "without rules, only the mailboxes' own domains are allowed") {
+		t.Errorf("the refusal's log line does not say why:\n%s", r.logs.String())
 	}
 }

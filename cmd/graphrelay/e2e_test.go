@@ -233,21 +233,37 @@ func TestEndToEndNationalClouds(t *testing.T) {
 	}
 }
 
+// Mail relayed with the managed identity of each Azure host, against the
+// fake's emulation of that host's endpoint.
 func TestEndToEndManagedIdentity(t *testing.T) {
-	t.Run("imds", func(t *testing.T) {
-		fake := graphtest.New(t, graphtest.Config{})
-		cfg := fakeConfig(fake, "alerts@company.com")
-		cfg.Graph.ClientID = ""
-		cfg.Graph.Credential = config.CredentialManagedIdentity
-		cfg.Graph.IMDSEndpoint = fake.IMDSURL() + "/metadata/identity/oauth2/token"
-		r := startRelay(t, cfg, fake)
-		if rep := sendNetSMTP(t, r.addr, "alerts@company.com", scanRcpts, scanMessage("alerts@company.com")); rep.code != 250 {
-			t.Fatalf("reply %d %s", rep.code, rep.msg)
-		}
-		if tr := fake.TokenRequests(); len(tr) != 1 || tr[0].AuthKind != "imds" {
-			t.Errorf("token requests = %+v, want one IMDS request", tr)
-		}
-	})
+	for _, host := range graphtest.ManagedIdentityHosts {
+		t.Run(host, func(t *testing.T) {
+			fake := graphtest.New(t, graphtest.Config{})
+			fake.SetHostEnv(t, host)
+			cfg := fakeConfig(fake, "alerts@company.com")
+			cfg.Graph.ClientID = ""
+			cfg.Graph.Credential = config.CredentialManagedIdentity
+			// Only a VM's IMDS is at a fixed address; the other hosts
+			// announce theirs in the environment SetHostEnv set.
+			cfg.Graph.IMDSEndpoint = fake.IMDSURL() + "/metadata/identity/oauth2/token"
+			r := startRelay(t, cfg, fake)
+			if rep := sendNetSMTP(t, r.addr, "alerts@company.com", scanRcpts, scanMessage("alerts@company.com")); rep.code != 250 {
+				t.Fatalf("reply %d %s", rep.code, rep.msg)
+			}
+			var ok []graphtest.TokenRequest
+			for _, tr := range fake.TokenRequests() {
+				if tr.Status == 200 {
+					ok = append(ok, tr)
+				}
+			}
+			if len(ok) != 1 || ok[0].AuthKind != host {
+				t.Errorf("token requests = %+v, want one granted by %s", fake.TokenRequests(), host)
+			}
+			if len(fake.Deliveries()) != 1 {
+				t.Errorf("%d deliveries, want 1", len(fake.Deliveries()))
+			}
+		})
+	}
 	t.Run("workload identity", func(t *testing.T) {
 		fake := graphtest.New(t, graphtest.Config{Federated: []graphtest.FederatedCredential{{Issuer: "https://oidc.aks.test/cluster", Subject: "system:serviceaccount:mail:graphrelay"}}})
 		tokenFile := filepath.Join(t.TempDir(), "azure-identity-token")

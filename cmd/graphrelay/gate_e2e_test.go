@@ -109,7 +109,7 @@ func TestQueueRetryAfterBeyondMaxAge(t *testing.T) {
 	if sends != 1 {
 		t.Errorf("%d requests for the held-back mailbox, want 1", sends)
 	}
-	if got := scrape(t, r.app.AdminAddr(), `graphrelay_dead_letters_total{mailbox="scans@company.com",reason="expired"}`); got != 1 {
+	if got := scrape(t, r.app.AdminAddr(), `graphrelay_messages_dead_lettered_total{mailbox="scans@company.com",reason="expired"}`); got != 1 {
 		t.Errorf("dead letters counted: %v, want 1", got)
 	}
 }

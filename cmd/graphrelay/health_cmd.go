@@ -22,13 +22,25 @@ func healthCmd(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", os.Getenv("GRAPHRELAY_CONFIG"), "configuration `file`, to find admin.listen")
 	url := fs.String("url", "", "readiness URL (default: http://<admin.listen>/readyz)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	target := *url
+	// hint says where the address came from when the daemon does not
+	// answer, because the usual cause is asking the wrong one.
+	hint := ""
 	if target == "" {
 		addr := "127.0.0.1:8025"
-		if cfg, err := config.Load(*cfgPath, os.Environ()); err == nil && cfg.Admin.Listen != "" {
+		switch cfg, err := config.Load(*cfgPath, os.Environ()); {
+		case *cfgPath == "":
+			hint = "; no --config or GRAPHRELAY_CONFIG was given, so this is the default admin.listen: pass --config FILE (or set GRAPHRELAY_CONFIG) to use your configuration's, or --url"
+		case err != nil:
+			fmt.Fprintf(stderr, "graphrelay health: %v\n", err)
+			return 2
+		case cfg.Admin.Listen == "":
+			fmt.Fprintf(stderr, "graphrelay health: %s disables the admin endpoint (admin.listen is empty); set admin.listen to use health checks\n", *cfgPath)
+			return 2
+		default:
 			addr = cfg.Admin.Listen
 		}
 		host, port, err := net.SplitHostPort(addr)
@@ -46,7 +58,7 @@ func healthCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		fmt.Fprintf(stderr, "graphrelay health: not reachable: %v\n", err)
+		fmt.Fprintf(stderr, "graphrelay health: not reachable: %v%s\n", err, hint)
 		return 1
 	}
 	defer resp.Body.Close()

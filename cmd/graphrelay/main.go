@@ -3,6 +3,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -83,4 +85,19 @@ func versionString() string {
 		return bi.Main.Version
 	}
 	return "devel"
+}
+
+// parseFlags parses args into fs. done reports that the command should exit
+// now with code: 0 after -h or --help (the usage was asked for and
+// printed), 2 after a bad flag. Every subcommand parses through it, so
+// --help exits 0 everywhere.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		return 0, true
+	}
+	return 2, true
 }

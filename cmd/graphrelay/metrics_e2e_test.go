@@ -5,17 +5,30 @@ import (
 	"crypto/x509"
 	"io"
 	"net/http"
+	"net/smtp"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
 )
 
 // scrape returns the value of the sample whose line starts with series.
 func scrape(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	v, ok := scrapeSample(t, addr, series)
+	if !ok {
+		t.Errorf("no sample %s in /metrics", series)
+		return -1
+	}
+	return v
+}
+
+// scrapeSample is scrape for a series that may not exist yet.
+func scrapeSample(t *testing.T, addr, series string) (float64, bool) {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -26,11 +39,10 @@ func scrape(t *testing.T, addr, series string) float64 {
 	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
 	m := re.FindSubmatch(body)
 	if m == nil {
-		t.Errorf("no sample %s in /metrics", series)
-		return -1
+		return 0, false
 	}
 	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
+	return v, true
 }
 
 func TestMetricsAndHealth(t *testing.T) {
@@ -109,5 +121,88 @@ func TestReadyzFailsWithoutToken(t *testing.T) {
 	}
 	if v := scrape(t, r.app.AdminAddr(), `graphrelay_token_failures_total{code="AADSTS700027"}`); v < 1 {
 		t.Errorf("token failures = %v", v)
+	}
+}
+
+// The series an admin alerts on, each after the traffic that moves it:
+// MAIL and RCPT refusals by reason, a dead letter, a 429 and the time under
+// its Retry-After floor, and the age of a message stuck in the queue.
+func TestMetricsAlertSeries(t *testing.T) {
+	fake := newQueueFake(t, graphtest.Config{})
+	cfg := queueConfig(t, fake, "alerts@company.com", "denied@company.com", "stuck@company.com")
+	cfg.Rules = []config.Rule{{Name: "staff", Sender: "*@company.com", Mailbox: config.MailboxSender,
+		From: config.FromRewrite, Recipients: []string{"company.com"}, MaxRecipients: 2}}
+	fake.SetAccessPolicy([]string{"alerts@company.com", "stuck@company.com"})
+	r := startRelay(t, cfg, fake)
+	admin := r.app.AdminAddr()
+
+	c, err := smtp.Dial(r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("intruder@evil.test"); err == nil {
+		t.Fatal("MAIL from a sender no rule allows was accepted")
+	}
+	if err := c.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("alerts@company.com"); err != nil {
+		t.Fatal(err)
+	}
+	for _, rcpt := range []string{"ops@company.com", "a@gmail.test", "b@company.com", "c@company.com"} {
+		_ = c.Rcpt(rcpt) // a@gmail.test: relay denied; c@: over max_recipients
+	}
+	_ = c.Quit()
+
+	// 429 with Retry-After: 1, then delivered.
+	fake.FailGraph(graphtest.Fault{Mailbox: "alerts@company.com", Status: 429, RetryAfter: "1"})
+	if rep := sendNetSMTP(t, r.addr, "alerts@company.com", []string{"ops@company.com"}, crlf("Subject: m\n\nbody\n")); rep.code != 250 {
+		t.Fatalf("reply %d %s", rep.code, rep.msg)
+	}
+	// Outside the access policy: permanent, dead-lettered.
+	if rep := sendNetSMTP(t, r.addr, "denied@company.com", []string{"ops@company.com"}, crlf("Subject: m\n\nbody\n")); rep.code != 250 {
+		t.Fatalf("reply %d %s", rep.code, rep.msg)
+	}
+	// Graph keeps failing for this one, so it waits in the queue.
+	fake.SetGraphOutage(&graphtest.Fault{Mailbox: "stuck@company.com", Status: 503})
+	if rep := sendNetSMTP(t, r.addr, "stuck@company.com", []string{"ops@company.com"}, crlf("Subject: m\n\nbody\n")); rep.code != 250 {
+		t.Fatalf("reply %d %s", rep.code, rep.msg)
+	}
+
+	eventuallyMetric := func(series string, ok func(float64) bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			v, found := scrapeSample(t, admin, series)
+			if found && ok(v) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s = %v", series, v)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	eventuallyMetric(`graphrelay_messages_delivered_total{mailbox="alerts@company.com"}`, func(v float64) bool { return v == 1 })
+	eventuallyMetric(`graphrelay_messages_dead_lettered_total{mailbox="denied@company.com",reason="permanent"}`, func(v float64) bool { return v == 1 })
+	// Reported every few seconds while the message waits.
+	eventuallyMetric(`graphrelay_queue_oldest_age_seconds{mailbox="stuck@company.com"}`, func(v float64) bool { return v > 0 })
+	fake.SetGraphOutage(nil)
+
+	for series, want := range map[string]float64{
+		`graphrelay_smtp_command_refusals_total{code="550",command="MAIL",listener="test",reason="sender_denied"}`:       1,
+		`graphrelay_smtp_command_refusals_total{code="550",command="RCPT",listener="test",reason="relay_denied"}`:        1,
+		`graphrelay_smtp_command_refusals_total{code="452",command="RCPT",listener="test",reason="too_many_recipients"}`: 1,
+		`graphrelay_graph_throttled_total{mailbox="alerts@company.com"}`:                                                 1,
+	} {
+		if got := scrape(t, admin, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	// Retry-After: 1 put the mailbox under the floor for about a second.
+	if v := scrape(t, admin, `graphrelay_graph_throttle_floor_seconds_total{mailbox="alerts@company.com"}`); v < 0.5 || v > 1.5 {
+		t.Errorf("time under the Retry-After floor = %vs, want about 1", v)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,6 +52,9 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print JSON")
 	all := fs.Bool("all", false, "retry: every waiting message")
 	pos, err := parseInterspersed(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		return 2
 	}
@@ -75,6 +79,12 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		spoolDir = cfg.Queue.Dir
+	}
+	if sub == "retry" || sub == "delete" || sub == "requeue" {
+		if owner := foreignSpoolOwner(spoolDir); owner != "" {
+			fmt.Fprintln(stderr, refuseAsRoot(sub, spoolDir, owner, args[1:]))
+			return 1
+		}
 	}
 	admin, err := queue.OpenAdmin(spoolDir)
 	if err != nil {

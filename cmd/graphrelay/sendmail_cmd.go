@@ -220,7 +220,7 @@ func sendmailCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if o.noop {
 		return 0
 	}
-	server, err := resolveSendmailServer(o, os.Getenv)
+	server, source, err := resolveSendmailTarget(o, os.Getenv)
 	if err != nil {
 		return fail(exConfig, "%v", err)
 	}
@@ -280,6 +280,9 @@ func sendmailCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		var se *submitError
 		if errors.As(err, &se) {
+			if se.step == "connect" && source == builtInListeners {
+				return fail(se.exitCode(), "%v; no configuration was found, so this is the built-in listener: pass --config FILE or set GRAPHRELAY_CONFIG to graphrelay's configuration, or pass --server HOST:PORT", se)
+			}
 			return fail(se.exitCode(), "%v", se)
 		}
 		return fail(exSoftware, "%v", err)

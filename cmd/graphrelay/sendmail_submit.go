@@ -26,14 +26,26 @@ var sendmailDefaultConfig = defaultConfigFile
 // GRAPHRELAY_SENDMAIL_SERVER, then the configuration's listeners, then the
 // built-in default listener.
 func resolveSendmailServer(o *sendmailOpts, getenv func(string) string) (string, error) {
+	addr, _, err := resolveSendmailTarget(o, getenv)
+	return addr, err
+}
+
+// builtInListeners names the source of the address when no configuration
+// was found.
+const builtInListeners = "the built-in configuration"
+
+// resolveSendmailTarget is resolveSendmailServer that also names where the
+// address came from, so that a failure can say when no configuration was
+// found.
+func resolveSendmailTarget(o *sendmailOpts, getenv func(string) string) (addr, source string, err error) {
 	if o.server != "" {
-		return o.server, nil
+		return o.server, "--server", nil
 	}
 	if s := getenv("GRAPHRELAY_SENDMAIL_SERVER"); s != "" {
-		return s, nil
+		return s, "GRAPHRELAY_SENDMAIL_SERVER", nil
 	}
 	path, explicit := sendmailConfigPath(o, getenv)
-	listeners, source := config.Default().SMTP.Listeners, "the built-in configuration"
+	listeners, source := config.Default().SMTP.Listeners, builtInListeners
 	if path != "" {
 		sc, err := readSendmailConfig(path)
 		switch {
@@ -43,14 +55,14 @@ func resolveSendmailServer(o *sendmailOpts, getenv func(string) string) (string,
 		// exists but cannot be read names listeners sendmail would miss,
 		// and guessing 127.0.0.1:2525 would fail later and less clearly.
 		case err != nil && (explicit || !errors.Is(err, fs.ErrNotExist)):
-			return "", fmt.Errorf("%v (make it readable: it holds no secrets when they are in *_file settings; or pass --server HOST:PORT)", err)
+			return "", "", fmt.Errorf("%v (make it readable: it holds no secrets when they are in *_file settings; or pass --server HOST:PORT)", err)
 		}
 	}
-	addr, err := submissionTarget(listeners)
+	addr, err = submissionTarget(listeners)
 	if err != nil {
-		return "", fmt.Errorf("%s: %v (add such a listener or pass --server HOST:PORT)", source, err)
+		return "", "", fmt.Errorf("%s: %v (add such a listener or pass --server HOST:PORT)", source, err)
 	}
-	return addr, nil
+	return addr, source, nil
 }
 
 // sendmailConfigPath names the configuration sendmail reads: --config,

@@ -18,8 +18,8 @@ func serveCmd(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", os.Getenv("GRAPHRELAY_CONFIG"), "YAML configuration `file` (default: built-in dry-run defaults)")
 	dryRun := fs.Bool("dry-run", false, "write Graph requests to the outbox instead of sending them")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	env := os.Environ()
 	if *dryRun {
@@ -32,6 +32,9 @@ func serveCmd(args []string, stderr io.Writer) int {
 	}
 	level := new(slog.LevelVar)
 	log := newLogger(cfg.Log, level, stderr)
+	if w := config.InlineSecretExposure(*cfgPath); w != "" {
+		log.Warn(w)
+	}
 	app := NewApp(cfg, log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

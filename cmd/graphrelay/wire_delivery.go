@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/graphrelay/graphrelay/config"
@@ -20,9 +21,13 @@ var spoolFS queue.FS
 func (a *App) newDeliverer(ctx context.Context, sender queue.Sender, admit queue.Admitter) (smtpd.Deliverer, error) {
 	cfg := a.Config
 	if cfg.Delivery.Mode == config.ModeDirect {
-		a.Log.Info("delivery mode direct: each message is relayed before the SMTP reply; nothing is spooled")
+		stage := cfg.DirectStagingDir()
+		if err := os.MkdirAll(stage, 0o700); err != nil {
+			return nil, fmt.Errorf("direct mode stages messages in %s: %w (make queue.dir writable for graphrelay)", stage, err)
+		}
+		a.Log.Info("delivery mode direct: each message is relayed before the SMTP reply; nothing is queued", "staging", stage)
 		qo := queueOptions(cfg)
-		return queue.NewDirect(sender, queue.DirectOptions{Mailboxes: qo.Mailboxes, DefaultConcurrency: qo.DefaultConcurrency,
+		return queue.NewDirect(sender, queue.DirectOptions{TmpDir: stage, Mailboxes: qo.Mailboxes, DefaultConcurrency: qo.DefaultConcurrency,
 			RetryMax: qo.RetryMax, Admitter: admit, Observer: a.metrics}), nil
 	}
 	opts := queueOptions(cfg)

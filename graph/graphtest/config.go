@@ -64,6 +64,14 @@ type Config struct {
 	// "https://graph.microsoft.com/.default". The loopback Graph listener
 	// expects tokens whose aud is this scope without "/.default".
 	GraphScope string
+	// ArcTokenDir is where the Azure Arc endpoint writes its challenge key
+	// files; default DefaultArcTokenDir, the only place Azure's SDKs read
+	// them from.
+	ArcTokenDir string
+	// ArcKeyUnreadable makes the Azure Arc challenge name a key file the
+	// client cannot read, as the real agent's is for a user outside the
+	// himds group.
+	ArcKeyUnreadable bool
 }
 
 // Secret is a registered client secret. Expired secrets are rejected with

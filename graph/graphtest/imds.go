@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 const imdsTokenPath = "/metadata/identity/oauth2/token"
@@ -14,9 +15,11 @@ func imdsError(status int, code, desc string) apiResponse {
 	return jsonResponse(status, map[string]string{"error": code, "error_description": desc})
 }
 
-// serveIMDS handles the Azure VM managed-identity endpoint (graph-api.md
-// §4.6): GET with "Metadata: true", a resource without "/.default", and a
-// response whose numbers are strings.
+// serveIMDS handles the plain-HTTP managed identity listener. Each Azure
+// host's endpoint lives under its own path here, where the real hosts use
+// their own ports: the VM's IMDS (graph-api.md §4.6) at
+// /metadata/identity/oauth2/token, App Service at /msi/token, Azure Arc at
+// /arc/metadata/identity/oauth2/token and Cloud Shell at /oauth2/token.
 func (s *Server) serveIMDS(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	rec := TokenRequest{
@@ -27,9 +30,25 @@ func (s *Server) serveIMDS(w http.ResponseWriter, r *http.Request) {
 		AuthKind: "imds",
 		At:       s.now(),
 	}
-	resp := s.imdsToken(r, &rec)
+	var resp apiResponse
+	switch r.URL.Path {
+	case appServiceTokenPath:
+		rec.AuthKind = "appservice"
+		resp = s.appServiceToken(r, &rec)
+	case arcTokenPath:
+		rec.AuthKind = "arc"
+		resp = s.arcToken(r, &rec)
+	case cloudShellTokenPath:
+		rec.AuthKind = "cloudshell"
+		resp = s.cloudShellToken(r, &rec)
+	default:
+		resp = s.imdsToken(r, &rec)
+	}
 	rec.Status = resp.status
 	h := w.Header()
+	for k, v := range resp.header {
+		h[k] = v
+	}
 	h.Set("Date", s.now().UTC().Format(http.TimeFormat))
 	h.Set("Server", "IMDS/150.870.65.1325")
 	h.Set("Content-Type", "application/json; charset=utf-8")
@@ -39,44 +58,38 @@ func (s *Server) serveIMDS(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) imdsToken(r *http.Request, rec *TokenRequest) apiResponse {
-	fail := func(resp apiResponse, code string) apiResponse {
-		rec.Error = code
+	if r.URL.Path != imdsTokenPath {
+		return miFail(rec, imdsError(http.StatusNotFound, "not_found", "The requested resource was not found."), "not_found")
+	}
+	if resp, failed := s.miFault(rec); failed {
 		return resp
 	}
-	if r.URL.Path != imdsTokenPath {
-		return fail(imdsError(http.StatusNotFound, "not_found", "The requested resource was not found."), "not_found")
-	}
-	if outage, f, ok := s.takeTokenFault(); outage != 0 || ok {
-		e := errTransient(outage)
-		if ok {
-			e = s.faultError(f)
-		}
-		return fail(e.render(s.now(), "login.microsoftonline.com", newGUID(), newGUID()), fmt.Sprintf("AADSTS%d", e.code))
-	}
 	if r.Method != http.MethodGet {
-		return fail(imdsError(http.StatusMethodNotAllowed, "invalid_request", "The HTTP method '"+r.Method+"' is not supported."), "invalid_request")
+		return miFail(rec, imdsError(http.StatusMethodNotAllowed, "invalid_request", "The HTTP method '"+r.Method+"' is not supported."), "invalid_request")
 	}
 	if !strings.EqualFold(r.Header.Get("Metadata"), "true") {
-		return fail(imdsError(http.StatusBadRequest, "invalid_request", "Required metadata header not specified"), "invalid_request")
+		return miFail(rec, imdsError(http.StatusBadRequest, "invalid_request", "Required metadata header not specified"), "invalid_request")
 	}
 	q := r.URL.Query()
 	if q.Get("api-version") == "" {
-		return fail(imdsError(http.StatusBadRequest, "invalid_request", "Required query variable 'api-version' is missing"), "invalid_request")
+		return miFail(rec, imdsError(http.StatusBadRequest, "invalid_request", "Required query variable 'api-version' is missing"), "invalid_request")
 	}
-	resource := q.Get("resource")
+	return s.imdsStyleToken(rec, q.Get("resource"), q.Get("client_id"), q.Get("object_id"))
+}
+
+// imdsStyleToken issues the token the VM, Arc and Cloud Shell endpoints
+// share: numbers as strings, expires_in and expires_on both present.
+func (s *Server) imdsStyleToken(rec *TokenRequest, resource, clientID, objectID string) apiResponse {
 	if resource == "" {
-		return fail(imdsError(http.StatusBadRequest, "invalid_request", "Required query variable 'resource' is missing"), "invalid_request")
+		return miFail(rec, imdsError(http.StatusBadRequest, "invalid_request", "Required query variable 'resource' is missing"), "invalid_request")
 	}
-	if id := q.Get("client_id"); id != "" && !strings.EqualFold(id, s.cfg.ClientID) {
-		return fail(imdsError(http.StatusBadRequest, "invalid_request", "Identity not found"), "invalid_request")
-	}
-	if id := q.Get("object_id"); id != "" && !strings.EqualFold(id, s.principalID()) {
-		return fail(imdsError(http.StatusBadRequest, "invalid_request", "Identity not found"), "invalid_request")
+	if !s.knownIdentity(clientID, objectID) {
+		return miFail(rec, imdsError(http.StatusBadRequest, "invalid_request", "Identity not found"), "invalid_request")
 	}
 	aud, ok := s.imdsAudience(resource)
 	if !ok {
 		e := errResourceNotFound(resource, s.cfg.TenantID)
-		return fail(imdsError(http.StatusBadRequest, e.oauth, fmt.Sprintf("AADSTS%d: %s", e.code, e.desc)), fmt.Sprintf("AADSTS%d", e.code))
+		return miFail(rec, imdsError(http.StatusBadRequest, e.oauth, fmt.Sprintf("AADSTS%d: %s", e.code, e.desc)), fmt.Sprintf("AADSTS%d", e.code))
 	}
 	tok, exp := s.issueAccessToken(aud, s.issuerForResource(strings.TrimSuffix(aud, "/")), s.currentRoles(), acrCertificate, s.cfg.TokenLifetime)
 	lifetime := strconv.Itoa(int(s.cfg.TokenLifetime.Seconds()))
@@ -92,6 +105,35 @@ func (s *Server) imdsToken(r *http.Request, rec *TokenRequest) apiResponse {
 	})
 }
 
+// miFail records code as the request's error and returns resp.
+func miFail(rec *TokenRequest, resp apiResponse, code string) apiResponse {
+	rec.Error = code
+	return resp
+}
+
+// miFault applies a queued token fault or outage to a managed identity
+// request, as the hosts pass Entra's failures through.
+func (s *Server) miFault(rec *TokenRequest) (apiResponse, bool) {
+	outage, f, ok := s.takeTokenFault()
+	if outage == 0 && !ok {
+		return apiResponse{}, false
+	}
+	e := errTransient(outage)
+	if ok {
+		e = s.faultError(f)
+	}
+	return miFail(rec, e.render(s.now(), "login.microsoftonline.com", newGUID(), newGUID()), fmt.Sprintf("AADSTS%d", e.code)), true
+}
+
+// knownIdentity reports whether a user-assigned identity selector, if any,
+// names the fake's one identity.
+func (s *Server) knownIdentity(clientID, objectID string) bool {
+	if clientID != "" && !strings.EqualFold(clientID, s.cfg.ClientID) {
+		return false
+	}
+	return objectID == "" || strings.EqualFold(objectID, s.principalID())
+}
+
 // imdsAudience accepts a Graph resource of any cloud, or the loopback
 // resource, without "/.default" (MSAL strips it). A trailing slash is kept
 // in the audience, as Entra does.
@@ -102,3 +144,6 @@ func (s *Server) imdsAudience(resource string) (string, bool) {
 	}
 	return "", false
 }
+
+// unixString is how the hosts other than IMDS write expires_on.
+func unixString(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }

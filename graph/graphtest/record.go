@@ -69,10 +69,13 @@ type TokenRequest struct {
 	// AssertionKid is the x5t#S256 or x5t header value of a certificate
 	// assertion, or the kid of a federated assertion.
 	AssertionKid string
-	AuthKind     string // "assertion", "secret", "federated", "imds" or "" when unknown
-	Status       int
-	Error        string // e.g. "AADSTS700027", an IMDS error, or ""
-	At           time.Time
+	// AuthKind is "assertion", "secret", "federated", "imds",
+	// "appservice", "arc", "cloudshell", "servicefabric" or "" when
+	// unknown.
+	AuthKind string
+	Status   int
+	Error    string // e.g. "AADSTS700027", an IMDS error, or ""
+	At       time.Time
 }
 
 // GraphRequest records one Graph API request (not upload PUTs). Status 499

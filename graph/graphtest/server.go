@@ -20,9 +20,10 @@ type Server struct {
 	clusterKid string
 	pki        *pki
 
-	loginAddr, graphAddr, uploadAddr, imdsAddr string
-	servers                                    []*http.Server
-	httpClient, cloudClient                    *http.Client
+	loginAddr, graphAddr, uploadAddr, imdsAddr, fabricAddr string
+	miSecret                                               string
+	servers                                                []*http.Server
+	httpClient, cloudClient                                *http.Client
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -45,10 +46,12 @@ type Server struct {
 	usedJTIs       map[string]time.Time
 	drafts         map[string]*draft
 	sessions       map[string]*uploadSession
+	arcKeys        map[string]string // key -> file
 }
 
-// Start starts the fake on four loopback listeners (login, Graph and upload
-// over TLS, IMDS over plain HTTP). It is meant for benchmarks and non-test
+// Start starts the fake on five loopback listeners (login, Graph and upload
+// over TLS, the managed identity hosts over plain HTTP, Service Fabric's
+// identity endpoint over TLS). It is meant for benchmarks and non-test
 // programs; tests should use New.
 func Start(cfg Config) (*Server, error) {
 	cfg, err := cfg.withDefaults()
@@ -78,9 +81,11 @@ func Start(cfg Config) (*Server, error) {
 		usedJTIs:       map[string]time.Time{},
 		drafts:         map[string]*draft{},
 		sessions:       map[string]*uploadSession{},
+		arcKeys:        map[string]string{},
+		miSecret:       newGUID(),
 	}
-	listeners := make([]net.Listener, 0, 4)
-	for range 4 {
+	listeners := make([]net.Listener, 0, 5)
+	for range 5 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			for _, l := range listeners {
@@ -94,12 +99,14 @@ func Start(cfg Config) (*Server, error) {
 	s.graphAddr = listeners[1].Addr().String()
 	s.uploadAddr = listeners[2].Addr().String()
 	s.imdsAddr = listeners[3].Addr().String()
+	s.fabricAddr = listeners[4].Addr().String()
 
 	handlers := []http.Handler{
 		http.HandlerFunc(s.serveLogin),
 		http.HandlerFunc(s.serveGraph),
 		http.HandlerFunc(s.serveUpload),
 		http.HandlerFunc(s.serveIMDS),
+		http.HandlerFunc(s.serveServiceFabric),
 	}
 	for i, ln := range listeners {
 		srv := &http.Server{
@@ -119,7 +126,7 @@ func Start(cfg Config) (*Server, error) {
 			} else {
 				_ = srv.Serve(ln)
 			}
-		}(srv, ln, i < 3)
+		}(srv, ln, i != 3)
 	}
 	s.httpClient = p.newLoopbackClient()
 	s.cloudClient = p.newCloudClient(newCloudDialer(s.loginAddr, s.graphAddr, s.uploadAddr, s.imdsAddr))
@@ -146,6 +153,7 @@ func (s *Server) Close() {
 			_ = srv.Close()
 		}
 		s.serving.Wait()
+		s.removeArcKeys()
 		s.httpClient.CloseIdleConnections()
 		s.cloudClient.CloseIdleConnections()
 	})

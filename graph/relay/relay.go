@@ -93,6 +93,7 @@ type sent struct {
 // conversion error whose methods tell the SMTP layer how to answer.
 func (r *Relay) Send(ctx context.Context, env *envelope.Envelope, raw io.ReaderAt, size int64) (graph.Receipt, error) {
 	start := time.Now()
+	ctx = graph.WithMessageID(ctx, env.ID)
 	var out sent
 	var err error
 	if env.Format == envelope.FormatMIME {
