@@ -222,6 +222,10 @@ func (c *graphCall) run(inFlight int) apiResponse {
 	if faulted && fault.Reset {
 		c.reset = true
 		if !fault.AfterAccept {
+			// The whole request arrives before the reset, as when a proxy
+			// cuts the connection while Graph works on it: the client has
+			// finished writing, so its request was sent.
+			io.Copy(io.Discard, r.Body)
 			return apiResponse{status: 0}
 		}
 		resp := c.dispatch()
