@@ -233,6 +233,10 @@ type Queue struct {
 	NoticeMailbox string `yaml:"notice_mailbox"`
 	// DelayNoticeAfter sends a "still trying" notice once; 0 disables it.
 	DelayNoticeAfter Duration `yaml:"delay_notice_after"`
+	// Backend is "local" (the spool in Dir; one host) or "jetstream" (a
+	// NATS JetStream cluster shared by several relays; see JetStream).
+	Backend   string    `yaml:"backend"`
+	JetStream JetStream `yaml:"jetstream"`
 }
 
 // The words queue.notice_to takes besides addresses.

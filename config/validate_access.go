@@ -107,7 +107,8 @@ func validateDelivery(cfg *Config, errs *Errors) {
 		errs.add("delivery.large_messages", "must be upload or reject, not %q", d.LargeMessages)
 	}
 	q := &cfg.Queue
-	if d.Mode == ModeQueue && strings.TrimSpace(q.Dir) == "" {
+	validateQueueBackend(cfg, errs)
+	if d.Mode == ModeQueue && q.Backend != BackendJetStream && strings.TrimSpace(q.Dir) == "" {
 		errs.add("queue.dir", "is required in queue mode")
 	}
 	if q.Workers < 0 {

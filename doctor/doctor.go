@@ -93,7 +93,11 @@ func Run(ctx context.Context, opts Options) []Result {
 	} else {
 		r.tenant(ctx)
 	}
-	r.add(checkSpool(r.cfg))
+	if r.cfg.Queue.Backend == config.BackendJetStream {
+		r.add(checkCluster(ctx, r.cfg))
+	} else {
+		r.add(checkSpool(r.cfg))
+	}
 	if r.cfg.DryRunReason() != "" {
 		r.add(checkOutbox(r.cfg))
 	}

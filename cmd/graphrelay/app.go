@@ -45,7 +45,10 @@ type App struct {
 	// use it. Close cancels it last.
 	life    context.Context
 	endLife context.CancelFunc
-	once    sync.Once
+	// backendReady, when set, tells /readyz whether the queue backend can
+	// store a message now (the cluster backend); else the spool is probed.
+	backendReady func(context.Context) error
+	once         sync.Once
 }
 
 // lateDeliverer lets smtpd be built, and every listener bound, before the
@@ -138,7 +141,9 @@ func (a *App) startAdmin(client *graph.Client) error {
 	}
 	token := admin.Check{Name: "graph token", Run: client.TokenReady}
 	ready := []admin.Check{token}
-	if a.Config.Delivery.Mode == config.ModeQueue {
+	if a.backendReady != nil {
+		ready = []admin.Check{{Name: "cluster store", Run: a.backendReady}}
+	} else if a.Config.Delivery.Mode == config.ModeQueue {
 		dir := a.Config.Queue.Dir
 		ready = []admin.Check{{Name: "spool writable", Run: func(context.Context) error { return probeWritable(dir) }}}
 	}

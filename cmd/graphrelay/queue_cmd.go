@@ -26,6 +26,7 @@ Commands (all safe while the daemon runs):
   failed [--json]        dead letters, with the reason and the hint
   requeue ID             move a dead letter back to the queue once its cause is fixed
   damaged [--json]       entries that could not be read and were moved to damaged/, and why
+  migrate --dir SPOOL    move a stopped host's spool into the cluster (queue.backend: jetstream)
 
 Flags:
   --config FILE          configuration file that names queue.dir (default $GRAPHRELAY_CONFIG)
@@ -44,6 +45,9 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	sub := args[0]
+	if sub == "migrate" {
+		return migrateCmd(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("queue "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, queueUsage) }
@@ -72,26 +76,27 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	spoolDir := *dir
+	var cfg *config.Config
 	if spoolDir == "" {
-		cfg, err := config.Load(*cfgPath, os.Environ())
-		if err != nil {
+		if cfg, err = config.Load(*cfgPath, os.Environ()); err != nil {
 			fmt.Fprintf(stderr, "graphrelay queue: %v\n(use --dir to name the spool directory directly)\n", err)
 			return 2
 		}
 		spoolDir = cfg.Queue.Dir
 	}
-	if sub == "retry" || sub == "delete" || sub == "requeue" {
+	cluster := cfg != nil && cfg.Queue.Backend == config.BackendJetStream
+	if !cluster && (sub == "retry" || sub == "delete" || sub == "requeue") {
 		if owner := foreignSpoolOwner(spoolDir); owner != "" {
 			fmt.Fprintln(stderr, refuseAsRoot(sub, spoolDir, owner, args[1:]))
 			return 1
 		}
 	}
-	admin, err := queue.OpenAdmin(spoolDir)
+	admin, closeAdmin, err := openQueueAdmin(cfg, spoolDir, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		fmt.Fprintf(stderr, "graphrelay queue: %v\n", err)
 		return 1
 	}
-	admin.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	defer closeAdmin()
 	switch sub {
 	case "list":
 		recs, problems := admin.List()

@@ -30,6 +30,9 @@ func (a *App) newDeliverer(ctx context.Context, sender queue.Sender, admit queue
 		return queue.NewDirect(sender, queue.DirectOptions{TmpDir: stage, Mailboxes: qo.Mailboxes, DefaultConcurrency: qo.DefaultConcurrency,
 			RetryMax: qo.RetryMax, Admitter: admit, Observer: a.metrics}), nil
 	}
+	if cfg.Queue.Backend == config.BackendJetStream {
+		return a.newClusterDeliverer(ctx, sender)
+	}
 	opts := queueOptions(cfg)
 	opts.Log = a.Log
 	opts.FS = spoolFS
