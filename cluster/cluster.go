@@ -247,6 +247,10 @@ func replicationOK(info *jetstream.StreamInfo, want int) error {
 	return nil
 }
 
+// StopDispatch stops taking messages from the stream, at the start of a
+// shutdown; accepting goes on until Close, and requests in flight finish.
+func (c *Cluster) StopDispatch() { c.stopFet() }
+
 // Close stops taking messages, lets requests in flight finish until ctx
 // ends, cancels the rest (they return to the stream after the lease) and
 // closes the connection.

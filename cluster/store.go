@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -116,28 +117,42 @@ func openStore(ctx context.Context, nc *nats.Conn, o Options, create bool) (*sto
 		return s, nil
 	}
 	r := o.Replicas
-	if s.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        streamQueue,
-		Description: "graphrelay: one work item per message waiting for delivery",
-		Subjects:    []string{subjectPrefix + ">"},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Replicas:    r,
-		Duplicates:  duplicateWindow,
-	}); err != nil {
+	// Relays that start together create the same resources at the same
+	// moment, and a cluster that has just formed may take a while to
+	// place replicated streams: each step is retried for a minute.
+	err = retry(ctx, o.Log, "stream "+streamQueue, func(ctx context.Context) (err error) {
+		s.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        streamQueue,
+			Description: "graphrelay: one work item per message waiting for delivery",
+			Subjects:    []string{subjectPrefix + ">"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    r,
+			Duplicates:  duplicateWindow,
+		})
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("create stream %s with %d replicas: %w", streamQueue, r, err)
 	}
-	if s.bodies, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: bucketBodies, Description: "graphrelay: message bodies", Storage: jetstream.FileStorage, Replicas: r,
-	}); err != nil {
+	err = retry(ctx, o.Log, "object store "+bucketBodies, func(ctx context.Context) (err error) {
+		s.bodies, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket: bucketBodies, Description: "graphrelay: message bodies", Storage: jetstream.FileStorage, Replicas: r,
+		})
+		if err == nil {
+			s.bodyStream, err = js.Stream(ctx, "OBJ_"+bucketBodies)
+		}
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("create object store %s: %w", bucketBodies, err)
 	}
-	if s.bodyStream, err = js.Stream(ctx, "OBJ_"+bucketBodies); err != nil {
-		return nil, fmt.Errorf("object store %s: %w", bucketBodies, err)
-	}
-	kv := func(name, desc string, ttl time.Duration) (jetstream.KeyValue, error) {
-		b, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: name, Description: desc, History: 1, TTL: ttl, Storage: jetstream.FileStorage, Replicas: r,
+	kv := func(name, desc string, ttl time.Duration) (b jetstream.KeyValue, err error) {
+		err = retry(ctx, o.Log, "bucket "+name, func(ctx context.Context) (err error) {
+			b, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: name, Description: desc, History: 1, TTL: ttl, Storage: jetstream.FileStorage, Replicas: r,
+			})
+			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create bucket %s: %w", name, err)
@@ -165,3 +180,23 @@ func mailboxToken(address string) string {
 }
 
 func consumerName(token string) string { return "mbx-" + token }
+
+// retry runs f with a 10-second deadline until it succeeds, ctx ends, or
+// a minute has passed.
+func retry(ctx context.Context, log *slog.Logger, what string, f func(context.Context) error) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := f(tctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn("cannot set up the cluster's streams yet; retrying", "step", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/graphrelay/graphrelay/admin"
@@ -45,9 +46,10 @@ type App struct {
 	// use it. Close cancels it last.
 	life    context.Context
 	endLife context.CancelFunc
-	// backendReady, when set, tells /readyz whether the queue backend can
-	// store a message now (the cluster backend); else the spool is probed.
-	backendReady func(context.Context) error
+	// backendReady tells /readyz whether the cluster backend can store a
+	// message now; it is set once the backend is open, after the admin
+	// endpoint started (see clusterReady).
+	backendReady atomic.Pointer[func(context.Context) error]
 	once         sync.Once
 }
 
@@ -141,8 +143,8 @@ func (a *App) startAdmin(client *graph.Client) error {
 	}
 	token := admin.Check{Name: "graph token", Run: client.TokenReady}
 	ready := []admin.Check{token}
-	if a.backendReady != nil {
-		ready = []admin.Check{{Name: "cluster store", Run: a.backendReady}}
+	if a.Config.Delivery.Mode == config.ModeQueue && a.Config.Queue.Backend == config.BackendJetStream {
+		ready = []admin.Check{{Name: "cluster store", Run: a.clusterReady}}
 	} else if a.Config.Delivery.Mode == config.ModeQueue {
 		dir := a.Config.Queue.Dir
 		ready = []admin.Check{{Name: "spool writable", Run: func(context.Context) error { return probeWritable(dir) }}}

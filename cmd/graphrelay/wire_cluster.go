@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -27,11 +28,22 @@ func (a *App) newClusterDeliverer(ctx context.Context, sender queue.Sender) (smt
 		c.Close(ctx)
 		return nil, fmt.Errorf("queue backend jetstream: %w", err)
 	}
-	a.stopDelivery = c.Close
-	a.backendReady = c.Ready
+	a.stopDispatch, a.stopDelivery = c.StopDispatch, c.Close
+	ready := c.Ready
+	a.backendReady.Store(&ready)
 	a.Log.Info("delivery mode queue on the NATS JetStream cluster: messages are stored with the configured replication before the 250 reply",
 		"urls", strings.Join(opts.URLs, ","), "replicas", opts.Replicas, "lease", opts.Lease, "relay", opts.Name)
 	return c, nil
+}
+
+// clusterReady is /readyz's check in cluster mode: the backend is open
+// and can store a message with the configured replication now.
+func (a *App) clusterReady(ctx context.Context) error {
+	ready := a.backendReady.Load()
+	if ready == nil {
+		return errors.New("the NATS JetStream queue is not open yet")
+	}
+	return (*ready)(ctx)
 }
 
 // clusterOptions translates the configuration for the cluster package;
