@@ -64,7 +64,7 @@ func tokenizeAddr(s string) []addrToken {
 		case c == '<':
 			tok.kind, tok.text = tokAngle, s[i+1:]
 			n := len(s) - i
-			if end := strings.IndexByte(s[i+1:], '>'); end >= 0 {
+			if end := indexByte(s[i+1:], '>'); end >= 0 {
 				tok.text, n = s[i+1:i+1+end], end+2
 			}
 			i += n
@@ -82,6 +82,7 @@ func tokenizeAddr(s string) []addrToken {
 			for j < len(s) && !atomEnd(s[j], comments) {
 				j++
 			}
+			scanned(j - i)
 			tok.kind, tok.text = tokAtom, s[i:j]
 			i = j
 		}
@@ -119,11 +120,13 @@ func scanQuoted(s string) (string, int, bool) {
 				b.WriteByte(s[i])
 			}
 		case '"':
+			scanned(i + 1)
 			return b.String(), i + 1, true
 		default:
 			b.WriteByte(s[i])
 		}
 	}
+	scanned(len(s))
 	return "", 0, false
 }
 
@@ -145,10 +148,12 @@ func scanComment(s string) (string, int, bool) {
 		case ')':
 			depth--
 			if depth == 0 {
+				scanned(i + 1)
 				return b.String(), i + 1, true
 			}
 		}
 		b.WriteByte(s[i])
 	}
+	scanned(len(s))
 	return "", 0, false
 }

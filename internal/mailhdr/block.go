@@ -189,7 +189,7 @@ const lostFoldLookahead = 64
 // LineEnd returns the index just past the line that starts at i (past its
 // LF, or len(b) for a last line without one).
 func LineEnd(b []byte, i int) int {
-	if j := bytes.IndexByte(b[i:], '\n'); j >= 0 {
+	if j := indexByteB(b[i:], '\n'); j >= 0 {
 		return i + j + 1
 	}
 	return len(b)

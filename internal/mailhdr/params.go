@@ -68,6 +68,7 @@ func ParseMediaType(raw string) (string, map[string]string) {
 
 // splitParams splits a field at the semicolons that are outside quotes.
 func splitParams(s string) []string {
+	scanned(len(s))
 	var out []string
 	start, inQuote := 0, false
 	for i := 0; i < len(s); i++ {
@@ -90,7 +91,7 @@ func splitParams(s string) []string {
 
 // splitParam splits "name = value" and unquotes the value.
 func splitParam(f string) (name, val string, ok bool) {
-	eq := strings.IndexByte(f, '=')
+	eq := indexByte(f, '=')
 	if eq < 0 {
 		return "", "", false
 	}
@@ -114,7 +115,8 @@ func splitParam(f string) (name, val string, ok bool) {
 // Windows paths in file names ("C:\temp\a.pdf") arrive unescaped.
 func unquote(s string) string {
 	var b strings.Builder
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i < len(s); i++ {
 		c := s[i]
 		if c == '"' {
 			break
@@ -125,14 +127,16 @@ func unquote(s string) string {
 		}
 		b.WriteByte(c)
 	}
+	scanned(i)
 	return b.String()
 }
 
 // stripComments removes RFC 822 comments outside quoted strings.
 func stripComments(s string) string {
-	if !strings.Contains(s, "(") {
+	if !contains(s, "(") {
 		return s
 	}
+	scanned(len(s))
 	var b strings.Builder
 	depth, inQuote := 0, false
 	for i := 0; i < len(s); i++ {

@@ -27,7 +27,7 @@ func DecodeText(raw string) string {
 	lit := 0   // start of the literal text not yet written
 	term := -1 // index of the next "?=" at or after the current word, cached
 	for i := 0; i < len(s); {
-		j := strings.Index(s[i:], "=?")
+		j := index(s[i:], "=?")
 		if j < 0 {
 			break
 		}
@@ -84,7 +84,7 @@ type word struct {
 // with many unterminated words is still scanned in linear time.
 func parseWord(s string, pos int, term *int) (word, int, bool) {
 	p := pos + 2
-	q := strings.IndexByte(s[p:], '?')
+	q := indexByte(s[p:], '?')
 	if q < 0 || q > 64 {
 		return word{}, 0, false
 	}
@@ -102,7 +102,7 @@ func parseWord(s string, pos int, term *int) (word, int, bool) {
 	}
 	start := p + 2
 	if *term < start {
-		if k := strings.Index(s[start:], "?="); k >= 0 {
+		if k := index(s[start:], "?="); k >= 0 {
 			*term = start + k
 		} else {
 			*term = len(s) + 1 // none left
@@ -110,13 +110,13 @@ func parseWord(s string, pos int, term *int) (word, int, bool) {
 	}
 	if *term <= len(s) {
 		text := s[start:*term]
-		if !strings.Contains(text, "=?") {
+		if !contains(text, "=?") {
 			return word{cs, enc, text}, *term + 2, true
 		}
 	}
 	// Unterminated: the word runs to the next blank, or to the end.
 	end := len(s)
-	if k := strings.IndexAny(s[start:], " \t"); k >= 0 {
+	if k := indexAny(s[start:], " \t"); k >= 0 {
 		end = start + k
 	}
 	return word{cs, enc, s[start:end]}, end, true
