@@ -3,9 +3,9 @@ package convert
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
 // nested builds a message with depth levels of multipart/mixed, each with a
@@ -82,29 +82,62 @@ func TestPartsLimit(t *testing.T) {
 }
 
 // Rule 9: never hang, bounded work: recursion bombs and part floods finish
-// quickly with the default limits.
+// with the default limits, and the work they cost grows linearly with their
+// size. Work is counted as bytes and objects allocated at two sizes four
+// times apart, not timed: a busy machine would fail a time budget.
 func TestBombsFinish(t *testing.T) {
-	var flood strings.Builder
-	flood.WriteString("Content-Type: multipart/mixed; boundary=p\n\n")
-	for i := 0; i < 200000; i++ {
-		flood.WriteString("--p\n\n")
+	flood := func(n int) string {
+		return "Content-Type: multipart/mixed; boundary=p\n\n" + strings.Repeat("--p\n\n", n)
 	}
-	deepAlt := strings.Repeat("Content-Type: multipart/alternative; boundary=a\n\n--a\n", 5000)
-	for name, msg := range map[string]string{
-		"deep nesting":     nested(5000),
-		"part flood":       flood.String(),
-		"same boundary":    deepAlt,
-		"boundary spam":    "Content-Type: multipart/mixed; boundary=x\n\n" + strings.Repeat("--x--\n", 100000),
-		"header fields":    strings.Repeat("X-A: b\n", 100000) + "\nbody\n",
-		"encoded words":    "Subject: " + strings.Repeat("=?utf-8?q?a?=", 50000) + "\n\nx\n",
-		"guess candidates": "Content-Type: multipart/mixed\n\n" + strings.Repeat("--c1\n--c2\n", 50000),
-	} {
-		start := time.Now()
-		if _, err := Convert(strings.NewReader(msg), oneRcpt, Options{}); err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("%s took %v", name, d)
+	bombs := []struct {
+		name string
+		make func(n int) string
+		n    int // the larger size
+	}{
+		{"deep nesting", nested, 5000},
+		{"part flood", flood, 200000},
+		{"same boundary", func(n int) string {
+			return strings.Repeat("Content-Type: multipart/alternative; boundary=a\n\n--a\n", n)
+		}, 5000},
+		{"boundary spam", func(n int) string {
+			return "Content-Type: multipart/mixed; boundary=x\n\n" + strings.Repeat("--x--\n", n)
+		}, 100000},
+		{"header fields", func(n int) string { return strings.Repeat("X-A: b\n", n) + "\nbody\n" }, 100000},
+		{"encoded words", func(n int) string {
+			return "Subject: " + strings.Repeat("=?utf-8?q?a?=", n) + "\n\nx\n"
+		}, 50000},
+		{"guess candidates", func(n int) string {
+			return "Content-Type: multipart/mixed\n\n" + strings.Repeat("--c1\n--c2\n", n)
+		}, 50000},
+	}
+	const factor = 4
+	for _, b := range bombs {
+		small, large := convertWork(t, b.name, b.make(b.n/factor)), convertWork(t, b.name, b.make(b.n))
+		// Linear work grows about fourfold, quadratic sixteenfold; the
+		// limit leaves room for amortised buffer growth.
+		for _, g := range []struct {
+			what   string
+			n1, n4 uint64
+		}{{"bytes allocated", small.bytes, large.bytes}, {"allocations", small.allocs, large.allocs}} {
+			if g.n4 > 2*factor*g.n1+1024 {
+				t.Errorf("%s: %s grew from %d to %d for %d× the input; the work is not linear", b.name, g.what, g.n1, g.n4, factor)
+			}
 		}
 	}
+}
+
+// allocWork is what one Convert allocated.
+type allocWork struct{ bytes, allocs uint64 }
+
+func convertWork(t *testing.T, name, msg string) allocWork {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := Convert(strings.NewReader(msg), oneRcpt, Options{})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Errorf("%s: %v", name, err)
+	}
+	return allocWork{after.TotalAlloc - before.TotalAlloc, after.Mallocs - before.Mallocs}
 }
