@@ -19,6 +19,7 @@ import (
 	"github.com/graphrelay/graphrelay/internal/tlsconf"
 	"github.com/graphrelay/graphrelay/metrics"
 	"github.com/graphrelay/graphrelay/policy"
+	"github.com/graphrelay/graphrelay/queue"
 	"github.com/graphrelay/graphrelay/smtpd"
 )
 
@@ -30,6 +31,10 @@ type App struct {
 	// HTTPClient, when set, is used for Entra and Graph instead of one built
 	// from the configuration; tests set it to trust their fake's CA.
 	HTTPClient *http.Client
+	// SpoolFS, when set, replaces the spool's filesystem. Only tests set
+	// it: to inject faults (a full disk) that a real disk cannot produce
+	// on demand, or to skip fsync where durability is not their subject.
+	SpoolFS queue.FS
 
 	smtp     *smtpd.Server
 	tls      *tlsconf.Manager

@@ -61,8 +61,6 @@ func TestQueueSMTPServedWhileBacklogLoads(t *testing.T) {
 	os.WriteFile(filepath.Join(cfg.Queue.Dir, "journal", "0000000000000099.log"), []byte(journal.String()), 0o600)
 
 	hold := &holdRecordsFS{reached: make(chan struct{}), release: make(chan struct{})}
-	spoolFS = hold
-	t.Cleanup(func() { spoolFS = nil })
 	released := false
 	defer func() {
 		if !released {
@@ -71,7 +69,7 @@ func TestQueueSMTPServedWhileBacklogLoads(t *testing.T) {
 	}()
 	cfg2 := *cfg
 	cfg2.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
-	r2 := startRelay(t, &cfg2, fake)
+	r2 := startRelayOnFS(t, &cfg2, fake, hold)
 	<-hold.reached
 	before := len(fake.Deliveries())
 	mustQueue(t, r2.addr, "alerts@company.com", "new while loading")

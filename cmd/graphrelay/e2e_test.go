@@ -297,7 +297,7 @@ func TestEndToEndWrongCertificate(t *testing.T) {
 	}
 	logs := r.logs.String()
 	if !strings.Contains(logs, "AADSTS700027") || !strings.Contains(logs, "upload graphrelay's certificate") {
-		t.Errorf("the log does not name the cause and the fix:\n%s", logs)
+		t.Errorf("the log does not name the cause and the fix:%s", r.logs)
 	}
 	if len(fake.Deliveries()) != 0 {
 		t.Error("a message was delivered without a valid token")
@@ -316,7 +316,7 @@ func TestEndToEndAccessPolicyDenied(t *testing.T) {
 	}
 	logs := r.logs.String()
 	if !strings.Contains(logs, "ErrorAccessDenied") || !strings.Contains(logs, "Application Access Policy") || !strings.Contains(logs, "request_id=") {
-		t.Errorf("the log lacks the Graph code, the hint or the request-id:\n%s", logs)
+		t.Errorf("the log lacks the Graph code, the hint or the request-id:%s", r.logs)
 	}
 }
 

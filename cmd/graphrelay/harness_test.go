@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -10,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
-	"log/slog"
 	"math/big"
 	"net/http"
 	"net/smtp"
@@ -19,31 +17,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/testlog"
+	"github.com/graphrelay/graphrelay/queue"
 )
-
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // appCert is an app registration certificate generated for a test.
 type appCert struct {
@@ -82,7 +63,9 @@ func newAppCert(t *testing.T, cn string) *appCert {
 type runningRelay struct {
 	app  *App
 	addr string
-	logs *syncBuffer
+	// logs is this relay's own log: a failure shows its last lines
+	// and the file holding the rest.
+	logs *testlog.Log
 	cfg  *config.Config
 }
 
@@ -122,13 +105,24 @@ func startRelay(t *testing.T, cfg *config.Config, fake *graphtest.Server) *runni
 // nil for dry-run.
 func startRelayWithClient(t *testing.T, cfg *config.Config, hc *http.Client) *runningRelay {
 	t.Helper()
+	return startApp(t, cfg, hc, nil)
+}
+
+// startRelayOnFS starts the App with its spool written through fsys.
+func startRelayOnFS(t *testing.T, cfg *config.Config, fake *graphtest.Server, fsys queue.FS) *runningRelay {
+	t.Helper()
+	return startApp(t, cfg, fake.HTTPClient(), fsys)
+}
+
+func startApp(t *testing.T, cfg *config.Config, hc *http.Client, fsys queue.FS) *runningRelay {
+	t.Helper()
 	if errs := config.Validate(cfg); len(errs) > 0 {
 		t.Fatalf("test configuration invalid: %v", errs)
 	}
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	app := NewApp(cfg, log)
+	logs := testlog.New(t, "relay log")
+	app := NewApp(cfg, logs.Logger())
 	app.HTTPClient = hc
+	app.SpoolFS = fsys
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := app.Start(ctx); err != nil {
 		cancel()
@@ -137,9 +131,6 @@ func startRelayWithClient(t *testing.T, cfg *config.Config, hc *http.Client) *ru
 	t.Cleanup(func() {
 		app.Close()
 		cancel()
-		if t.Failed() {
-			t.Logf("relay log:\n%s", logs)
-		}
 	})
 	return &runningRelay{app: app, addr: app.Addrs()["test"], logs: logs, cfg: cfg}
 }

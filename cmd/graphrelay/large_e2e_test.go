@@ -124,7 +124,7 @@ func TestEndToEndLargeMessageReject(t *testing.T) {
 		t.Errorf("reply = %d %s, want 552 5.3.4 naming the limit", rep.code, rep.msg)
 	}
 	if !strings.Contains(r.logs.String(), "4,000,000-byte Graph request limit") {
-		t.Errorf("the log does not name the limit:\n%s", r.logs)
+		t.Errorf("the log does not name the limit:%s", r.logs)
 	}
 	if n := len(fake.GraphRequests()); n != 0 {
 		t.Errorf("%d Graph requests for a refused message", n)
@@ -142,7 +142,7 @@ func TestEndToEndLargeMessageWithoutReadWrite(t *testing.T) {
 	}
 	logs := r.logs.String()
 	if !strings.Contains(logs, "Mail.ReadWrite") || !strings.Contains(logs, "delivery.large_messages: reject") {
-		t.Errorf("the log lacks the Mail.ReadWrite hint:\n%s", logs)
+		t.Errorf("the log lacks the Mail.ReadWrite hint:%s", r.logs)
 	}
 	if len(fake.Deliveries()) != 0 {
 		t.Error("delivered without Mail.ReadWrite")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/testlog"
 )
 
 // A start that fails because a port is taken touches no spooled message:
@@ -54,7 +55,7 @@ func TestStartWithPortTakenTouchesNoSpool(t *testing.T) {
 	defer taken.Close()
 	cfg2 := *cfg
 	cfg2.SMTP.Listeners = []config.Listener{{Name: "test", Address: taken.Addr().String()}}
-	logs := &syncBuffer{}
+	logs := testlog.New(t, "relay log")
 	app := NewApp(&cfg2, slog.New(slog.NewTextHandler(logs, nil)))
 	app.HTTPClient = fake.HTTPClient()
 	if err := app.Start(context.Background()); err == nil {
@@ -74,7 +75,7 @@ func TestStartWithPortTakenTouchesNoSpool(t *testing.T) {
 		}
 	}
 	if strings.Contains(logs.String(), "interrupted") {
-		t.Errorf("the failed start logged an interrupted attempt:\n%s", logs)
+		t.Errorf("the failed start logged an interrupted attempt:%s", logs)
 	}
 }
 
@@ -125,7 +126,7 @@ func TestShutdownWithIdleClient(t *testing.T) {
 	}
 	logs := r.logs.String()
 	if strings.Contains(logs, "aborting them") || strings.Contains(logs, "msg=interrupted") {
-		t.Errorf("a request in flight was aborted:\n%s", logs)
+		t.Errorf("a request in flight was aborted:%s", r.logs)
 	}
 	ds := fake.Deliveries()
 	if len(ds) != 1 || ds[0].Message.Subject != "in flight" {

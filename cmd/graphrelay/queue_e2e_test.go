@@ -134,12 +134,12 @@ func TestQueueModeEndToEnd(t *testing.T) {
 	logs := r.logs.String()
 	id := regexp.MustCompile(`msg=queued id=(\w+)`).FindStringSubmatch(logs)
 	if id == nil {
-		t.Fatalf("no queued line:\n%s", logs)
+		t.Fatalf("no queued line:%s", r.logs)
 	}
 	delivered := regexp.MustCompile(`msg=delivered id=` + id[1] + ` client_ip=127.0.0.1 .*mailbox=alerts@company.com rcpts=1 size=\d+ .*request_id=` +
 		ds[0].RequestID + ` client_request_id=\S+ .*elapsed_ms=`)
 	if !delivered.MatchString(logs) {
-		t.Errorf("the delivered line lacks the lifecycle fields:\n%s", logs)
+		t.Errorf("the delivered line lacks the lifecycle fields:%s", r.logs)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(cfg.Queue.Dir, "queue")); len(entries) != 0 {
 		t.Errorf("queue/ still holds %d entries", len(entries))
@@ -375,7 +375,7 @@ func TestQueueAmbiguousOutcome(t *testing.T) {
 	waitFor(t, 5*time.Second, "log", func() bool { return strings.Contains(r.logs.String(), "msg=delivered") })
 	logs := r.logs.String()
 	if !strings.Contains(logs, "possible duplicate") || !strings.Contains(logs, "client_request_id="+ds[0].ClientRequestID) {
-		t.Errorf("the possible duplicate is not logged with client-request-id %s:\n%s", ds[0].ClientRequestID, logs)
+		t.Errorf("the possible duplicate is not logged with client-request-id %s:%s", ds[0].ClientRequestID, r.logs)
 	}
 }
 
@@ -541,6 +541,6 @@ func TestQueueRestartResumes(t *testing.T) {
 		t.Errorf("after restart delivered %v", got)
 	}
 	if !strings.Contains(r2.logs.String(), "resuming spooled messages") {
-		t.Errorf("restart not logged:\n%s", r2.logs)
+		t.Errorf("restart not logged:%s", r2.logs)
 	}
 }

@@ -71,7 +71,7 @@ func TestSendmailTThroughDaemon(t *testing.T) {
 		t.Errorf("message = %+v", m)
 	}
 	if !strings.Contains(r.logs.String(), "rcpts=4") {
-		t.Errorf("the relay did not receive 4 envelope recipients:\n%s", r.logs)
+		t.Errorf("the relay did not receive 4 envelope recipients:%s", r.logs)
 	}
 }
 
@@ -86,7 +86,7 @@ func TestSendmailRemovesBcc(t *testing.T) {
 	}
 	d := oneDelivery(t, fake)
 	if !strings.Contains(r.logs.String(), "bcc_dropped=0") {
-		t.Errorf("the message reached the relay with a Bcc field:\n%s", r.logs)
+		t.Errorf("the message reached the relay with a Bcc field:%s", r.logs)
 	}
 	if got := sendmailAddrs(d.Message.Bcc); !slices.Equal(got, []string{"extra@company.com", "hidden@company.com"}) {
 		t.Errorf("Bcc = %v\n%s", got, d.MIME)
@@ -119,7 +119,7 @@ func TestSendmailAddsMissingHeaders(t *testing.T) {
 		}
 	}
 	if !strings.Contains(r.logs.String(), "from=backup@nas.lan") {
-		t.Errorf("-f did not set the envelope sender:\n%s", r.logs)
+		t.Errorf("-f did not set the envelope sender:%s", r.logs)
 	}
 }
 

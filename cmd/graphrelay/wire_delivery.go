@@ -12,10 +12,6 @@ import (
 	"github.com/graphrelay/graphrelay/smtpd"
 )
 
-// spoolFS replaces the spool's filesystem when set. Only tests set it, to
-// inject faults (a full disk) that a real disk cannot produce on demand.
-var spoolFS queue.FS
-
 // newDeliverer builds the delivery side for delivery.mode and records how
 // to stop it in a.stopDelivery.
 func (a *App) newDeliverer(ctx context.Context, sender queue.Sender, admit queue.Admitter) (smtpd.Deliverer, error) {
@@ -35,7 +31,7 @@ func (a *App) newDeliverer(ctx context.Context, sender queue.Sender, admit queue
 	}
 	opts := queueOptions(cfg)
 	opts.Log = a.Log
-	opts.FS = spoolFS
+	opts.FS = a.SpoolFS
 	opts.Observer = a.metrics
 	opts.Admitter = admit
 	q, err := queue.Open(opts, sender)
