@@ -13,6 +13,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/envelope"
 	"github.com/graphrelay/graphrelay/graph"
+	"github.com/graphrelay/graphrelay/internal/testlog"
 )
 
 // sendCall is one Send the fake saw.
@@ -188,15 +189,10 @@ type noSyncFile struct{ File }
 
 func (noSyncFile) Sync() error { return nil }
 
-// testLogger writes the queue's log into the test output on failure.
+// testLogger gives the test its own queue log; a failure shows its last
+// lines and the file holding the rest.
 func testLogger(t *testing.T) *slog.Logger {
-	buf := &lockedBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("queue log:\n%s", buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return testlog.New(t, "queue log").Logger()
 }
 
 type lockedBuffer struct {

@@ -268,6 +268,7 @@ func TestOversizedInput(t *testing.T) {
 }
 
 func TestHostileMIME(t *testing.T) {
+	t.Parallel()
 	r, fake := certRelay(t, nil)
 	t.Run("nesting 5000 deep", func(t *testing.T) {
 		var b strings.Builder

@@ -137,6 +137,7 @@ func lfOf(b []byte) []byte   { return bytes.ReplaceAll(b, []byte("\r\n"), []byte
 func crlfOf(b []byte) []byte { return bytes.ReplaceAll(lfOf(b), []byte("\n"), []byte("\r\n")) }
 
 func TestFidelityEndToEnd(t *testing.T) {
+	t.Parallel()
 	py := requireClient(t, "python3")
 	swaks := requireClient(t, "swaks")
 	// The test messages address example.com and others; a written rule

@@ -54,6 +54,7 @@ func secretRelay(t *testing.T, roles []string, edit func(*config.Config)) (*runn
 // the draft and upload-session path of the real daemon wiring, and the
 // attachment arrives byte for byte.
 func TestEndToEndLargeMessageUpload(t *testing.T) {
+	t.Parallel()
 	py := requireClient(t, "python3")
 	r, fake := secretRelay(t, []string{"Mail.Send", "Mail.ReadWrite"}, nil)
 	raw, attachment := largeMessage(22_000_000, 30)

@@ -113,6 +113,7 @@ func nasMessage(replyTo string) string {
 }
 
 func TestPolicyAuthWithRealClients(t *testing.T) {
+	t.Parallel()
 	swaks := requireClient(t, "swaks")
 	py := requireClient(t, "python3")
 	r, fake := policyRelay(t, nil)
@@ -214,6 +215,7 @@ func checkRewritten(t *testing.T, fake *graphtest.Server, orig string) {
 }
 
 func TestPolicyRefusals(t *testing.T) {
+	t.Parallel()
 	r, fake := policyRelay(t, nil)
 	scanners := r.app.Addrs()["scanners"]
 	t.Run("scanner: From rewritten, existing Reply-To kept", func(t *testing.T) {
@@ -273,6 +275,7 @@ func TestPolicyRefusals(t *testing.T) {
 }
 
 func TestBruteForceThrottled(t *testing.T) {
+	t.Parallel()
 	r, _ := policyRelay(t, func(cfg *config.Config) {
 		cfg.Auth.MaxFailures, cfg.Auth.Window, cfg.Auth.Lockout = 3, config.Duration(time.Minute), config.Duration(time.Minute)
 	})

@@ -230,6 +230,7 @@ func count503(fake *graphtest.Server) int {
 // timestamps alone: with several in flight, requests dispatched together
 // with the throttled one legitimately reach the fake after its 429 left.
 func TestQueueThrottleStorm(t *testing.T) {
+	t.Parallel()
 	fake := newQueueFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "busy@company.com", "free@company.com")
 	cfg.Mailboxes[0].MaxConcurrency = 1

@@ -5,11 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,43 +16,23 @@ import (
 	"github.com/graphrelay/graphrelay/envelope"
 	"github.com/graphrelay/graphrelay/graph"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/testlog"
 )
 
 var readWrite = []string{"Mail.Send", "Mail.ReadWrite"}
 
-// logBuffer collects the relay's log for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // newRelay returns a Relay sending to fake with a token carrying roles.
-func newRelay(t *testing.T, fake *graphtest.Server, roles []string, opts Options) (*Relay, *logBuffer) {
+// Its log is the test's own: a failure shows the last lines and the file
+// holding the rest.
+func newRelay(t *testing.T, fake *graphtest.Server, roles []string, opts Options) (*Relay, *testlog.Log) {
 	t.Helper()
-	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := testlog.New(t, "relay log")
+	log := logs.Logger()
 	newTokens := func() oauth2.TokenSource {
 		return oauth2.StaticTokenSource(&oauth2.Token{
 			AccessToken: fake.MintAccessToken(roles, time.Hour), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)})
 	}
 	client := graph.NewClient(fake.GraphURL(), fake.HTTPClient(), newTokens, log)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("relay log:\n%s", logs)
-		}
-	})
 	return New(client, true, log, opts), logs
 }
 
