@@ -140,17 +140,23 @@ func TestFidelityEndToEnd(t *testing.T) {
 	t.Parallel()
 	py := requireClient(t, "python3")
 	swaks := requireClient(t, "swaks")
-	// The test messages address example.com and others; a written rule
-	// opens relaying to them (the implicit rules allow only company.com).
-	r, fake := secretRelay(t, []string{"Mail.Send", "Mail.ReadWrite"}, func(c *config.Config) {
-		c.Rules = []config.Rule{{Name: "fidelity", Mailbox: "scans@company.com", From: config.FromRewrite, Recipients: []string{"*"}}}
-	})
+	// Each client and line ending gets its own relay and fake, so that the
+	// four runs proceed in parallel.
+	relay := func(t *testing.T) (*runningRelay, *graphtest.Server) {
+		// The test messages address example.com and others; a written
+		// rule opens relaying to them (the implicit rules allow only
+		// company.com).
+		return secretRelay(t, []string{"Mail.Send", "Mail.ReadWrite"}, func(c *config.Config) {
+			c.Rules = []config.Rule{{Name: "fidelity", Mailbox: "scans@company.com", From: config.FromRewrite, Recipients: []string{"*"}}}
+		})
+	}
 	msgs := fidelityMessages(t)
 	dir := t.TempDir()
 
 	for _, ending := range []string{"crlf", "lf"} {
 		t.Run("smtplib/"+ending, func(t *testing.T) {
-			fake.Reset()
+			t.Parallel()
+			r, fake := relay(t)
 			var jobs []smtplibJob
 			var sent []fidelityMsg
 			for i, m := range msgs {
@@ -184,6 +190,8 @@ func TestFidelityEndToEnd(t *testing.T) {
 			}
 		})
 		t.Run("swaks/"+ending, func(t *testing.T) {
+			t.Parallel()
+			r, fake := relay(t)
 			sentN := 0
 			defer func() { t.Logf("%d of %d messages", sentN, len(msgs)) }()
 			for i, m := range msgs {
