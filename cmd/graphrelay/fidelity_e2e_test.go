@@ -190,6 +190,9 @@ func TestFidelityEndToEnd(t *testing.T) {
 			}
 		})
 		t.Run("swaks/"+ending, func(t *testing.T) {
+			if testing.Short() {
+				t.Skip("one swaks process per message")
+			}
 			t.Parallel()
 			r, fake := relay(t)
 			sentN := 0

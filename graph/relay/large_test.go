@@ -27,6 +27,7 @@ const (
 // deliver exactly what the sender attached, in order, through the
 // documented requests.
 func TestLargeMessages(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		parts []part
@@ -162,6 +163,7 @@ func (f *failingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 
 // Every failure after the draft exists deletes the draft.
 func TestLargeFailuresDeleteTheDraft(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	parts := []part{{name: "a.pdf", ctype: "application/pdf", size: 4 * mb}, {name: "b.pdf", ctype: "application/pdf", size: 4 * mb}}
 	raw := buildMessage(7, "fails", parts)
@@ -224,6 +226,7 @@ func checkDeleted(t *testing.T, fake *graphtest.Server) {
 // Without Mail.ReadWrite the draft is refused with 403; the error says
 // what to grant, and what to configure instead.
 func TestLargeWithoutMailReadWrite(t *testing.T) {
+	t.Parallel()
 	fake := graphtest.New(t, graphtest.Config{})
 	r, logs := newRelay(t, fake, []string{"Mail.Send"}, Options{})
 	raw := buildMessage(3, "no rw", []part{{name: "a.pdf", ctype: "application/pdf", size: 4 * mb}})
@@ -245,6 +248,7 @@ func TestLargeWithoutMailReadWrite(t *testing.T) {
 // delivery.large_messages: reject refuses what needs the large path, at
 // Admit and at Send, naming the limit; smaller mail still goes.
 func TestRejectMode(t *testing.T) {
+	t.Parallel()
 	fake := graphtest.New(t, graphtest.Config{Roles: readWrite})
 	r, logs := newRelay(t, fake, readWrite, Options{LargeMessages: config.LargeReject})
 	ctx := context.Background()
@@ -322,6 +326,7 @@ func TestAdmitEmpty(t *testing.T) {
 }
 
 func TestAdmitSmallMessagesCheaply(t *testing.T) {
+	t.Parallel()
 	fake := graphtest.New(t, graphtest.Config{})
 	for _, mode := range []string{config.LargeReject, config.LargeUpload} {
 		r, _ := newRelay(t, fake, readWrite, Options{LargeMessages: mode})
@@ -342,6 +347,7 @@ func TestAdmitSmallMessagesCheaply(t *testing.T) {
 // Just below the limit goes as one sendMail; the size computed without
 // building the request is exact, so the boundary is where Graph puts it.
 func TestRequestBytesExact(t *testing.T) {
+	t.Parallel()
 	fake := graphtest.New(t, graphtest.Config{})
 	r, _ := newRelay(t, fake, readWrite, Options{})
 	raw := buildMessage(5, "exact", []part{

@@ -60,6 +60,7 @@ func addrList(as []graphtest.Address) string {
 }
 
 func TestMIMEPassthrough(t *testing.T) {
+	t.Parallel()
 	fake := graphtest.New(t, graphtest.Config{})
 	r, logs := newRelay(t, fake, []string{"Mail.Send"}, Options{})
 	env := testEnvelope(envelope.FormatMIME, "alice@company.com", "bob@company.com", "archive@company.com")
@@ -120,6 +121,7 @@ func TestMIMEPassthrough(t *testing.T) {
 // before anything is sent, at Admit and at Send, whatever
 // delivery.large_messages says.
 func TestMIMETooLarge(t *testing.T) {
+	t.Parallel()
 	fake := graphtest.New(t, graphtest.Config{Roles: readWrite})
 	r, _ := newRelay(t, fake, readWrite, Options{})
 	raw := buildMessage(21, "big mime", []part{{name: "a.pdf", ctype: "application/pdf", size: 2200 * kb}})
