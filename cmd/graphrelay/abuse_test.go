@@ -44,7 +44,7 @@ func TestSlowLoris(t *testing.T) {
 	t.Parallel()
 	const (
 		slow        = 1000
-		readTimeout = 5 * time.Second
+		readTimeout = 10 * time.Second
 		// patience bounds how long after its read timeout a slow
 		// connection may still be open before the test gives up: a
 		// liveness bound, not a measurement; the cut comes at about
