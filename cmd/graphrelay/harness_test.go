@@ -219,3 +219,34 @@ func certRelay(t *testing.T, mutate func(*config.Config)) (*runningRelay, *graph
 	}
 	return startRelay(t, cfg, fake), fake
 }
+
+// noSyncFS is the real filesystem without fsync: for tests that spool
+// thousands of messages and whose subject is not durability (the kill -9
+// and disk tests keep the real one), where each fsync would otherwise set
+// the pace on a busy disk.
+type noSyncFS struct{ queue.OSFS }
+
+func (noSyncFS) SyncDir(string) error { return nil }
+
+func (noSyncFS) Create(path string) (queue.File, error) {
+	return noSync(queue.OSFS{}.Create(path))
+}
+
+func (noSyncFS) Reuse(path string, truncate bool) (queue.File, error) {
+	return noSync(queue.OSFS{}.Reuse(path, truncate))
+}
+
+func (noSyncFS) Append(path string) (queue.File, error) {
+	return noSync(queue.OSFS{}.Append(path))
+}
+
+func noSync(f queue.File, err error) (queue.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return noSyncFile{f}, nil
+}
+
+type noSyncFile struct{ queue.File }
+
+func (noSyncFile) Sync() error { return nil }

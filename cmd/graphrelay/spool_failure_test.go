@@ -95,37 +95,6 @@ func (b *budgetFile) Write(p []byte) (int, error) {
 	return b.File.Write(p)
 }
 
-// noSyncFS is the real filesystem without fsync: for tests that spool
-// thousands of messages and whose subject is not durability (the kill -9
-// and disk tests keep the real one), where each fsync would otherwise set
-// the pace on a busy disk.
-type noSyncFS struct{ queue.OSFS }
-
-func (noSyncFS) SyncDir(string) error { return nil }
-
-func (noSyncFS) Create(path string) (queue.File, error) {
-	return noSync(queue.OSFS{}.Create(path))
-}
-
-func (noSyncFS) Reuse(path string, truncate bool) (queue.File, error) {
-	return noSync(queue.OSFS{}.Reuse(path, truncate))
-}
-
-func (noSyncFS) Append(path string) (queue.File, error) {
-	return noSync(queue.OSFS{}.Append(path))
-}
-
-func noSync(f queue.File, err error) (queue.File, error) {
-	if err != nil {
-		return nil, err
-	}
-	return noSyncFile{f}, nil
-}
-
-type noSyncFile struct{ queue.File }
-
-func (noSyncFile) Sync() error { return nil }
-
 // TestQueueSpoolDiskFullInjected: the disk fills up in the middle of a
 // message (an injected ENOSPC, which any machine can run): 452 4.3.1, and
 // nothing of the message is left.
