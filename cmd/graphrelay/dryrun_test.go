@@ -162,8 +162,19 @@ func TestServeBinaryGracefulShutdown(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	// Wait closes the stderr pipe once the process has exited, which
+	// can drop the last lines ("stopped") before the reader has them; so
+	// the rest of the log is read to its EOF first, then Wait is called.
+	rest := make(chan []string, 1)
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() {
+		var more []string
+		for l := range lines {
+			more = append(more, l)
+		}
+		rest <- more
+		done <- cmd.Wait()
+	}()
 	budget := config.Default().SMTP.ShutdownTimeout.D()
 	select {
 	case err := <-done:
@@ -173,9 +184,7 @@ func TestServeBinaryGracefulShutdown(t *testing.T) {
 	case <-time.After(budget + 10*time.Second):
 		t.Fatalf("daemon did not stop within smtp.shutdown_timeout (%s) of SIGTERM", budget)
 	}
-	for l := range lines {
-		seen = append(seen, l)
-	}
+	seen = append(seen, <-rest...)
 	all := strings.Join(seen, "\n")
 	for _, want := range []string{"dry-run mode", "message accepted", "shutting down", "stopped"} {
 		if !strings.Contains(all, want) {
