@@ -67,7 +67,10 @@ func (f *credFakeEntra) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-gate:
 		case <-r.Context().Done():
-			return
+			// A hung endpoint never answers. Returning would make
+			// net/http send an empty 200, which a client still waiting
+			// could read as a malformed token response; abort instead.
+			panic(http.ErrAbortHandler)
 		}
 	}
 	status, body := f.respond(n, r.PostForm)
