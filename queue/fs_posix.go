@@ -28,3 +28,7 @@ func syncDir(path string) error {
 func openFile(path string, flag int, perm os.FileMode) (*os.File, error) {
 	return os.OpenFile(path, flag, perm)
 }
+
+// isBusy reports an error that only means another process has the file
+// open at this moment; POSIX has none.
+func isBusy(error) bool { return false }

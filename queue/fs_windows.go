@@ -3,6 +3,7 @@
 package queue
 
 import (
+	"errors"
 	"os"
 	"syscall"
 
@@ -98,4 +99,12 @@ func openFile(path string, flag int, perm os.FileMode) (*os.File, error) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	return os.NewFile(uintptr(h), path), nil
+}
+
+// isBusy reports an error that only means another process has the file
+// open at this moment without sharing it: the few microseconds in which
+// MoveFileEx holds a file it renames, or a scanner holds it. Trying again
+// shortly succeeds.
+func isBusy(err error) bool {
+	return errors.Is(err, windows.ERROR_SHARING_VIOLATION) || errors.Is(err, windows.ERROR_LOCK_VIOLATION)
 }

@@ -494,8 +494,8 @@ func TestQueueAdminCommands(t *testing.T) {
 	}
 	// The admin fixes the cause and requeues.
 	fake.SetGraphOutage(nil)
-	if code, out, _ = runQueueCmd(t, "requeue", one, "--dir", dir); code != 0 {
-		t.Errorf("queue requeue (%d): %s", code, out)
+	if code, out, errOut := runQueueCmd(t, "requeue", one, "--dir", dir); code != 0 {
+		t.Errorf("queue requeue (%d): %s%s", code, out, errOut)
 	}
 	if ds := fake.WaitDeliveries(1, 10*time.Second); len(ds) != 1 || ds[0].Message.Subject != "admin one" {
 		t.Fatalf("deliveries after requeue: %d", len(ds))
