@@ -73,9 +73,13 @@ unset GRAPHRELAY_REQUIRE_CLIENTS
 
 echo "== GOOS=windows tests under Wine ($("$wine" --version))"
 # -short skips the tests that build the binary with "go" (there is no
-# Windows Go in the prefix) and the 60-second burst.
+# Windows Go in the prefix) and the 60-second burst. The recipient flood
+# (20,000 pipelined RCPTs read back on one loopback connection) outlasts
+# its 20-second read deadline under Wine's socket emulation on a busy
+# machine; it tests the SMTP state machine, which is the same code on
+# every OS, and runs natively in .ci/run.
 GOOS=windows GOARCH=amd64 go test -overlay "$work/overlay.json" -exec "$root/.ci/wine-exec" \
-	-count=1 -short ./queue ./smtpd ./cmd/graphrelay
+	-count=1 -short -skip '^TestOversizedInput$/^recipient_flood$' ./queue ./smtpd ./cmd/graphrelay
 
 echo "== graphrelay.exe serve under Wine, killed hard while accepting"
 log="$work/crash.log"
