@@ -50,6 +50,14 @@ trap cleanup EXIT
 
 echo "== Wine prefix"
 "$wine" wineboot --init >/dev/null 2>&1 || true
+# One wineserver, and Wine's own background processes (services.exe,
+# winedevice.exe, rpcss.exe, ...), for the whole run and with no stdio of
+# ours: started by the first test binary, they would inherit go test's
+# output pipe and hold it open after the binary exits ("Test I/O
+# incomplete").
+/usr/lib/wine/wineserver -w
+/usr/lib/wine/wineserver -p </dev/null >/dev/null 2>&1
+"$wine" cmd /c exit </dev/null >/dev/null 2>&1
 sys32="$WINEPREFIX/drive_c/windows/system32"
 [ -d "$sys32" ] || { echo "wineboot did not create $sys32"; exit 1; }
 printf 'LIBRARY bcryptprimitives.dll\nEXPORTS\nProcessPrng = advapi32.SystemFunction036\n' >"$work/bcp.def"
@@ -123,3 +131,54 @@ if [ -n "$(ls -A "$svcroot/spool/queue")" ]; then
 	echo "the service left messages in its spool"; exit 1
 fi
 echo "ok: service started, relayed through its spool, reloaded and stopped"
+
+echo "== the MSI under Wine's msiexec: install, configure, upgrade, uninstall"
+# Two builds of the same program, versions 0.0.1 and 0.0.2, as a release and
+# its successor.
+msidir="$work/msi"
+mkdir -p "$msidir/bin"
+cp "$exe" "$msidir/bin/graphrelay.exe"
+bash .ci/msi.sh "$msidir/bin" v0.0.1 "$msidir" >/dev/null
+bash .ci/msi.sh "$msidir/bin" v0.0.2 "$msidir" >/dev/null
+pf="$WINEPREFIX/drive_c/Program Files/graphrelay"
+pd="$WINEPREFIX/drive_c/ProgramData/graphrelay"
+svckey='HKLM\System\CurrentControlSet\Services\graphrelay'
+fail() { echo "MSI: $*"; exit 1; }
+"$wine" msiexec /i "$(win "$msidir/graphrelay-0.0.1-x64.msi")" /qn
+[ -f "$pf/graphrelay.exe" ] || fail "no graphrelay.exe under Program Files"
+grep -q 'graphrelay.yaml, installed by the graphrelay MSI' "$pd/graphrelay.yaml" || fail "no commented configuration under ProgramData"
+"$wine" reg query "$svckey" | grep -q 'service run --name graphrelay --config "C:\\ProgramData\\graphrelay\\graphrelay.yaml"' ||
+	fail "service not registered with the ProgramData configuration"
+"$wine" reg query "$svckey" | grep -Eq 'Start +REG_DWORD +0x3' || fail "service not registered for manual start"
+"$wine" reg query 'HKLM\System\CurrentControlSet\Services\EventLog\Application\graphrelay' | grep -q EventCreate.exe ||
+	fail "event log source not registered"
+# The admin configures it (no queue.dir: the spool goes to ProgramData) and
+# starts it; a message goes through the spool.
+printf 'smtp:\n  listeners:\n    - name: lan\n      address: 127.0.0.1:%s\nadmin:\n  listen: ""\n' "$port" |
+	sed 's/$/\r/' >"$pd/graphrelay.yaml"
+cp "$pd/graphrelay.yaml" "$work/edited.yaml"
+"$wine" "$pf/graphrelay.exe" service start
+python3 - "$port" <<'PY'
+import smtplib, sys
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30) as s:
+    s.sendmail("scanner@host.lan", ["admin@example.com"], "Subject: through the installed service\r\n\r\nscan\r\n")
+PY
+for _ in $(seq 100); do
+	grep -lq "through the installed service" "$pd/outbox/"*.json 2>/dev/null && break
+	sleep 0.2
+done
+grep -lq "through the installed service" "$pd/outbox/"*.json || fail "the installed service did not relay through $pd"
+[ -f "$pd/spool/lock" ] || fail "the installed service did not use %ProgramData%\\graphrelay\\spool; locks: $(find "$WINEPREFIX/drive_c" -name lock | tr '\n' ' ')"
+# A dead letter stands for mail the admin has not dealt with yet.
+cp "$work/edited.yaml" "$pd/spool/failed/06h4t0000000000000000000.msg"
+"$wine" msiexec /i "$(win "$msidir/graphrelay-0.0.2-x64.msi")" /qn
+cmp -s "$pd/graphrelay.yaml" "$work/edited.yaml" || fail "the upgrade changed the admin's graphrelay.yaml"
+[ -f "$pd/spool/failed/06h4t0000000000000000000.msg" ] || fail "the upgrade touched the spool"
+[ -f "$pf/graphrelay.exe" ] || fail "the upgrade left no program"
+"$wine" reg query "$svckey" >/dev/null 2>&1 || fail "the upgrade left no service"
+"$wine" msiexec /x "$(win "$msidir/graphrelay-0.0.2-x64.msi")" /qn
+[ ! -e "$pf/graphrelay.exe" ] || fail "uninstall left the program"
+! "$wine" reg query "$svckey" >/dev/null 2>&1 || fail "uninstall left the service"
+cmp -s "$pd/graphrelay.yaml" "$work/edited.yaml" || fail "uninstall removed the configuration"
+[ -f "$pd/spool/failed/06h4t0000000000000000000.msg" ] || fail "uninstall removed the spool"
+echo "ok: MSI installed, relayed, upgraded keeping configuration and spool, uninstalled keeping both"

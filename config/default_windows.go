@@ -5,17 +5,24 @@ package config
 import (
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/windows"
 )
 
 // platformDefaults puts the spool where Windows keeps service data,
-// %ProgramData%\graphrelay\spool, which the MSI's layout shares: the
+// %ProgramData%\graphrelay\spool, beside the MSI's configuration: the
 // Linux default ./spool would land in C:\Windows\System32 for a service.
 func platformDefaults(cfg *Config) {
-	cfg.Queue.Dir = filepath.Join(programData(), "graphrelay", "spool")
+	cfg.Queue.Dir = filepath.Join(ProgramData(), "graphrelay", "spool")
 }
 
-// programData is %ProgramData%, which every Windows since Vista sets.
-func programData() string {
+// ProgramData is the ProgramData known folder (C:\ProgramData), the one the
+// MSI's CommonAppDataFolder names. The known folder, not the environment
+// variable, decides: Wine gives services a different %ProgramData%.
+func ProgramData() string {
+	if d, err := windows.KnownFolderPath(windows.FOLDERID_ProgramData, 0); err == nil && d != "" {
+		return d
+	}
 	if d := os.Getenv("ProgramData"); d != "" {
 		return d
 	}

@@ -51,11 +51,7 @@ func defaultConfigFile() string {
 			return beside
 		}
 	}
-	programData := os.Getenv("ProgramData")
-	if programData == "" {
-		programData = `C:\ProgramData`
-	}
-	return filepath.Join(programData, "graphrelay", "graphrelay.yaml")
+	return filepath.Join(config.ProgramData(), "graphrelay", "graphrelay.yaml")
 }
 
 func serviceCmd(args []string, stdout, stderr io.Writer) int {

@@ -16,12 +16,14 @@ import (
 
 // TestWindowsConfigWithoutQueueDir is the smallest Windows configuration,
 // written as Notepad writes it (CRLF) in a folder whose name has a space:
-// it names no delivery.mode and no queue.dir, and the relay still runs in
-// queue mode with its spool in %ProgramData%\graphrelay\spool, where a
-// message is spooled, acknowledged and delivered.
+// it names no delivery.mode and no queue.dir, and loads in queue mode with
+// the spool in the ProgramData known folder, graphrelay\spool. The relay
+// then runs on it, moved to a temporary folder so that the test does not
+// share C:\ProgramData\graphrelay with an installed service (.ci/windows.sh
+// runs the installed service on the real default), and a message is
+// spooled, acknowledged and delivered.
 func TestWindowsConfigWithoutQueueDir(t *testing.T) {
 	programData := filepath.Join(t.TempDir(), "Program Data")
-	t.Setenv("ProgramData", programData)
 	fake := newQueueFake(t, graphtest.Config{})
 	cfgDir := filepath.Join(programData, "graphrelay")
 	if err := os.MkdirAll(cfgDir, 0o700); err != nil {
@@ -51,10 +53,11 @@ default_mailbox: alerts@company.com
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantDir := filepath.Join(programData, "graphrelay", "spool")
-	if cfg.Delivery.Mode != config.ModeQueue || cfg.Queue.Dir != wantDir {
-		t.Fatalf("mode %q, queue.dir %q; want queue, %q", cfg.Delivery.Mode, cfg.Queue.Dir, wantDir)
+	if want := filepath.Join(config.ProgramData(), "graphrelay", "spool"); cfg.Delivery.Mode != config.ModeQueue || cfg.Queue.Dir != want {
+		t.Fatalf("mode %q, queue.dir %q; want queue, %q", cfg.Delivery.Mode, cfg.Queue.Dir, want)
 	}
+	cfg.Queue.Dir = filepath.Join(programData, "graphrelay", "spool")
+	wantDir := cfg.Queue.Dir
 	r := startRelay(t, cfg, fake)
 	rep := sendNetSMTP(t, r.addr, "alerts@company.com", []string{"alice@company.com"}, simpleMessage("alerts@company.com", "spooled on Windows"))
 	if rep.code != 250 {
