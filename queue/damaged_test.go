@@ -59,6 +59,14 @@ func TestDamagedEntriesAreQuarantined(t *testing.T) {
 	if body := string(s.bodies[tornRecord]); body != testMessage("torn record") {
 		t.Errorf("the message beside the torn record was sent as %q", body)
 	}
+	// The spool loads in the background, in id order: the two deliveries
+	// can come before the load has reached the damaged entries, which a
+	// slow machine (Wine) shows.
+	eventually(t, 5*time.Second, "four damaged entries quarantined", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return obs.damaged == 4
+	})
 	q.Close(t.Context())
 	for _, id := range []string{truncated, garbage, unreadable} {
 		if n := len(s.callsFor(id)); n != 0 {
