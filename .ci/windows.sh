@@ -89,9 +89,13 @@ echo "== GOOS=windows tests under Wine ($("$wine" --version))"
 # the gap between two request starts as the fake sender sees them; under
 # Wine one start can lag its slot by tens of milliseconds, so a 100 ms pace
 # measured 79 ms once. Not investigated further: the pacer is the same code
-# on every OS, and the test runs natively.
+# on every OS, and the test runs natively. The Azure Arc case of
+# TestEndToEndManagedIdentity has its fake agent name a Linux token path,
+# which azidentity on Windows refuses (it accepts only
+# C:\ProgramData\AzureConnectedMachineAgent\Tokens).
 GOOS=windows GOARCH=amd64 go test -overlay "$work/overlay.json" -exec "$root/.ci/wine-exec" \
-	-count=1 -short -skip '^TestOversizedInput$/^recipient_flood$|^TestPacingSpacesRequests$' \
+	-count=1 -short \
+	-skip '^TestOversizedInput$/^recipient_flood$|^TestPacingSpacesRequests$|^TestEndToEndManagedIdentity$/^arc$' \
 	./queue ./smtpd ./cmd/graphrelay
 
 echo "== graphrelay.exe serve under Wine, killed hard while accepting"
