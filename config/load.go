@@ -25,6 +25,7 @@ func Default() *Config {
 		// programming error, not an operator's.
 		panic(fmt.Sprintf("config: built-in defaults are invalid: %v", err))
 	}
+	platformDefaults(cfg)
 	return cfg
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/queue"
 )
 
 func TestDoctorGoodSetup(t *testing.T) {
@@ -425,6 +426,17 @@ func TestDoctorSpoolProblems(t *testing.T) {
 	if _, err := os.Stat(cfg.Queue.Dir); err == nil {
 		t.Error("the check created the spool")
 	}
+
+	// An existing spool: its lock is tried (flock, LockFileEx), and then
+	// found held while a Queue runs on it.
+	cfg = tenantConfig(t, fake, cert)
+	expect(t, runDoctor(t, fake, cfg), "spool", OK, "its lock can be taken", "")
+	q, err := queue.Open(queue.Options{Dir: cfg.Queue.Dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, runDoctor(t, fake, cfg), "spool", OK, "a running graphrelay holds its lock", "")
+	q.Close(context.Background())
 
 	if os.PathSeparator != '\\' {
 		cfg = tenantConfig(t, fake, cert)

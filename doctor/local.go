@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/graphrelay/graphrelay/config"
+	"github.com/graphrelay/graphrelay/queue"
 )
 
 // checkSpool checks that the spool can take mail: the daemon fsyncs every
@@ -33,6 +34,16 @@ func checkSpool(cfg *config.Config) Result {
 		return Result{Name: "spool", Status: OK, Detail: "not used: delivery.mode is " + cfg.Delivery.Mode + ", nothing is spooled"}
 	}
 	res := checkWritableDir("spool", cfg.Queue.Dir, "queue.dir")
+	if fi, err := os.Stat(cfg.Queue.Dir); res.Status == OK && err == nil && fi.IsDir() {
+		// The lock (flock, LockFileEx) and, on Windows, the volume.
+		note, err := queue.CheckSpool(cfg.Queue.Dir)
+		if err != nil {
+			res.Status, res.Detail = Fail, err.Error()
+			res.Fix = "move queue.dir to a local NTFS or ReFS volume (Windows) or a local filesystem, writable by the user graphrelay runs as"
+			return res
+		}
+		res.Detail += "; " + note
+	}
 	if res.Status == OK && runtime.GOOS != "windows" {
 		if fi, err := os.Stat(cfg.Queue.Dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			res.Status = Warn

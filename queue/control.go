@@ -170,7 +170,9 @@ func sendControl(root string, req Request, timeout time.Duration) (Response, err
 			}
 			return resp, nil
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
+		// On Windows the answer can be caught while the daemon's rename
+		// still holds it; that is "not yet" too.
+		if !errors.Is(err, fs.ErrNotExist) && !isBusy(err) {
 			return Response{}, err
 		}
 		if time.Now().After(deadline) {

@@ -147,7 +147,7 @@ func listTree(dir string) []string {
 	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		if err == nil && p != dir {
 			rel, _ := filepath.Rel(dir, p)
-			out = append(out, rel)
+			out = append(out, filepath.ToSlash(rel))
 		}
 		return nil
 	})

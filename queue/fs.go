@@ -25,8 +25,10 @@ type FS interface {
 	// opening the file to truncate it costs an open, a close and the
 	// runtime's poller registration.
 	Empty(path string) error
-	// SyncDir fsyncs a directory, so that entries created, renamed or
-	// removed in it survive a power loss.
+	// SyncDir makes the entries created, renamed or removed in a directory
+	// survive a power loss: an fsync of the directory on Linux and the
+	// BSDs; on Windows, where NTFS has made them durable already, nothing
+	// (see fs_windows.go and FORMAT.md).
 	SyncDir(path string) error
 }
 
@@ -49,7 +51,7 @@ const (
 )
 
 func (OSFS) Create(path string) (File, error) {
-	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	return openFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 }
 
 func (OSFS) Reuse(path string, truncate bool) (File, error) {
@@ -57,27 +59,33 @@ func (OSFS) Reuse(path string, truncate bool) (File, error) {
 	if truncate {
 		flags |= os.O_TRUNC
 	}
-	return os.OpenFile(path, flags, filePerm)
+	return openFile(path, flags, filePerm)
 }
 
 func (OSFS) Append(path string) (File, error) {
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, filePerm)
+	return openFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, filePerm)
 }
 
-func (OSFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
+// openRead opens a spool file for reading. Like every spool file it may
+// be renamed or removed meanwhile (see openFile).
+func openRead(path string) (*os.File, error) { return openFile(path, os.O_RDONLY, 0) }
+
+// readFile is os.ReadFile through openRead.
+func readFile(path string) ([]byte, error) {
+	f, err := openRead(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// Rename replaces newpath by oldpath in one atomic step. How it is made
+// durable differs by platform: see fs_windows.go and fs_posix.go.
+func (OSFS) Rename(oldpath, newpath string) error { return renameFile(oldpath, newpath) }
 
 func (OSFS) Remove(path string) error { return os.Remove(path) }
 
 func (OSFS) Empty(path string) error { return os.Truncate(path, 0) }
 
-func (OSFS) SyncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func (OSFS) SyncDir(path string) error { return syncDir(path) }

@@ -186,7 +186,7 @@ func readJournal(dir string) (map[string]journalEntry, error) {
 	}
 	out := map[string]journalEntry{}
 	for _, name := range names {
-		f, err := os.Open(name)
+		f, err := openRead(name)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue // ended and deleted since the listing

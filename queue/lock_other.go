@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package queue
 
@@ -7,10 +7,11 @@ import (
 	"os"
 )
 
-// lockSpool is not implemented without flock: graphrelay's spool is meant
-// for Linux and the BSDs. Use direct mode elsewhere.
+// lockSpool is not implemented where neither flock nor LockFileEx exists
+// (Plan 9, WebAssembly): graphrelay's spool runs on Linux, the BSDs, macOS
+// and Windows. Use direct mode elsewhere.
 func lockSpool(root string) (*os.File, error) {
-	return nil, errors.New("the queue spool needs flock, which this platform lacks; use delivery.mode: direct")
+	return nil, errors.New("the queue spool needs flock, or LockFileEx, which this platform lacks; use delivery.mode: direct")
 }
 
 func notePID(f *os.File) {}

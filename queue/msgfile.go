@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strconv"
 )
 
@@ -104,7 +103,7 @@ type stored struct {
 // can deliver it; every other caller treats the error as fatal.
 func (s *Spool) read(area, id string) (*stored, error) {
 	broken := func(ext string, err error) *damage { return &damage{area: area, id: id, ext: ext, err: err} }
-	f, err := os.Open(s.msgPath(area, id))
+	f, err := openRead(s.msgPath(area, id))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
@@ -132,7 +131,7 @@ func (s *Spool) read(area, id string) (*stored, error) {
 	}
 	rec.Envelope.Size = body
 	st := &stored{rec: rec, offset: offset}
-	b, err := os.ReadFile(s.statePath(area, id))
+	b, err := readFile(s.statePath(area, id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}
@@ -163,7 +162,7 @@ func (s *Spool) openMessage(area, id string, offset, size int64) (io.Closer, *io
 			return c, r, nil
 		}
 	}
-	f, err := os.Open(s.msgPath(area, id))
+	f, err := openRead(s.msgPath(area, id))
 	if err != nil {
 		return nil, nil, err
 	}

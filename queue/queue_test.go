@@ -455,6 +455,7 @@ func TestRestartResumes(t *testing.T) {
 	if _, err := j.begin(journalEntry{ID: b, N: 2, Start: time.Now(), NextTry: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	j.cur.f.Close() // as the kill does; Windows cannot delete a file still open
 	os.WriteFile(filepath.Join(opts.Dir, "tmp", "junk"), []byte("x"), 0o600)
 
 	s2 := newFakeSender()

@@ -167,7 +167,7 @@ func (s *Spool) recover() (fixed int, err error) {
 				continue
 			}
 			if s.exists(other[area], id) {
-				err = os.Rename(path, s.statePath(other[area], id))
+				err = s.fs.Rename(path, s.statePath(other[area], id))
 			} else {
 				err = os.Remove(path)
 			}

@@ -424,10 +424,13 @@ func TestQueueDeadLetterNotice(t *testing.T) {
 		ID, Reason, Hint string
 		Attempts         int
 	}
-	waitFor(t, 5*time.Second, "the dead letter in failed/", func() bool {
+	// The .msg moves first and its record follows (queue/FORMAT.md); a
+	// listing between the two renames shows the dead letter without its
+	// reason, which a slow machine (Wine) catches.
+	waitFor(t, 5*time.Second, "the dead letter and its record in failed/", func() bool {
 		code, out, _ := runQueueCmd(t, "failed", "--json", "--dir", cfg.Queue.Dir)
 		failed = nil
-		return code == 0 && json.Unmarshal([]byte(out), &failed) == nil && len(failed) == 1
+		return code == 0 && json.Unmarshal([]byte(out), &failed) == nil && len(failed) == 1 && failed[0].Reason != ""
 	})
 	if failed[0].Reason != "permanent" || failed[0].Attempts != 1 || !strings.Contains(failed[0].Hint, "Application Access Policy") {
 		t.Errorf("dead letter = %+v", failed[0])
@@ -491,8 +494,8 @@ func TestQueueAdminCommands(t *testing.T) {
 	}
 	// The admin fixes the cause and requeues.
 	fake.SetGraphOutage(nil)
-	if code, out, _ = runQueueCmd(t, "requeue", one, "--dir", dir); code != 0 {
-		t.Errorf("queue requeue (%d): %s", code, out)
+	if code, out, errOut := runQueueCmd(t, "requeue", one, "--dir", dir); code != 0 {
+		t.Errorf("queue requeue (%d): %s%s", code, out, errOut)
 	}
 	if ds := fake.WaitDeliveries(1, 10*time.Second); len(ds) != 1 || ds[0].Message.Subject != "admin one" {
 		t.Fatalf("deliveries after requeue: %d", len(ds))

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc"
 	"golang.org/x/sys/windows/svc/eventlog"
 	"golang.org/x/sys/windows/svc/mgr"
@@ -27,23 +29,29 @@ Commands (from an elevated prompt):
   uninstall   stop and remove the service and its event log source
   start       start the service and wait until it runs
   stop        stop the service; open SMTP sessions may finish first
+  reload      reload log.level and the TLS certificate (what
+              "sc.exe control graphrelay paramchange" does)
   run         what the service control manager starts; not for a console
 
 Flags:
   --config FILE   configuration for install (default: graphrelay.yaml beside
-                  graphrelay.exe); relative paths in it, such as outbox_dir,
-                  are relative to its directory
+                  graphrelay.exe, else %ProgramData%\graphrelay\graphrelay.yaml);
+                  relative paths in it, such as outbox_dir, are relative to
+                  its directory
   --name NAME     service and event log source name (default graphrelay)
 `
 
-// defaultConfigFile is graphrelay.yaml beside graphrelay.exe, the layout of
-// a Windows install where everything lives in one folder.
+// defaultConfigFile is graphrelay.yaml beside graphrelay.exe when there is
+// one (everything in one folder), else where the MSI puts it,
+// %ProgramData%\graphrelay\graphrelay.yaml.
 func defaultConfigFile() string {
-	exe, err := os.Executable()
-	if err != nil {
-		return ""
+	if exe, err := os.Executable(); err == nil {
+		beside := filepath.Join(filepath.Dir(exe), "graphrelay.yaml")
+		if _, err := os.Stat(beside); err == nil {
+			return beside
+		}
 	}
-	return filepath.Join(filepath.Dir(exe), "graphrelay.yaml")
+	return filepath.Join(config.ProgramData(), "graphrelay", "graphrelay.yaml")
 }
 
 func serviceCmd(args []string, stdout, stderr io.Writer) int {
@@ -73,6 +81,8 @@ func serviceCmd(args []string, stdout, stderr io.Writer) int {
 		err = startService(*name, stdout)
 	case "stop":
 		err = stopService(*name, stdout)
+	case "reload":
+		err = reloadService(*name, stdout)
 	case "run":
 		return runService(*name, *cfgPath, stderr)
 	default:
@@ -216,6 +226,22 @@ func stopService(name string, stdout io.Writer) error {
 	return nil
 }
 
+// reloadService sends the service a parameter change, its SIGHUP. The
+// service manager refuses it unless the service runs and accepts it.
+func reloadService(name string, stdout io.Writer) error {
+	m, s, err := openService(name)
+	if err != nil {
+		return err
+	}
+	defer m.Disconnect()
+	defer s.Close()
+	if _, err := s.Control(svc.ParamChange); err != nil {
+		return fmt.Errorf("paramchange: %w", err)
+	}
+	fmt.Fprintf(stdout, "service %s reloads log.level and the TLS certificate; see the Application event log\n", name)
+	return nil
+}
+
 // stopWait covers smtp.shutdown_timeout (30s by default) and the delivery
 // side's own drain, with margin.
 const stopWait = 2 * time.Minute
@@ -254,19 +280,24 @@ func waitState(s *mgr.Service, timeout time.Duration, states ...svc.State) (svc.
 	}
 }
 
-// runService is what the service control manager starts.
+// runService is what the service control manager starts. Whether it was
+// is known from svc.Run itself, which fails at once with
+// ERROR_FAILED_SERVICE_CONTROLLER_CONNECT in a console; svc.IsWindowsService
+// guesses from the parent process and the session instead, and guesses
+// wrong under Wine's service manager.
 func runService(name, cfgPath string, stderr io.Writer) int {
-	isService, err := svc.IsWindowsService()
-	if err != nil || !isService {
-		fmt.Fprintln(stderr, `graphrelay service run: only the Windows service manager runs this; in a console use "graphrelay serve"`)
-		return 2
-	}
 	elog, err := eventlog.Open(name)
 	if err != nil {
+		fmt.Fprintf(stderr, "graphrelay service run: cannot open the event log source %s: %v\n", name, err)
 		return 1
 	}
 	defer elog.Close()
-	if err := svc.Run(name, &relayService{cfgPath: cfgPath, elog: elog}); err != nil {
+	err = svc.Run(name, &relayService{cfgPath: cfgPath, elog: elog})
+	if errors.Is(err, windows.ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) {
+		fmt.Fprintln(stderr, `graphrelay service run: only the Windows service manager runs this; in a console use "graphrelay serve"`)
+		return 2
+	}
+	if err != nil {
 		elog.Error(eventIDError, "the service could not run: "+err.Error())
 		return 1
 	}
@@ -323,25 +354,68 @@ func (s *relayService) Execute(_ []string, req <-chan svc.ChangeRequest, status 
 			log.Info("parameter change: reloading the log level and the TLS certificate")
 			reloadLogLevel(s.cfgPath, &level, log)
 			app.Reload()
-		case svc.Stop, svc.Shutdown:
-			return s.stop(app, cfg, log, status)
+		case svc.Stop:
+			return s.stop(app, cfg, log, status, stopBudget(cfg, false))
+		case svc.Shutdown:
+			return s.stop(app, cfg, log, status, stopBudget(cfg, true))
 		}
 	}
-	return s.stop(app, cfg, log, status)
+	return s.stop(app, cfg, log, status, stopBudget(cfg, false))
 }
 
-// stop lets open sessions finish as serve does on SIGTERM, telling the
-// service manager how long that may take so it does not give up early.
-func (s *relayService) stop(app *App, cfg *config.Config, log *slog.Logger, status chan<- svc.Status) (bool, uint32) {
-	wait := cfg.SMTP.ShutdownTimeout.D() + 15*time.Second
-	status <- svc.Status{State: svc.StopPending, WaitHint: uint32(wait.Milliseconds())}
-	log.Info("shutting down", "deadline", cfg.SMTP.ShutdownTimeout.D().String())
-	if err := app.Close(); err != nil {
-		log.Error("shutdown", "err", err)
-		return true, svcExitShutdown
+// shutdownBudget is what the service takes to stop when Windows itself
+// shuts down. Windows waits only WaitToKillServiceTimeout for its services
+// then (5 to 20 seconds, by version), so a long smtp.shutdown_timeout is
+// cut short; what is cut short loses nothing, because every acknowledged
+// message is in the spool and an attempt under way is resumed, as
+// interrupted, at the next start.
+const shutdownBudget = 5 * time.Second
+
+// stopBudget is how long a stop may take: smtp.shutdown_timeout for the
+// sessions plus time for the deliveries under way, or shutdownBudget at
+// a system shutdown.
+func stopBudget(cfg *config.Config, systemShutdown bool) time.Duration {
+	if systemShutdown {
+		return min(shutdownBudget, cfg.SMTP.ShutdownTimeout.D())
 	}
-	log.Info("stopped")
-	return false, 0
+	return cfg.SMTP.ShutdownTimeout.D() + 15*time.Second
+}
+
+// stop lets open sessions finish as serve does on SIGTERM, for at most
+// budget. The service manager is told every second that the stop is
+// progressing (a new CheckPoint), so it does not take a long drain for a
+// hung service; once budget is spent the service reports itself stopped
+// and the process ends with the drain unfinished.
+func (s *relayService) stop(app *App, cfg *config.Config, log *slog.Logger, status chan<- svc.Status, budget time.Duration) (bool, uint32) {
+	const tick = time.Second
+	pending := func(checkpoint uint32) svc.Status {
+		return svc.Status{State: svc.StopPending, CheckPoint: checkpoint, WaitHint: uint32((2 * tick).Milliseconds())}
+	}
+	status <- pending(1)
+	log.Info("shutting down", "deadline", budget.String())
+	done := make(chan error, 1)
+	go func() { done <- app.Close() }()
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	deadline := time.NewTimer(budget)
+	defer deadline.Stop()
+	for checkpoint := uint32(2); ; checkpoint++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				log.Error("shutdown", "err", err)
+				return true, svcExitShutdown
+			}
+			log.Info("stopped")
+			return false, 0
+		case <-t.C:
+			status <- pending(checkpoint)
+		case <-deadline.C:
+			log.Warn("stopping before the drain ended; what was under way resumes at the next start",
+				"budget", budget.String(), "hint", "acknowledged mail is in the spool; attempts cut short are retried and may arrive twice")
+			return false, 0
+		}
+	}
 }
 
 // openService connects to the service manager and opens the named service.
