@@ -179,8 +179,9 @@ func TestPacingSpacesRequests(t *testing.T) {
 	// leave, and a busy machine stretches that for one request more than
 	// for another, so single gaps can look short. Over k intervals the lag
 	// counts once: k+1 starts never fit in k intervals less lag, which a
-	// pacer running at twice the rate breaks (its 5 intervals take 250ms).
-	const lag = 200 * time.Millisecond
+	// pacer running at twice the rate breaks (after the slow first request,
+	// its 4 intervals take 200ms).
+	const lag = 150 * time.Millisecond
 	for i := range starts {
 		for k := 1; i+k < len(starts); k++ {
 			if span := starts[i+k].Sub(starts[i]); span < time.Duration(k)*interval-lag {
