@@ -31,7 +31,9 @@ type Options struct {
 	// Name identifies this relay in the NATS connection and the logs.
 	Name string
 
-	// Workers bounds this relay's concurrent Graph requests (default 16).
+	// Workers bounds this relay's concurrent Graph requests (default
+	// queue.DefaultWorkers: the sum of the mailboxes' max_concurrency, at
+	// least 16).
 	Workers int
 	// RetryInitial, RetryMax and MaxAge shape retries (defaults 30s, 15m,
 	// 24h), as in the local queue.
@@ -66,9 +68,6 @@ func (o Options) withDefaults() Options {
 	if o.StoreTimeout <= 0 {
 		o.StoreTimeout = 30 * time.Second
 	}
-	if o.Workers <= 0 {
-		o.Workers = 16
-	}
 	if o.RetryInitial <= 0 {
 		o.RetryInitial = 30 * time.Second
 	}
@@ -80,6 +79,10 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DefaultConcurrency <= 0 {
 		o.DefaultConcurrency = 4
+	}
+	if o.Workers <= 0 {
+		// The same formula as the local queue's: the mailboxes' budgets.
+		o.Workers = queue.DefaultWorkers(o.Mailboxes, o.DefaultConcurrency)
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 250 * time.Millisecond
