@@ -1,6 +1,11 @@
 package queue
 
-import "errors"
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
 
 // CheckSpool tries what the daemon needs from an existing spool directory
 // beyond writing files (which "graphrelay check" tries itself): the
@@ -12,7 +17,12 @@ func CheckSpool(dir string) (string, error) {
 	if err := checkVolume(dir); err != nil {
 		return "", err
 	}
+	lockPath := filepath.Join(dir, fileLock)
+	_, statErr := os.Stat(lockPath)
 	lock, err := lockSpool(dir)
+	if err == nil && errors.Is(statErr, fs.ErrNotExist) {
+		giveToSpoolOwner(dir, lockPath)
+	}
 	switch {
 	case errors.Is(err, errLocked):
 		return "a running graphrelay holds its lock", nil
