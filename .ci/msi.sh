@@ -40,14 +40,14 @@ fail=0
 # msiinfo export prints three header lines (names, types, keys), then rows.
 rows() { msiinfo export "$msi" "$1" | tr -d '\r' | tail -n +4; }
 expect() { # table, description, extended regexp over its tab-separated rows
-	if ! rows "$1" | grep -Eq "$3"; then
+	if ! rows "$1" | grep -E "$3" >/dev/null; then
 		echo "MSI check failed: $1 table: $2"
 		rows "$1" | sed 's/^/    /'
 		fail=1
 	fi
 }
 refuse() { # table, description, regexp that must not match
-	if rows "$1" | grep -Eq "$3"; then
+	if rows "$1" | grep -E "$3" >/dev/null; then
 		echo "MSI check failed: $1 table: $2"
 		fail=1
 	fi

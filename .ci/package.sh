@@ -56,17 +56,17 @@ want_paths=(/usr/bin/graphrelay /usr/lib/systemd/system/graphrelay.service
 # The .deb: files, the conffile, the scripts.
 dpkg-deb --contents "$deb" | awk '{print $6}' | sed 's#^\.##; s#/$##' >"$work/deb.list"
 for p in "${want_paths[@]}"; do grep -qx "$p" "$work/deb.list" || fail "$p missing from $deb"; done
-dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/graphrelay/graphrelay.yaml ||
+dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -x /etc/graphrelay/graphrelay.yaml >/dev/null ||
 	fail "/etc/graphrelay/graphrelay.yaml is not a conffile"
-dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -q postinst || fail "no postinst in $deb"
+dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep postinst >/dev/null || fail "no postinst in $deb"
 
 # The .rpm, where rpm is available.
 if command -v rpm >/dev/null 2>&1; then
 	rpm -qpl "$rpmfile" >"$work/rpm.list" 2>/dev/null
 	for p in "${want_paths[@]}"; do grep -qx "$p" "$work/rpm.list" || fail "$p missing from $rpmfile"; done
-	rpm -qpc "$rpmfile" 2>/dev/null | grep -qx /etc/graphrelay/graphrelay.yaml ||
+	rpm -qpc "$rpmfile" 2>/dev/null | grep -x /etc/graphrelay/graphrelay.yaml >/dev/null ||
 		fail "/etc/graphrelay/graphrelay.yaml is not a %config file in $rpmfile"
-	rpm -qp --scripts "$rpmfile" 2>/dev/null | grep -q 'systemd-sysusers' || fail "no postinstall in $rpmfile"
+	rpm -qp --scripts "$rpmfile" 2>/dev/null | grep 'systemd-sysusers' >/dev/null || fail "no postinstall in $rpmfile"
 	echo "rpm: $(wc -l <"$work/rpm.list") paths, config and scripts present"
 else
 	echo "rpm not installed: $rpmfile built, contents not checked"
@@ -85,8 +85,8 @@ if [ -n "$root" ]; then
 	}
 	trap 'uninstall; rm -rf "$work"' EXIT
 	dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i"; }
-	command -v graphrelay | grep -qx /usr/bin/graphrelay || fail "graphrelay is not /usr/bin/graphrelay"
-	graphrelay version | grep -qF "$describe" || fail "graphrelay version does not say $describe"
+	command -v graphrelay | grep -x /usr/bin/graphrelay >/dev/null || fail "graphrelay is not /usr/bin/graphrelay"
+	graphrelay version | grep -F "$describe" >/dev/null || fail "graphrelay version does not say $describe"
 	graphrelay version
 	graphrelay check --config /etc/graphrelay/graphrelay.yaml || fail "graphrelay check on the packaged configuration"
 	# As the unit runs it: the package's user, with CAP_NET_BIND_SERVICE

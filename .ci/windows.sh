@@ -158,10 +158,10 @@ fail() { echo "MSI: $*"; exit 1; }
 "$wine" msiexec /i "$(win "$msidir/graphrelay-0.0.1-x64.msi")" /qn
 [ -f "$pf/graphrelay.exe" ] || fail "no graphrelay.exe under Program Files"
 grep -q 'graphrelay.yaml, installed by the graphrelay MSI' "$pd/graphrelay.yaml" || fail "no commented configuration under ProgramData"
-"$wine" reg query "$svckey" | grep -q 'service run --name graphrelay --config "C:\\ProgramData\\graphrelay\\graphrelay.yaml"' ||
+"$wine" reg query "$svckey" | grep 'service run --name graphrelay --config "C:\\ProgramData\\graphrelay\\graphrelay.yaml"' >/dev/null ||
 	fail "service not registered with the ProgramData configuration"
-"$wine" reg query "$svckey" | grep -Eq 'Start +REG_DWORD +0x3' || fail "service not registered for manual start"
-"$wine" reg query 'HKLM\System\CurrentControlSet\Services\EventLog\Application\graphrelay' | grep -q EventCreate.exe ||
+"$wine" reg query "$svckey" | grep -E 'Start +REG_DWORD +0x3' >/dev/null || fail "service not registered for manual start"
+"$wine" reg query 'HKLM\System\CurrentControlSet\Services\EventLog\Application\graphrelay' | grep EventCreate.exe >/dev/null ||
 	fail "event log source not registered"
 # The admin configures it (no queue.dir: the spool goes to ProgramData) and
 # starts it; a message goes through the spool.
