@@ -40,14 +40,7 @@ func (h *holdRecordsFS) Create(path string) (queue.File, error) {
 func TestQueueSMTPServedWhileBacklogLoads(t *testing.T) {
 	fake := newQueueFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
-	r := startRelay(t, cfg, fake)
-	fake.SetGraphOutage(&graphtest.Fault{Status: 503})
-	for i := range 3 {
-		mustQueue(t, r.addr, "alerts@company.com", fmt.Sprintf("old %d", i))
-	}
-	waitFor(t, 10*time.Second, "first attempts", func() bool { return count503(fake) >= 3 })
-	r.app.Close()
-	fake.SetGraphOutage(nil)
+	spoolThenStop(t, fake, cfg, "old 0", "old 1", "old 2")
 
 	// A kill -9 caught an attempt of each old message: the next start
 	// records them as interrupted while it reads the backlog.

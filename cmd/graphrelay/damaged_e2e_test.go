@@ -18,13 +18,7 @@ import (
 func TestQueueTruncatedMessageIsQuarantined(t *testing.T) {
 	fake := newQueueFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
-	r := startRelay(t, cfg, fake)
-	fake.SetGraphOutage(&graphtest.Fault{Status: 503})
-	mustQueue(t, r.addr, "alerts@company.com", "cut short")
-	mustQueue(t, r.addr, "alerts@company.com", "whole")
-	waitFor(t, 10*time.Second, "first attempts", func() bool { return count503(fake) >= 2 })
-	r.app.Close()
-	fake.SetGraphOutage(nil)
+	spoolThenStop(t, fake, cfg, "cut short", "whole")
 
 	msgs, _ := filepath.Glob(filepath.Join(cfg.Queue.Dir, "queue", "*.msg"))
 	if len(msgs) != 2 {

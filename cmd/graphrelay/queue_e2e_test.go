@@ -522,19 +522,28 @@ func TestQueueAdminCommands(t *testing.T) {
 	}
 }
 
+// spoolThenStop starts the daemon, queues one message per subject for
+// alerts@ while Graph is down, waits for each message's first attempt,
+// stops the daemon and ends the outage: the messages wait in the spool for
+// the test's next start.
+func spoolThenStop(t *testing.T, fake *graphtest.Server, cfg *config.Config, subjects ...string) {
+	t.Helper()
+	r := startRelay(t, cfg, fake)
+	fake.SetGraphOutage(&graphtest.Fault{Status: 503})
+	for _, s := range subjects {
+		mustQueue(t, r.addr, "alerts@company.com", s)
+	}
+	waitFor(t, 10*time.Second, "first attempts", func() bool { return count503(fake) >= len(subjects) })
+	r.app.Close()
+	fake.SetGraphOutage(nil)
+}
+
 // TestQueueRestartResumes: messages still waiting when the daemon stops
 // are delivered by the next one.
 func TestQueueRestartResumes(t *testing.T) {
 	fake := newQueueFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
-	r := startRelay(t, cfg, fake)
-	fake.SetGraphOutage(&graphtest.Fault{Status: 503})
-	for i := range 3 {
-		mustQueue(t, r.addr, "alerts@company.com", fmt.Sprintf("resume %d", i))
-	}
-	waitFor(t, 10*time.Second, "first attempts", func() bool { return count503(fake) >= 3 })
-	r.app.Close()
-	fake.SetGraphOutage(nil)
+	spoolThenStop(t, fake, cfg, "resume 0", "resume 1", "resume 2")
 	before := len(fake.Deliveries())
 	cfg2 := *cfg
 	cfg2.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
