@@ -11,6 +11,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 	"github.com/graphrelay/graphrelay/queue"
 )
 
@@ -38,7 +39,7 @@ func (h *holdRecordsFS) Create(path string) (queue.File, error) {
 // filesystem, so the test shows the order (served before loaded), not a
 // time.
 func TestQueueSMTPServedWhileBacklogLoads(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	spoolThenStop(t, fake, cfg, "old 0", "old 1", "old 2")
 
@@ -79,7 +80,7 @@ func TestQueueSMTPServedWhileBacklogLoads(t *testing.T) {
 	if got := subjects(ds[before:]); fmt.Sprint(got) != "[new while loading old 0 old 1 old 2]" {
 		t.Errorf("delivered after the restart: %v", got)
 	}
-	waitFor(t, 5*time.Second, "the backlog's end", func() bool {
+	e2etest.WaitFor(t, 5*time.Second, "the backlog's end", func() bool {
 		return strings.Contains(r2.logs.String(), "resuming spooled messages")
 	})
 }

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // crashKills is the number of kill -9s; the issue asks for at least 20.
@@ -53,7 +52,7 @@ func TestQueueCrashKill9(t *testing.T) {
 	}
 	// A little Graph latency widens the window in which a kill catches a
 	// request in flight, which is the case the test is about.
-	fake := newQueueFake(t, graphtest.Config{Latency: 3 * time.Millisecond})
+	fake := e2etest.NewFake(t, graphtest.Config{Latency: 3 * time.Millisecond})
 	caFile := filepath.Join(dir, "fake-ca.pem")
 	os.WriteFile(caFile, fake.CAPEM(), 0o644)
 	addr := freeAddr(t)
@@ -87,7 +86,7 @@ mailboxes:
   - alerts@company.com
   - scans@company.com
 default_mailbox: alerts@company.com
-`, addr, fake.TenantID(), fake.ClientID(), fake.AuthorityURL(), fake.GraphURL(), queueSecret,
+`, addr, fake.TenantID(), fake.ClientID(), fake.AuthorityURL(), fake.GraphURL(), e2etest.Secret,
 		bin.hostPath(caFile), bin.hostPath(spool))
 	if bin.windows() {
 		// Notepad's line endings, as a Windows admin's file has them.
@@ -112,13 +111,13 @@ default_mailbox: alerts@company.com
 				t.Fatal(err)
 			}
 			go func() { d.done <- d.cmd.Wait() }()
-			if waitListening(addr, d.done, 15*time.Second) {
+			if e2etest.WaitListening(addr, d.done, 15*time.Second) {
 				return d
 			}
 			d.cmd.Process.Kill()
 			<-d.done
 			if try == 20 {
-				t.Fatalf("the daemon did not come up on %s; log:\n%s", addr, tail(logPath))
+				t.Fatalf("the daemon did not come up on %s; log:\n%s", addr, e2etest.Tail(logPath))
 			}
 			time.Sleep(100 * time.Millisecond) // the port may still be taken briefly
 		}
@@ -150,11 +149,11 @@ default_mailbox: alerts@company.com
 				default:
 				}
 				subject := fmt.Sprintf("crash-%d-%d", c, try)
-				res, err := sendRawSMTP(addr, from, []string{"alice@company.com"}, simpleMessage(from, subject), 5*time.Second)
+				res, err := e2etest.SendRawSMTP(addr, from, []string{"alice@company.com"}, e2etest.SimpleMessage(from, subject), 5*time.Second)
 				mu.Lock()
 				switch {
-				case err == nil && res.code == 250:
-					id := strings.TrimPrefix(res.msg, "2.0.0 queued as ")
+				case err == nil && res.Code == 250:
+					id := strings.TrimPrefix(res.Msg, "2.0.0 queued as ")
 					accepted = append(accepted, sent{subject, id})
 				case err == nil:
 					refused++
@@ -179,7 +178,7 @@ default_mailbox: alerts@company.com
 		}
 		time.Sleep(up)
 		if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("kill %d: %v; log tail:\n%s", k+1, err, tail(logPath))
+			t.Fatalf("kill %d: %v; log tail:\n%s", k+1, err, e2etest.Tail(logPath))
 		}
 		<-d.done
 		if bin.windows() {
@@ -229,7 +228,7 @@ default_mailbox: alerts@company.com
 				}
 			}
 			sort.Strings(ms)
-			t.Fatalf("%d of %d accepted messages never reached Graph: %v\nlog tail:\n%s", len(ms), len(want), ms, tail(logPath))
+			t.Fatalf("%d of %d accepted messages never reached Graph: %v\nlog tail:\n%s", len(ms), len(want), ms, e2etest.Tail(logPath))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -252,8 +251,8 @@ default_mailbox: alerts@company.com
 		t.Errorf("final daemon exit: %v", err)
 	}
 	logs, _ := os.ReadFile(logPath)
-	interrupted := idsOnLines(string(logs), "an attempt was interrupted")
-	ambiguous := idsOnLines(string(logs), "possible duplicate")
+	interrupted := e2etest.IDsOnLines(string(logs), "an attempt was interrupted")
+	ambiguous := e2etest.IDsOnLines(string(logs), "possible duplicate")
 	dups, unexplained := 0, 0
 	for s, n := range got {
 		id, ok := want[s]
@@ -331,43 +330,6 @@ func waitClosed(t *testing.T, addr string) {
 	t.Fatalf("%s still accepts connections after the daemon was killed", addr)
 }
 
-// waitListening waits until addr accepts connections, or the process
-// exits.
-func waitListening(addr string, done chan error, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			done <- err
-			return false
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return false
-}
-
-var idRE = regexp.MustCompile(`\bid=(\w+)`)
-
-// idsOnLines returns the queue ids on log lines containing marker.
-func idsOnLines(logs, marker string) map[string]bool {
-	out := map[string]bool{}
-	sc := bufio.NewScanner(strings.NewReader(logs))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if l := sc.Text(); strings.Contains(l, marker) {
-			if m := idRE.FindStringSubmatch(l); m != nil {
-				out[m[1]] = true
-			}
-		}
-	}
-	return out
-}
-
 // linesWith returns the log lines that mention s.
 func linesWith(logs, s string) string {
 	var out []string
@@ -377,13 +339,4 @@ func linesWith(logs, s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(string(b), "\n")
-	if len(lines) > 60 {
-		lines = lines[len(lines)-60:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // TestQueueTruncatedMessageIsQuarantined: a spooled message loses its
@@ -16,7 +17,7 @@ import (
 // must not deliver it truncated: it moves it to damaged/, logs the file
 // and what to do, and "graphrelay queue damaged" shows it.
 func TestQueueTruncatedMessageIsQuarantined(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	spoolThenStop(t, fake, cfg, "cut short", "whole")
 
@@ -38,14 +39,14 @@ func TestQueueTruncatedMessageIsQuarantined(t *testing.T) {
 	cfg2.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
 	r2 := startRelay(t, &cfg2, fake)
 	ds := fake.WaitDeliveries(1, 10*time.Second)
-	waitFor(t, 5*time.Second, "delivered log", func() bool { return strings.Contains(r2.logs.String(), "msg=delivered") })
+	e2etest.WaitFor(t, 5*time.Second, "delivered log", func() bool { return strings.Contains(r2.logs.String(), "msg=delivered") })
 	if got := subjects(fake.Deliveries()); len(got) != 1 || got[0] != "whole" {
 		t.Errorf("delivered %v (first %d), want only the whole message", got, len(ds))
 	}
 	if !strings.Contains(r2.logs.String(), "file="+victim) {
 		t.Errorf("no log line names %s", victim)
 	}
-	waitFor(t, 5*time.Second, "the damaged gauge", func() bool {
+	e2etest.WaitFor(t, 5*time.Second, "the damaged gauge", func() bool {
 		return scrape(t, r2.app.AdminAddr(), "graphrelay_queue_damaged") == 1
 	})
 	code, out, errOut := runQueueCmd(t, "damaged", "--dir", cfg.Queue.Dir)

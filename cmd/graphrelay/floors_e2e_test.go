@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // TestRetryAfterFloorSurvivesRestart runs the real binary: Graph answers
@@ -38,7 +39,7 @@ func TestRetryAfterFloorSurvivesRestart(t *testing.T) {
 func floorAcrossRestart(t *testing.T, bin string, sig syscall.Signal) {
 	const retryAfter = 20 * time.Second
 	dir := t.TempDir()
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	caFile := filepath.Join(dir, "fake-ca.pem")
 	os.WriteFile(caFile, fake.CAPEM(), 0o644)
 	addr := freeAddr(t)
@@ -68,7 +69,7 @@ mailboxes:
   - busy@company.com
   - free@company.com
 default_mailbox: free@company.com
-`, addr, fake.TenantID(), fake.ClientID(), fake.AuthorityURL(), fake.GraphURL(), queueSecret, caFile, filepath.Join(dir, "spool"))), 0o600)
+`, addr, fake.TenantID(), fake.ClientID(), fake.AuthorityURL(), fake.GraphURL(), e2etest.Secret, caFile, filepath.Join(dir, "spool"))), 0o600)
 	logPath := filepath.Join(dir, "daemon.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -83,16 +84,16 @@ default_mailbox: free@company.com
 			t.Fatal(err)
 		}
 		go func() { d.done <- d.cmd.Wait() }()
-		if !waitListening(addr, d.done, 30*time.Second) {
+		if !e2etest.WaitListening(addr, d.done, 30*time.Second) {
 			d.cmd.Process.Kill()
-			t.Fatalf("the daemon did not come up; log:\n%s", tail(logPath))
+			t.Fatalf("the daemon did not come up; log:\n%s", e2etest.Tail(logPath))
 		}
 		return d
 	}
 	send := func(from, subject string) {
 		t.Helper()
-		res, err := sendRawSMTP(addr, from, []string{"alice@company.com"}, simpleMessage(from, subject), 10*time.Second)
-		if err != nil || res.code != 250 {
+		res, err := e2etest.SendRawSMTP(addr, from, []string{"alice@company.com"}, e2etest.SimpleMessage(from, subject), 10*time.Second)
+		if err != nil || res.Code != 250 {
 			t.Fatalf("%s: %+v %v", subject, res, err)
 		}
 	}
@@ -101,7 +102,7 @@ default_mailbox: free@company.com
 	fake.FailGraph(graphtest.Fault{Mailbox: "busy@company.com", Status: 429, RetryAfter: "20"})
 	send("busy@company.com", "throttled")
 	var throttledAt time.Time
-	waitFor(t, 10*time.Second, "the 429", func() bool {
+	e2etest.WaitFor(t, 10*time.Second, "the 429", func() bool {
 		for _, r := range fake.GraphRequests() {
 			if r.Status == 429 {
 				throttledAt = r.End
@@ -115,7 +116,7 @@ default_mailbox: free@company.com
 		send("busy@company.com", fmt.Sprintf("waiting %d", i))
 	}
 	// The floor is on disk before the attempt's outcome is logged.
-	waitFor(t, 10*time.Second, "the deferred line", func() bool {
+	e2etest.WaitFor(t, 10*time.Second, "the deferred line", func() bool {
 		b, _ := os.ReadFile(logPath)
 		return strings.Contains(string(b), "msg=deferred")
 	})
@@ -128,7 +129,7 @@ default_mailbox: free@company.com
 		<-d.done
 	}()
 	send("free@company.com", "free after restart")
-	waitFor(t, 10*time.Second, "free@'s delivery", func() bool {
+	e2etest.WaitFor(t, 10*time.Second, "free@'s delivery", func() bool {
 		for _, dl := range fake.Deliveries() {
 			if dl.Message.Subject == "free after restart" {
 				return true
@@ -139,7 +140,7 @@ default_mailbox: free@company.com
 	if time.Now().After(floor) {
 		t.Logf("the machine is slow: the restart ended after the floor, so this run shows little")
 	}
-	waitFor(t, retryAfter+20*time.Second, "busy@'s four messages", func() bool {
+	e2etest.WaitFor(t, retryAfter+20*time.Second, "busy@'s four messages", func() bool {
 		n := 0
 		for _, dl := range fake.Deliveries() {
 			if strings.EqualFold(dl.Mailbox, "busy@company.com") {
@@ -155,7 +156,7 @@ default_mailbox: free@company.com
 			t.Errorf("a request for busy@ left %s before the Retry-After floor", floor.Sub(r.Start))
 		}
 	}
-	if !strings.Contains(tail(logPath), "still throttled by Graph's Retry-After") {
-		t.Errorf("the restarted daemon did not log the floor it loaded:\n%s", tail(logPath))
+	if !strings.Contains(e2etest.Tail(logPath), "still throttled by Graph's Retry-After") {
+		t.Errorf("the restarted daemon did not log the floor it loaded:\n%s", e2etest.Tail(logPath))
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // Direct mode passes the same per-mailbox gate as queue mode: 12 clients
@@ -17,7 +18,7 @@ import (
 // Graph throttle (it answers 429 beyond 4 requests in flight), and every
 // message is either delivered or answered 451 with a time to retry.
 func TestDirectModeGateNoThrottling(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{Latency: 300 * time.Millisecond})
+	fake := e2etest.NewFake(t, graphtest.Config{Latency: 300 * time.Millisecond})
 	cfg := queueConfig(t, fake, "scans@company.com")
 	cfg.Delivery.Mode = config.ModeDirect
 	r := startRelay(t, cfg, fake)
@@ -32,18 +33,18 @@ func TestDirectModeGateNoThrottling(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				res, err := sendRawSMTP(r.addr, "scanner@mfp.lan", []string{"alice@company.com"},
-					simpleMessage("scanner@mfp.lan", fmt.Sprintf("c%d m%d", c, i)), 2*time.Minute)
+				res, err := e2etest.SendRawSMTP(r.addr, "scanner@mfp.lan", []string{"alice@company.com"},
+					e2etest.SimpleMessage("scanner@mfp.lan", fmt.Sprintf("c%d m%d", c, i)), 2*time.Minute)
 				mu.Lock()
 				switch {
 				case err != nil:
 					other = append(other, err.Error())
-				case res.code == 250:
+				case res.Code == 250:
 					delivered++
-				case res.code == 451 && retry.MatchString(res.msg):
+				case res.Code == 451 && retry.MatchString(res.Msg):
 					busy++
 				default:
-					other = append(other, fmt.Sprintf("%d %s", res.code, res.msg))
+					other = append(other, fmt.Sprintf("%d %s", res.Code, res.Msg))
 				}
 				mu.Unlock()
 			}
@@ -74,7 +75,7 @@ func TestDirectModeGateNoThrottling(t *testing.T) {
 // settings its notice reaches the mailbox it was to be sent as (where
 // Exchange puts its own non-delivery reports), sent as the notice mailbox.
 func TestQueueRetryAfterBeyondMaxAge(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com", "scans@company.com")
 	cfg.Queue.MaxAge = config.Duration(5 * time.Second)
 	cfg.Queue.RetryMax = config.Duration(time.Hour)
@@ -85,7 +86,7 @@ func TestQueueRetryAfterBeyondMaxAge(t *testing.T) {
 	fake.FailGraph(graphtest.Fault{Mailbox: "scans@company.com", Status: 503, RetryAfter: "86400"})
 	mustQueue(t, r.addr, "scans@company.com", "Held back")
 	var failed []struct{ ID, Reason string }
-	waitFor(t, 30*time.Second, "the dead letter in failed/", func() bool {
+	e2etest.WaitFor(t, 30*time.Second, "the dead letter in failed/", func() bool {
 		code, out, _ := runQueueCmd(t, "failed", "--json", "--dir", cfg.Queue.Dir)
 		failed = nil
 		return code == 0 && json.Unmarshal([]byte(out), &failed) == nil && len(failed) == 1

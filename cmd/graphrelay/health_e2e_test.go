@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // In queue mode /readyz says whether mail can be accepted and stored, so
@@ -15,7 +16,7 @@ import (
 // to absorb that), and /graphz reports the upstream failure separately.
 // The message sent meanwhile is accepted.
 func TestReadyzInQueueModeWithEntraDown(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
 	fake.SetTokenOutage(503)

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
-	"encoding/base64"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,30 +10,8 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
-
-// largeMessage is a scanner's message with one PDF-like attachment of n
-// incompressible bytes, base64 at 76 columns, CRLF.
-func largeMessage(n int, seed uint64) (raw, attachment []byte) {
-	rng := rand.New(rand.NewPCG(seed, seed+1))
-	attachment = make([]byte, n)
-	copy(attachment, "%PDF-1.4\n")
-	for i := 9; i < n; i++ {
-		attachment[i] = byte(rng.Uint32())
-	}
-	var b bytes.Buffer
-	b.WriteString("From: Scanner <scanner@mfp.lan>\r\nTo: Alice <alice@company.com>\r\nSubject: Large scan\r\n" +
-		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
-		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nScanned document attached.\r\n" +
-		"--b\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n" +
-		"Content-Disposition: attachment; filename=\"scan.pdf\"\r\n\r\n")
-	enc := base64.StdEncoding.EncodeToString(attachment)
-	for i := 0; i < len(enc); i += 76 {
-		b.WriteString(enc[i:min(i+76, len(enc))] + "\r\n")
-	}
-	b.WriteString("--b--\r\n")
-	return b.Bytes(), attachment
-}
 
 // secretRelay starts the App against a fake whose tokens carry roles.
 func secretRelay(t *testing.T, roles []string, edit func(*config.Config)) (*runningRelay, *graphtest.Server) {
@@ -57,7 +32,7 @@ func TestEndToEndLargeMessageUpload(t *testing.T) {
 	t.Parallel()
 	py := requireClient(t, "python3")
 	r, fake := secretRelay(t, []string{"Mail.Send", "Mail.ReadWrite"}, nil)
-	raw, attachment := largeMessage(22_000_000, 30)
+	raw, attachment := e2etest.LargeMessage(22_000_000, 30)
 	if len(raw) < 29_000_000 {
 		t.Fatalf("test message is %d bytes, want about 30 MB", len(raw))
 	}
@@ -119,7 +94,7 @@ func TestEndToEndLargeMessageReject(t *testing.T) {
 	r, fake := secretRelay(t, []string{"Mail.Send", "Mail.ReadWrite"}, func(c *config.Config) {
 		c.Delivery.LargeMessages = config.LargeReject
 	})
-	raw, _ := largeMessage(3_500_000, 35)
+	raw, _ := e2etest.LargeMessage(3_500_000, 35)
 	rep := sendNetSMTP(t, r.addr, "scanner@mfp.lan", []string{"alice@company.com"}, string(raw))
 	if rep.code != 552 || !strings.HasPrefix(rep.msg, "5.3.4") || !strings.Contains(rep.msg, "4,000,000-byte Graph request limit") {
 		t.Errorf("reply = %d %s, want 552 5.3.4 naming the limit", rep.code, rep.msg)
@@ -136,7 +111,7 @@ func TestEndToEndLargeMessageReject(t *testing.T) {
 // which permission to grant or which setting to change.
 func TestEndToEndLargeMessageWithoutReadWrite(t *testing.T) {
 	r, fake := secretRelay(t, []string{"Mail.Send"}, nil)
-	raw, _ := largeMessage(3_500_000, 36)
+	raw, _ := e2etest.LargeMessage(3_500_000, 36)
 	rep := sendNetSMTP(t, r.addr, "scanner@mfp.lan", []string{"alice@company.com"}, string(raw))
 	if rep.code/100 != 5 {
 		t.Errorf("reply = %d %s, want a permanent refusal", rep.code, rep.msg)

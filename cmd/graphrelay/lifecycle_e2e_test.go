@@ -14,6 +14,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 	"github.com/graphrelay/graphrelay/internal/testlog"
 )
 
@@ -21,7 +22,7 @@ import (
 // every listener is bound before the spool is opened, so no attempt is
 // journaled, none is sent, and the waiting message's record is unchanged.
 func TestStartWithPortTakenTouchesNoSpool(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
 	fake.SetGraphOutage(&graphtest.Fault{Status: 503})
@@ -41,7 +42,7 @@ func TestStartWithPortTakenTouchesNoSpool(t *testing.T) {
 		b, _ := json.Marshal(entries)
 		return string(b)
 	}
-	waitFor(t, 10*time.Second, "an attempt recorded", func() bool { return strings.Contains(listed(), "503") })
+	e2etest.WaitFor(t, 10*time.Second, "an attempt recorded", func() bool { return strings.Contains(listed(), "503") })
 	r.app.Close()
 	before, requests := listed(), len(fake.GraphRequests())
 	// The message is due again (retry_max is 500ms): a start that got as
@@ -84,7 +85,7 @@ func TestStartWithPortTakenTouchesNoSpool(t *testing.T) {
 // deadline, no new attempt starts, the request in flight finishes and is
 // not aborted, and Close returns within the configured budget.
 func TestShutdownWithIdleClient(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{Latency: time.Second})
+	fake := e2etest.NewFake(t, graphtest.Config{Latency: time.Second})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	const budget = 60 * time.Second
 	cfg.SMTP.ShutdownTimeout = config.Duration(budget)
@@ -110,7 +111,7 @@ func TestShutdownWithIdleClient(t *testing.T) {
 	}
 	mustQueue(t, r.addr, "alerts@company.com", "in flight")
 	mustQueue(t, r.addr, "alerts@company.com", "waits")
-	waitFor(t, 10*time.Second, "the first request in flight", func() bool { return inFlight(fake) })
+	e2etest.WaitFor(t, 10*time.Second, "the first request in flight", func() bool { return inFlight(fake) })
 
 	start := time.Now()
 	if err := r.app.Close(); err != nil {

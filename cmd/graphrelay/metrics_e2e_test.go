@@ -14,6 +14,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // scrape returns the value of the sample whose line starts with series.
@@ -128,7 +129,7 @@ func TestReadyzFailsWithoutToken(t *testing.T) {
 // MAIL and RCPT refusals by reason, a dead letter, a 429 and the time under
 // its Retry-After floor, and the age of a message stuck in the queue.
 func TestMetricsAlertSeries(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com", "denied@company.com", "stuck@company.com")
 	cfg.Rules = []config.Rule{{Name: "staff", Sender: "*@company.com", Mailbox: config.MailboxSender,
 		From: config.FromRewrite, Recipients: []string{"company.com"}, MaxRecipients: 2}}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // Whatever can be known before 250 is decided before 250, in both modes:
@@ -20,8 +21,8 @@ import (
 // (DATA then ".", or BDAT 0 LAST) are refused at DATA, and nothing is
 // spooled, sent or dead-lettered.
 func TestPreflightRefusesBeforeAccepting(t *testing.T) {
-	large, _ := largeMessage(4_000_000, 7) // about 5.4 MB of MIME
-	mimeLarge, _ := largeMessage(2_700_000, 8)
+	large, _ := e2etest.LargeMessage(4_000_000, 7) // about 5.4 MB of MIME
+	mimeLarge, _ := e2etest.LargeMessage(2_700_000, 8)
 	cases := []struct {
 		name   string
 		edit   func(*config.Config)
@@ -42,7 +43,7 @@ func TestPreflightRefusesBeforeAccepting(t *testing.T) {
 	for _, mode := range []string{config.ModeQueue, config.ModeDirect} {
 		for _, tc := range cases {
 			t.Run(mode+"/"+tc.name, func(t *testing.T) {
-				fake := newQueueFake(t, graphtest.Config{})
+				fake := e2etest.NewFake(t, graphtest.Config{})
 				cfg := queueConfig(t, fake, "scans@company.com")
 				cfg.Delivery.Mode = mode
 				if tc.edit != nil {
@@ -54,11 +55,11 @@ func TestPreflightRefusesBeforeAccepting(t *testing.T) {
 				if tc.bdat {
 					code, msg = sendBDATEmpty(t, r.addr)
 				} else {
-					res, err := sendRawSMTP(r.addr, "scanner@mfp.lan", []string{"alice@company.com"}, tc.raw, time.Minute)
+					res, err := e2etest.SendRawSMTP(r.addr, "scanner@mfp.lan", []string{"alice@company.com"}, tc.raw, time.Minute)
 					if err != nil {
 						t.Fatal(err)
 					}
-					code, msg = res.code, res.msg
+					code, msg = res.Code, res.Msg
 				}
 				if code != tc.code || !strings.HasPrefix(msg, tc.status) {
 					t.Fatalf("reply %d %s; want %d %s", code, msg, tc.code, tc.status)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // BenchmarkQueueEndToEnd measures the daemon's real wiring in queue mode,
@@ -38,13 +39,13 @@ func BenchmarkQueueEndToEnd(b *testing.B) {
 }
 
 func benchQueue(b *testing.B, clients, nMailboxes int) {
-	fake := newQueueFake(b, graphtest.Config{})
+	fake := e2etest.NewFake(b, graphtest.Config{})
 	var mailboxes []string
 	for i := range nMailboxes {
 		mailboxes = append(mailboxes, fmt.Sprintf("bench%d@company.com", i))
 	}
 	cfg := fakeConfig(fake, mailboxes...)
-	cfg.Graph.ClientSecret = queueSecret
+	cfg.Graph.ClientSecret = e2etest.Secret
 	cfg.Delivery.Mode = config.ModeQueue
 	cfg.Queue.Dir = filepath.Join(b.TempDir(), "spool")
 	cfg.SMTP.Listeners[0].MaxConnections = 1000
@@ -65,7 +66,7 @@ func benchQueue(b *testing.B, clients, nMailboxes int) {
 	addr := app.Addrs()["test"]
 	// Warm up: the token, TLS connections to the fake, page cache.
 	for i := range nMailboxes * 4 {
-		if _, err := sendRawSMTP(addr, mailboxes[i%nMailboxes], []string{"alice@company.com"}, benchMessage(mailboxes[i%nMailboxes], "warmup"), 10*time.Second); err != nil {
+		if _, err := e2etest.SendRawSMTP(addr, mailboxes[i%nMailboxes], []string{"alice@company.com"}, benchMessage(mailboxes[i%nMailboxes], "warmup"), 10*time.Second); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -100,9 +101,9 @@ func benchQueue(b *testing.B, clients, nMailboxes int) {
 				}
 				from := mailboxes[i%nMailboxes]
 				subject := fmt.Sprintf("bench-%d", i)
-				res, err := sendRawSMTP(addr, from, []string{"alice@company.com"}, benchMessage(from, subject), 30*time.Second)
-				if err == nil && res.code != 250 {
-					err = fmt.Errorf("%s: %d %s", subject, res.code, res.msg)
+				res, err := e2etest.SendRawSMTP(addr, from, []string{"alice@company.com"}, benchMessage(from, subject), 30*time.Second)
+				if err == nil && res.Code != 250 {
+					err = fmt.Errorf("%s: %d %s", subject, res.Code, res.Msg)
 				}
 				if err != nil {
 					mu.Lock()
@@ -110,7 +111,7 @@ func benchQueue(b *testing.B, clients, nMailboxes int) {
 					mu.Unlock()
 					return
 				}
-				samples[i] = sample{subject, res.dataDone, res.replied}
+				samples[i] = sample{subject, res.DataDone, res.Replied}
 			}
 		}()
 	}

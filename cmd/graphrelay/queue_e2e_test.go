@@ -17,21 +17,14 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
-
-const queueSecret = "queue-test-secret~value"
-
-// newQueueFake starts a fake tenant that accepts queueSecret.
-func newQueueFake(t testing.TB, cfg graphtest.Config) *graphtest.Server {
-	cfg.Secrets = append(cfg.Secrets, graphtest.Secret{Value: queueSecret})
-	return graphtest.New(t, cfg)
-}
 
 // queueConfig is fakeConfig in queue mode, with a fresh spool and retries
 // fast enough for tests.
 func queueConfig(t *testing.T, fake *graphtest.Server, mailboxes ...string) *config.Config {
 	cfg := fakeConfig(fake, mailboxes...)
-	cfg.Graph.ClientSecret = queueSecret
+	cfg.Graph.ClientSecret = e2etest.Secret
 	cfg.Delivery.Mode = config.ModeQueue
 	cfg.Queue.Dir = filepath.Join(t.TempDir(), "spool")
 	cfg.Queue.RetryInitial = config.Duration(100 * time.Millisecond)
@@ -79,14 +72,10 @@ func smtpSend(addr, from string, rcpts []string, raw string) (int, error) {
 	return 250, nil
 }
 
-func simpleMessage(from, subject string) string {
-	return crlf(fmt.Sprintf("From: %s\nTo: alice@company.com\nSubject: %s\nMessage-ID: <%s@test>\n\nbody of %s\n", from, subject, strings.ReplaceAll(subject, " ", "-"), subject))
-}
-
 // mustQueue sends a message that must be accepted.
 func mustQueue(t *testing.T, addr, from, subject string) {
 	t.Helper()
-	code, err := smtpSend(addr, from, []string{"alice@company.com"}, simpleMessage(from, subject))
+	code, err := smtpSend(addr, from, []string{"alice@company.com"}, e2etest.SimpleMessage(from, subject))
 	if err != nil || code != 250 {
 		t.Fatalf("%q: reply %d, %v", subject, code, err)
 	}
@@ -109,20 +98,8 @@ func runQueueCmd(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// waitFor polls cond.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestQueueModeEndToEnd(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
 	mustQueue(t, r.addr, "alerts@company.com", "queued hello")
@@ -130,7 +107,7 @@ func TestQueueModeEndToEnd(t *testing.T) {
 	if len(ds) != 1 || ds[0].Message.Subject != "queued hello" || ds[0].Mailbox != "alerts@company.com" {
 		t.Fatalf("deliveries = %+v", ds)
 	}
-	waitFor(t, 5*time.Second, "delivered log line", func() bool { return strings.Contains(r.logs.String(), "msg=delivered") })
+	e2etest.WaitFor(t, 5*time.Second, "delivered log line", func() bool { return strings.Contains(r.logs.String(), "msg=delivered") })
 	logs := r.logs.String()
 	id := regexp.MustCompile(`msg=queued id=(\w+)`).FindStringSubmatch(logs)
 	if id == nil {
@@ -150,7 +127,7 @@ func TestQueueModeEndToEnd(t *testing.T) {
 // message is delivered at its first try after recovery (which the backoff
 // ceiling, retry_max, keeps at most one interval away).
 func TestQueueOutageRecovery(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com", "scans@company.com")
 	r := startRelay(t, cfg, fake)
 	fake.SetGraphOutage(&graphtest.Fault{Status: 503})
@@ -160,7 +137,7 @@ func TestQueueOutageRecovery(t *testing.T) {
 		mustQueue(t, r.addr, from, fmt.Sprintf("outage %d", i))
 	}
 	// Let the outage last through several backoff rounds.
-	waitFor(t, 20*time.Second, "three failed rounds", func() bool { return count503(fake) >= 3*n })
+	e2etest.WaitFor(t, 20*time.Second, "three failed rounds", func() bool { return count503(fake) >= 3*n })
 	fake.SetGraphOutage(nil)
 	recovery := time.Now()
 	ds := fake.WaitDeliveries(n, 20*time.Second)
@@ -169,7 +146,7 @@ func TestQueueOutageRecovery(t *testing.T) {
 	}
 	// The fake records a request when its answer is written, just after
 	// the delivery.
-	waitFor(t, 5*time.Second, "requests recorded", func() bool {
+	e2etest.WaitFor(t, 5*time.Second, "requests recorded", func() bool {
 		k := 0
 		for _, g := range fake.GraphRequests() {
 			if g.Status == 202 {
@@ -231,7 +208,7 @@ func count503(fake *graphtest.Server) int {
 // with the throttled one legitimately reach the fake after its 429 left.
 func TestQueueThrottleStorm(t *testing.T) {
 	t.Parallel()
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "busy@company.com", "free@company.com")
 	cfg.Mailboxes[0].MaxConcurrency = 1
 	// Retry-After is honoured up to queue.retry_max.
@@ -249,7 +226,7 @@ func TestQueueThrottleStorm(t *testing.T) {
 		}
 	}
 	// Keep the storm up for a second round of 429s, then lift it.
-	waitFor(t, 15*time.Second, "a second round of 429s", func() bool {
+	e2etest.WaitFor(t, 15*time.Second, "a second round of 429s", func() bool {
 		rounds := map[int64]bool{}
 		for _, g := range fake.GraphRequests() {
 			if g.Status == 429 {
@@ -290,7 +267,7 @@ func TestQueueThrottleStorm(t *testing.T) {
 // TestQueueTokenOutage: while the token endpoint is down, mail is accepted
 // and waits; it flows once Entra is back.
 func TestQueueTokenOutage(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	fake.SetTokenOutage(503)
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
@@ -299,7 +276,7 @@ func TestQueueTokenOutage(t *testing.T) {
 	}
 	// graph holds a failed token request for a second, so this is a few
 	// rounds of retries.
-	waitFor(t, 10*time.Second, "failed token requests", func() bool { return len(fake.TokenRequests()) >= 2 })
+	e2etest.WaitFor(t, 10*time.Second, "failed token requests", func() bool { return len(fake.TokenRequests()) >= 2 })
 	if n := len(fake.Deliveries()); n != 0 {
 		t.Fatalf("%d delivered without a token", n)
 	}
@@ -316,7 +293,7 @@ func TestQueueTokenOutage(t *testing.T) {
 // TestQueueMailboxConcurrency: however many clients send at once, Graph
 // never sees more than 4 requests in flight for one mailbox.
 func TestQueueMailboxConcurrency(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{Latency: 30 * time.Millisecond})
+	fake := e2etest.NewFake(t, graphtest.Config{Latency: 30 * time.Millisecond})
 	cfg := queueConfig(t, fake, "alerts@company.com", "scans@company.com")
 	r := startRelay(t, cfg, fake)
 	const clients, each = 8, 6
@@ -328,7 +305,7 @@ func TestQueueMailboxConcurrency(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				from := []string{"alerts@company.com", "scans@company.com"}[(c+i)%2]
-				if code, err := smtpSend(r.addr, from, []string{"bob@company.com"}, simpleMessage(from, fmt.Sprintf("c%d-%d", c, i))); code != 250 {
+				if code, err := smtpSend(r.addr, from, []string{"bob@company.com"}, e2etest.SimpleMessage(from, fmt.Sprintf("c%d-%d", c, i))); code != 250 {
 					errs <- fmt.Errorf("client %d message %d: %d %v", c, i, code, err)
 				}
 			}
@@ -363,7 +340,7 @@ func TestQueueMailboxConcurrency(t *testing.T) {
 // 504; graphrelay retries (at least once) and logs the possible duplicate
 // with the client-request-id of the first request.
 func TestQueueAmbiguousOutcome(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
 	fake.FailGraph(graphtest.Fault{Status: 504, AfterAccept: true})
@@ -372,7 +349,7 @@ func TestQueueAmbiguousOutcome(t *testing.T) {
 	if len(ds) != 2 || ds[0].Message.Subject != "maybe twice" || ds[1].Message.Subject != "maybe twice" {
 		t.Fatalf("deliveries = %d; an ambiguous 504 must be retried", len(ds))
 	}
-	waitFor(t, 5*time.Second, "log", func() bool { return strings.Contains(r.logs.String(), "msg=delivered") })
+	e2etest.WaitFor(t, 5*time.Second, "log", func() bool { return strings.Contains(r.logs.String(), "msg=delivered") })
 	logs := r.logs.String()
 	if !strings.Contains(logs, "possible duplicate") || !strings.Contains(logs, "client_request_id="+ds[0].ClientRequestID) {
 		t.Errorf("the possible duplicate is not logged with client-request-id %s:%s", ds[0].ClientRequestID, r.logs)
@@ -383,7 +360,7 @@ func TestQueueAmbiguousOutcome(t *testing.T) {
 // failed/ at once and sends a notice, as the notice mailbox, with the
 // original attached.
 func TestQueueDeadLetterNotice(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{AccessPolicy: []string{"alerts@company.com"}})
+	fake := e2etest.NewFake(t, graphtest.Config{AccessPolicy: []string{"alerts@company.com"}})
 	cfg := queueConfig(t, fake, "alerts@company.com", "denied@company.com")
 	cfg.Queue.NoticeTo = "it@company.com"
 	r := startRelay(t, cfg, fake)
@@ -427,7 +404,7 @@ func TestQueueDeadLetterNotice(t *testing.T) {
 	// The .msg moves first and its record follows (queue/FORMAT.md); a
 	// listing between the two renames shows the dead letter without its
 	// reason, which a slow machine (Wine) catches.
-	waitFor(t, 5*time.Second, "the dead letter and its record in failed/", func() bool {
+	e2etest.WaitFor(t, 5*time.Second, "the dead letter and its record in failed/", func() bool {
 		code, out, _ := runQueueCmd(t, "failed", "--json", "--dir", cfg.Queue.Dir)
 		failed = nil
 		return code == 0 && json.Unmarshal([]byte(out), &failed) == nil && len(failed) == 1 && failed[0].Reason != ""
@@ -435,7 +412,7 @@ func TestQueueDeadLetterNotice(t *testing.T) {
 	if failed[0].Reason != "permanent" || failed[0].Attempts != 1 || !strings.Contains(failed[0].Hint, "Application Access Policy") {
 		t.Errorf("dead letter = %+v", failed[0])
 	}
-	waitFor(t, 5*time.Second, "the failed line", func() bool {
+	e2etest.WaitFor(t, 5*time.Second, "the failed line", func() bool {
 		return strings.Contains(r.logs.String(), "msg=failed id="+failed[0].ID)
 	})
 }
@@ -443,7 +420,7 @@ func TestQueueDeadLetterNotice(t *testing.T) {
 // TestQueueAdminCommands drives every "graphrelay queue" command against a
 // running daemon, then one against the stopped spool.
 func TestQueueAdminCommands(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	cfg.Queue.RetryInitial, cfg.Queue.RetryMax = config.Duration(time.Hour), config.Duration(time.Hour)
 	// Counting what waits and what failed is simpler without notices,
@@ -460,7 +437,7 @@ func TestQueueAdminCommands(t *testing.T) {
 		LastError string `json:"last_error"`
 		Mailbox   string `json:"mailbox"`
 	}
-	waitFor(t, 10*time.Second, "both tried", func() bool {
+	e2etest.WaitFor(t, 10*time.Second, "both tried", func() bool {
 		_, out, _ := runQueueCmd(t, "list", "--json", "--dir", dir)
 		entries = nil
 		json.Unmarshal([]byte(out), &entries)
@@ -485,7 +462,7 @@ func TestQueueAdminCommands(t *testing.T) {
 	if code, out, _ = runQueueCmd(t, "retry", one, "--dir", dir); code != 0 {
 		t.Errorf("queue retry (%d): %s", code, out)
 	}
-	waitFor(t, 10*time.Second, "dead letter", func() bool {
+	e2etest.WaitFor(t, 10*time.Second, "dead letter", func() bool {
 		_, out, _ := runQueueCmd(t, "failed", "--dir", dir)
 		return strings.Contains(out, one) && strings.Contains(out, "permanent")
 	})
@@ -533,7 +510,7 @@ func spoolThenStop(t *testing.T, fake *graphtest.Server, cfg *config.Config, sub
 	for _, s := range subjects {
 		mustQueue(t, r.addr, "alerts@company.com", s)
 	}
-	waitFor(t, 10*time.Second, "first attempts", func() bool { return count503(fake) >= len(subjects) })
+	e2etest.WaitFor(t, 10*time.Second, "first attempts", func() bool { return count503(fake) >= len(subjects) })
 	r.app.Close()
 	fake.SetGraphOutage(nil)
 }
@@ -541,7 +518,7 @@ func spoolThenStop(t *testing.T, fake *graphtest.Server, cfg *config.Config, sub
 // TestQueueRestartResumes: messages still waiting when the daemon stops
 // are delivered by the next one.
 func TestQueueRestartResumes(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	spoolThenStop(t, fake, cfg, "resume 0", "resume 1", "resume 2")
 	before := len(fake.Deliveries())

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // The reproduction: a message waits in a spool that belongs to the
@@ -29,12 +30,12 @@ func TestQueueChangeAsRootRefusedInForeignSpool(t *testing.T) {
 	if err != nil {
 		t.Skip("no user nobody to own the spool")
 	}
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	fake.SetGraphOutage(&graphtest.Fault{Status: 503})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
 	mustQueue(t, r.addr, "alerts@company.com", "waiting")
-	waitFor(t, 10*time.Second, "a failed attempt", func() bool { return len(fake.GraphRequests()) >= 1 })
+	e2etest.WaitFor(t, 10*time.Second, "a failed attempt", func() bool { return len(fake.GraphRequests()) >= 1 })
 	r.app.Close() // the daemon is stopped, as in the reproduction
 
 	// The spool as the service user's: chown -R nobody.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // TestQueueConnectionResetIsAmbiguous: Graph accepts the message and the
@@ -14,7 +15,7 @@ import (
 // traceable: a "possible duplicate" line with the first request's
 // client-request-id, and a hint that Graph was reached.
 func TestQueueConnectionResetIsAmbiguous(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
 	fake.FailGraph(graphtest.Fault{Reset: true, AfterAccept: true})
@@ -23,7 +24,7 @@ func TestQueueConnectionResetIsAmbiguous(t *testing.T) {
 	if len(ds) != 2 || ds[0].ClientRequestID == ds[1].ClientRequestID {
 		t.Fatalf("deliveries = %d; a reset after the request was sent must be retried with a new request", len(ds))
 	}
-	waitFor(t, 5*time.Second, "log", func() bool { return strings.Contains(r.logs.String(), "msg=delivered") })
+	e2etest.WaitFor(t, 5*time.Second, "log", func() bool { return strings.Contains(r.logs.String(), "msg=delivered") })
 	var dup, deferred string
 	for _, line := range strings.Split(r.logs.String(), "\n") {
 		switch {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // TestSMTPSmuggling sends every end-of-data look-alike (the SMTP smuggling
@@ -84,7 +85,7 @@ func TestSMTPSmuggling(t *testing.T) {
 // send it again. A complete message sent afterwards on the same relay is
 // the control that the spool and delivery work.
 func TestBDATCutShortNotDelivered(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
 	body := "From: alerts@company.com\r\nTo: ops@company.com\r\nSubject: cut short\r\n\r\n" + strings.Repeat("line of a long scan\r\n", 200)
@@ -102,7 +103,7 @@ func TestBDATCutShortNotDelivered(t *testing.T) {
 		if strings.Contains(string(out), "queued as") {
 			t.Fatalf("cut at %d of %d: accepted:\n%s", cut, len(body), out)
 		}
-		waitFor(t, 10*time.Second, "the refusal in the log", func() bool {
+		e2etest.WaitFor(t, 10*time.Second, "the refusal in the log", func() bool {
 			return strings.Count(r.logs.String(), "Connection lost while receiving") >= i+1 ||
 				strings.Count(r.logs.String(), "client's connection ended before the message was complete") >= i+1
 		})
@@ -118,7 +119,7 @@ func TestBDATCutShortNotDelivered(t *testing.T) {
 		t.Fatalf("%d deliveries, want only the complete message", len(ds))
 	}
 	for _, dir := range []string{"queue", "failed", "tmp"} {
-		waitFor(t, 5*time.Second, dir+"/ empty", func() bool {
+		e2etest.WaitFor(t, 5*time.Second, dir+"/ empty", func() bool {
 			entries, _ := os.ReadDir(filepath.Join(cfg.Queue.Dir, dir))
 			return len(entries) == 0
 		})

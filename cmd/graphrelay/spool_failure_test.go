@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 	"github.com/graphrelay/graphrelay/queue"
 )
 
@@ -50,7 +51,7 @@ func spoolLeftovers(t *testing.T, dir string, accepted int) []string {
 
 // bigMessage is a message of about n bytes.
 func bigMessage(from string, n int) string {
-	return simpleMessage(from, "big") + strings.Repeat(strings.Repeat("z", 76)+"\r\n", n/78)
+	return e2etest.SimpleMessage(from, "big") + strings.Repeat(strings.Repeat("z", 76)+"\r\n", n/78)
 }
 
 // diskFullFS is the real filesystem until its byte budget runs out; then
@@ -100,7 +101,7 @@ func (b *budgetFile) Write(p []byte) (int, error) {
 // nothing of the message is left.
 func TestQueueSpoolDiskFullInjected(t *testing.T) {
 	fsys := &diskFullFS{budget: 1 << 30}
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelayOnFS(t, cfg, fake, fsys)
 	fsys.mu.Lock()
@@ -133,7 +134,7 @@ func TestQueueSpoolDiskFullTmpfs(t *testing.T) {
 		t.Skipf("cannot mount a tmpfs here (%v); TestQueueSpoolDiskFullInjected covers a full disk", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	cfg.Queue.Dir = dir
 	r := startRelay(t, cfg, fake)
@@ -153,7 +154,7 @@ func TestQueueSpoolDiskFullTmpfs(t *testing.T) {
 // TestQueueSpoolQuota: over queue.max_messages or queue.max_bytes the
 // client gets 452 4.3.1 and keeps its message.
 func TestQueueSpoolQuota(t *testing.T) {
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	cfg.Queue.MaxMessages = 2
 	cfg.Queue.MaxBytes = 50_000
@@ -165,7 +166,7 @@ func TestQueueSpoolQuota(t *testing.T) {
 		t.Errorf("over max_bytes: %d %s, want 452 4.3.1", rep.code, rep.msg)
 	}
 	mustQueue(t, r.addr, "alerts@company.com", "q2")
-	rep = sendNetSMTP(t, r.addr, "alerts@company.com", []string{"alice@company.com"}, simpleMessage("alerts@company.com", "q3"))
+	rep = sendNetSMTP(t, r.addr, "alerts@company.com", []string{"alice@company.com"}, e2etest.SimpleMessage("alerts@company.com", "q3"))
 	if rep.code != 452 || !strings.HasPrefix(rep.msg, "4.3.1") {
 		t.Errorf("over max_messages: %d %s, want 452 4.3.1", rep.code, rep.msg)
 	}
@@ -179,8 +180,8 @@ func TestQueueSpoolQuota(t *testing.T) {
 	if ds := fake.WaitDeliveries(2, 10*time.Second); len(ds) != 2 {
 		t.Fatalf("%d of 2 delivered", len(ds))
 	}
-	waitFor(t, 5*time.Second, "quota freed", func() bool {
-		code, _ := smtpSend(r.addr, "alerts@company.com", []string{"alice@company.com"}, simpleMessage("alerts@company.com", "q4"))
+	e2etest.WaitFor(t, 5*time.Second, "quota freed", func() bool {
+		code, _ := smtpSend(r.addr, "alerts@company.com", []string{"alice@company.com"}, e2etest.SimpleMessage("alerts@company.com", "q4"))
 		return code == 250
 	})
 }
@@ -199,7 +200,7 @@ func TestQueueSpoolPermissionDenied(t *testing.T) {
 		rerunUnprivileged(t)
 		return
 	}
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
 	// queue/ is where every message must be renamed into; tmp/ alone is
@@ -213,7 +214,7 @@ func TestQueueSpoolPermissionDenied(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "probe"), 0o700); err == nil {
 		t.Skip("chmod does not deny this user (CAP_DAC_OVERRIDE?); cannot produce a permission error")
 	}
-	rep := sendNetSMTP(t, r.addr, "alerts@company.com", []string{"alice@company.com"}, simpleMessage("alerts@company.com", "denied"))
+	rep := sendNetSMTP(t, r.addr, "alerts@company.com", []string{"alice@company.com"}, e2etest.SimpleMessage("alerts@company.com", "denied"))
 	if rep.code != 451 || !strings.HasPrefix(rep.msg, "4.3.0") {
 		t.Errorf("reply = %d %s, want 451 4.3.0", rep.code, rep.msg)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // TestWindowsConfigWithoutQueueDir is the smallest Windows configuration,
@@ -24,7 +25,7 @@ import (
 // spooled, acknowledged and delivered.
 func TestWindowsConfigWithoutQueueDir(t *testing.T) {
 	programData := filepath.Join(t.TempDir(), "Program Data")
-	fake := newQueueFake(t, graphtest.Config{})
+	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfgDir := filepath.Join(programData, "graphrelay")
 	if err := os.MkdirAll(cfgDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -44,7 +45,7 @@ graph:
 mailboxes:
   - alerts@company.com
 default_mailbox: alerts@company.com
-`, fake.TenantID(), fake.ClientID(), fake.AuthorityURL(), fake.GraphURL(), queueSecret)
+`, fake.TenantID(), fake.ClientID(), fake.AuthorityURL(), fake.GraphURL(), e2etest.Secret)
 	cfgFile := filepath.Join(cfgDir, "graphrelay.yaml")
 	if err := os.WriteFile(cfgFile, []byte(strings.ReplaceAll(yaml, "\n", "\r\n")), 0o600); err != nil {
 		t.Fatal(err)
@@ -59,7 +60,7 @@ default_mailbox: alerts@company.com
 	cfg.Queue.Dir = filepath.Join(programData, "graphrelay", "spool")
 	wantDir := cfg.Queue.Dir
 	r := startRelay(t, cfg, fake)
-	rep := sendNetSMTP(t, r.addr, "alerts@company.com", []string{"alice@company.com"}, simpleMessage("alerts@company.com", "spooled on Windows"))
+	rep := sendNetSMTP(t, r.addr, "alerts@company.com", []string{"alice@company.com"}, e2etest.SimpleMessage("alerts@company.com", "spooled on Windows"))
 	if rep.code != 250 {
 		t.Fatalf("reply %d %s", rep.code, rep.msg)
 	}

@@ -1,4 +1,4 @@
-package main
+package e2etest
 
 import (
 	"fmt"
@@ -7,21 +7,22 @@ import (
 	"time"
 )
 
-// smtpResult is how one raw SMTP transaction ended.
-type smtpResult struct {
-	code int
-	msg  string
-	// dataDone is when the final "." was written, replied when the reply
+// Result is how one raw SMTP transaction ended.
+type Result struct {
+	Code int
+	Msg  string
+	// DataDone is when the final "." was written, Replied when the reply
 	// to it was read: the "end of DATA to 250" latency.
-	dataDone, replied time.Time
+	DataDone, Replied time.Time
 }
 
-// sendRawSMTP sends one message over a plain connection and returns the
+// SendRawSMTP sends one message over a plain connection and returns the
 // reply to the end of DATA with its text (which carries the queue id),
 // unlike net/smtp, which hides it. err is a transport failure: the
-// connection broke or timed out before a final reply.
-func sendRawSMTP(addr, from string, rcpts []string, raw string, timeout time.Duration) (smtpResult, error) {
-	var res smtpResult
+// connection broke or timed out before a final reply. It does not use a
+// testing.T, so goroutines may call it.
+func SendRawSMTP(addr, from string, rcpts []string, raw string, timeout time.Duration) (Result, error) {
+	var res Result
 	conn, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return res, err
@@ -38,7 +39,7 @@ func sendRawSMTP(addr, from string, rcpts []string, raw string, timeout time.Dur
 		}
 		code, msg, err := tc.ReadResponse(expect)
 		if err != nil {
-			res.code, res.msg = code, msg
+			res.Code, res.Msg = code, msg
 		}
 		return err
 	}
@@ -63,10 +64,10 @@ func sendRawSMTP(addr, from string, rcpts []string, raw string, timeout time.Dur
 	if err := w.Close(); err != nil {
 		return res, err
 	}
-	res.dataDone = time.Now()
+	res.DataDone = time.Now()
 	code, msg, err := tc.ReadResponse(250)
-	res.replied = time.Now()
-	res.code, res.msg = code, msg
+	res.Replied = time.Now()
+	res.Code, res.Msg = code, msg
 	if err != nil {
 		return res, replyErr(res, err)
 	}
@@ -75,8 +76,8 @@ func sendRawSMTP(addr, from string, rcpts []string, raw string, timeout time.Dur
 }
 
 // replyErr keeps a refusal (a reply code) apart from a transport error.
-func replyErr(res smtpResult, err error) error {
-	if _, ok := err.(*textproto.Error); ok && res.code != 0 {
+func replyErr(res Result, err error) error {
+	if _, ok := err.(*textproto.Error); ok && res.Code != 0 {
 		return nil
 	}
 	return fmt.Errorf("smtp: %w", err)

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/cluster/natstest"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // clusterRig is a 3-node NATS JetStream cluster, the fake tenant, and
@@ -57,7 +58,7 @@ func relayBinary(t testing.TB) string {
 			return
 		}
 		clusterBin = filepath.Join(dir, "graphrelay")
-		if out, err := exec.Command("go", "build", "-o", clusterBin, ".").CombinedOutput(); err != nil {
+		if out, err := exec.Command("go", "build", "-o", clusterBin, "github.com/graphrelay/graphrelay/cmd/graphrelay").CombinedOutput(); err != nil {
 			clusterBinErr = fmt.Errorf("build: %v\n%s", err, out)
 		}
 	})
@@ -88,7 +89,7 @@ func newRig(t testing.TB, n int, fakeCfg graphtest.Config, backend, retryMax str
 			urls = append(urls, strconv.Quote(u))
 		}
 	}
-	r.fake = newQueueFake(t, fakeCfg)
+	r.fake = e2etest.NewFake(t, fakeCfg)
 	caFile := filepath.Join(r.dir, "fake-ca.pem")
 	os.WriteFile(caFile, r.fake.CAPEM(), 0o644)
 	for i := range n {
@@ -128,7 +129,7 @@ mailboxes:
   - alerts@company.com
   - scans@company.com
 default_mailbox: alerts@company.com
-`, p.addr, r.fake.TenantID(), r.fake.ClientID(), r.fake.AuthorityURL(), r.fake.GraphURL(), queueSecret, caFile,
+`, p.addr, r.fake.TenantID(), r.fake.ClientID(), r.fake.AuthorityURL(), r.fake.GraphURL(), e2etest.Secret, caFile,
 			backend, filepath.Join(r.dir, p.name+"-spool"), retryMax, strings.Join(urls, ", "), p.admin)), 0o600)
 		r.relays = append(r.relays, p)
 		r.start(p)
@@ -162,13 +163,13 @@ func (r *clusterRig) start(p *relayProc) {
 		go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(p.cmd, p.done)
 		// The daemon binds its listeners before it opens the queue
 		// backend; /readyz answers 200 once it can store mail.
-		if waitListening(p.addr, p.done, 30*time.Second) && r.waitReady(p, 90*time.Second) {
+		if e2etest.WaitListening(p.addr, p.done, 30*time.Second) && r.waitReady(p, 90*time.Second) {
 			return
 		}
 		p.cmd.Process.Kill()
 		<-p.done
 		if try == 10 {
-			r.t.Fatalf("%s did not come up on %s; log:\n%s", p.name, p.addr, tail(p.log))
+			r.t.Fatalf("%s did not come up on %s; log:\n%s", p.name, p.addr, e2etest.Tail(p.log))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -243,15 +244,15 @@ func (r *clusterRig) load(clients, perClient int, stop chan struct{}) (acc []acc
 				default:
 				}
 				subject := fmt.Sprintf("cl-%d-%d", c, i)
-				res, err := sendRawSMTP(r.relays[relay].addr, from, []string{"alice@company.com"}, simpleMessage(from, subject), 30*time.Second)
+				res, err := e2etest.SendRawSMTP(r.relays[relay].addr, from, []string{"alice@company.com"}, e2etest.SimpleMessage(from, subject), 30*time.Second)
 				mu.Lock()
-				if err == nil && res.code == 250 {
-					acc = append(acc, accepted{subject, strings.TrimPrefix(res.msg, "2.0.0 queued as ")})
+				if err == nil && res.Code == 250 {
+					acc = append(acc, accepted{subject, strings.TrimPrefix(res.Msg, "2.0.0 queued as ")})
 				} else if err == nil {
 					refused++
 				}
 				mu.Unlock()
-				if err != nil || res.code != 250 {
+				if err != nil || res.Code != 250 {
 					relay = (relay + 1) % len(r.relays)
 					time.Sleep(50 * time.Millisecond)
 				}
@@ -376,7 +377,7 @@ func TestClusterKill9(t *testing.T) {
 	}
 	got := r.waitAllDelivered(res.acc, 3*time.Minute)
 	logs := r.logs()
-	explained := idsOnLines(logs, "possible duplicate")
+	explained := e2etest.IDsOnLines(logs, "possible duplicate")
 	dups, unexplained := 0, []string{}
 	for _, a := range res.acc {
 		if n := got[a.subject]; n > 1 {
@@ -397,13 +398,13 @@ func TestClusterKill9(t *testing.T) {
 // whole, and no relay's peak resident memory reaches 100 MB.
 func TestClusterLargeMessage(t *testing.T) {
 	r := newClusterRig(t, 2, graphtest.Config{Roles: []string{"Mail.Send", "Mail.ReadWrite"}})
-	raw, attachment := largeMessage(22_000_000, 31)
+	raw, attachment := e2etest.LargeMessage(22_000_000, 31)
 	if len(raw) < 29_000_000 {
 		t.Fatalf("message is %d bytes; want about 30 MB", len(raw))
 	}
-	res, err := sendRawSMTP(r.relays[0].addr, "scans@company.com", []string{"alice@company.com"}, string(raw), 2*time.Minute)
-	if err != nil || res.code != 250 {
-		t.Fatalf("30 MB message: %d %s %v\n%s", res.code, res.msg, err, tail(r.relays[0].log))
+	res, err := e2etest.SendRawSMTP(r.relays[0].addr, "scans@company.com", []string{"alice@company.com"}, string(raw), 2*time.Minute)
+	if err != nil || res.Code != 250 {
+		t.Fatalf("30 MB message: %d %s %v\n%s", res.Code, res.Msg, err, e2etest.Tail(r.relays[0].log))
 	}
 	ds := r.fake.WaitDeliveries(1, 2*time.Minute)
 	if len(ds) != 1 || len(ds[0].Message.Attachments) != 1 || string(ds[0].Message.Attachments[0].Content) != string(attachment) {
@@ -443,9 +444,9 @@ func TestClusterRetryAfterHoldsBackOtherRelays(t *testing.T) {
 	// retry_max caps a Retry-After; 5s lets the 3s one through whole.
 	r := newRig(t, 3, graphtest.Config{}, "jetstream", "5s")
 	r.fake.FailGraph(graphtest.Fault{Mailbox: "alerts@company.com", Status: 429, RetryAfter: "3"})
-	if res, err := sendRawSMTP(r.relays[0].addr, "alerts@company.com", []string{"alice@company.com"},
-		simpleMessage("alerts@company.com", "ra-first"), 30*time.Second); err != nil || res.code != 250 {
-		t.Fatalf("first message: %d %v", res.code, err)
+	if res, err := e2etest.SendRawSMTP(r.relays[0].addr, "alerts@company.com", []string{"alice@company.com"},
+		e2etest.SimpleMessage("alerts@company.com", "ra-first"), 30*time.Second); err != nil || res.Code != 250 {
+		t.Fatalf("first message: %d %v", res.Code, err)
 	}
 	var throttledEnd time.Time
 	for deadline := time.Now().Add(30 * time.Second); throttledEnd.IsZero(); time.Sleep(20 * time.Millisecond) {
@@ -462,9 +463,9 @@ func TestClusterRetryAfterHoldsBackOtherRelays(t *testing.T) {
 	for i := range 8 {
 		subject := fmt.Sprintf("ra-%d", i)
 		p := r.relays[1+i%2]
-		if res, err := sendRawSMTP(p.addr, "alerts@company.com", []string{"alice@company.com"},
-			simpleMessage("alerts@company.com", subject), 30*time.Second); err != nil || res.code != 250 {
-			t.Fatalf("%s: %d %v", subject, res.code, err)
+		if res, err := e2etest.SendRawSMTP(p.addr, "alerts@company.com", []string{"alice@company.com"},
+			e2etest.SimpleMessage("alerts@company.com", subject), 30*time.Second); err != nil || res.Code != 250 {
+			t.Fatalf("%s: %d %v", subject, res.Code, err)
 		}
 		acc = append(acc, accepted{subject: subject})
 	}
@@ -510,17 +511,17 @@ func TestClusterOperate(t *testing.T) {
 	p0, p1 := r.relays[0], r.relays[1]
 	send := func(p *relayProc, subject string) string {
 		t.Helper()
-		res, err := sendRawSMTP(p.addr, "alerts@company.com", []string{"alice@company.com"}, simpleMessage("alerts@company.com", subject), 30*time.Second)
-		if err != nil || res.code != 250 {
-			t.Fatalf("%s: %d %v", subject, res.code, err)
+		res, err := e2etest.SendRawSMTP(p.addr, "alerts@company.com", []string{"alice@company.com"}, e2etest.SimpleMessage("alerts@company.com", subject), 30*time.Second)
+		if err != nil || res.Code != 250 {
+			t.Fatalf("%s: %d %v", subject, res.Code, err)
 		}
-		return strings.TrimPrefix(res.msg, "2.0.0 queued as ")
+		return strings.TrimPrefix(res.Msg, "2.0.0 queued as ")
 	}
 
 	// A permanent refusal makes a dead letter; requeue sends it again.
 	r.fake.FailGraph(graphtest.Fault{Mailbox: "alerts@company.com", Status: 400, Code: "ErrorInvalidRecipients"})
 	dead := send(p0, "op-dead")
-	waitFor(t, time.Minute, "the dead letter in queue failed", func() bool {
+	e2etest.WaitFor(t, time.Minute, "the dead letter in queue failed", func() bool {
 		out, _ := r.queueCLI(p1, "failed", "--json")
 		return strings.Contains(out, dead) && strings.Contains(out, `"reason": "permanent"`)
 	})
@@ -530,22 +531,22 @@ func TestClusterOperate(t *testing.T) {
 	if out, err := r.queueCLI(p1, "requeue", dead); err != nil {
 		t.Fatalf("queue requeue: %v\n%s", err, out)
 	}
-	waitFor(t, time.Minute, "the requeued message delivered", func() bool { return delivered(r.fake, "op-dead") })
+	e2etest.WaitFor(t, time.Minute, "the requeued message delivered", func() bool { return delivered(r.fake, "op-dead") })
 
 	// A message waiting for a retry is listed, and delete removes it.
 	r.fake.SetGraphOutage(&graphtest.Fault{Mailbox: "scans@company.com", Status: 503})
-	res, err := sendRawSMTP(p0.addr, "scans@company.com", []string{"alice@company.com"}, simpleMessage("scans@company.com", "op-deleted"), 30*time.Second)
-	if err != nil || res.code != 250 {
-		t.Fatalf("op-deleted: %d %v", res.code, err)
+	res, err := e2etest.SendRawSMTP(p0.addr, "scans@company.com", []string{"alice@company.com"}, e2etest.SimpleMessage("scans@company.com", "op-deleted"), 30*time.Second)
+	if err != nil || res.Code != 250 {
+		t.Fatalf("op-deleted: %d %v", res.Code, err)
 	}
-	gone := strings.TrimPrefix(res.msg, "2.0.0 queued as ")
-	waitFor(t, time.Minute, "the deferred message in queue list", func() bool {
+	gone := strings.TrimPrefix(res.Msg, "2.0.0 queued as ")
+	e2etest.WaitFor(t, time.Minute, "the deferred message in queue list", func() bool {
 		out, _ := r.queueCLI(p1, "list", "--json")
 		return strings.Contains(out, gone) && strings.Contains(out, "HTTP 503")
 	})
 	// Every relay's metrics show the cluster's queue, including mail
 	// another relay accepted.
-	waitFor(t, time.Minute, "relay1's metrics showing the message relay0 accepted", func() bool {
+	e2etest.WaitFor(t, time.Minute, "relay1's metrics showing the message relay0 accepted", func() bool {
 		return sample(p1.admin, `graphrelay_queue_depth{mailbox="scans@company.com"}`) >= 1
 	})
 	if out, err := r.queueCLI(p1, "delete", gone); err != nil {
@@ -557,11 +558,11 @@ func TestClusterOperate(t *testing.T) {
 	r.fake.SetGraphOutage(nil)
 	// A message sent after the delete is delivered; the deleted one,
 	// whose retry was due long before, never is.
-	res, err = sendRawSMTP(p0.addr, "scans@company.com", []string{"alice@company.com"}, simpleMessage("scans@company.com", "op-after"), 30*time.Second)
-	if err != nil || res.code != 250 {
-		t.Fatalf("op-after: %d %v", res.code, err)
+	res, err = e2etest.SendRawSMTP(p0.addr, "scans@company.com", []string{"alice@company.com"}, e2etest.SimpleMessage("scans@company.com", "op-after"), 30*time.Second)
+	if err != nil || res.Code != 250 {
+		t.Fatalf("op-after: %d %v", res.Code, err)
 	}
-	waitFor(t, time.Minute, "op-after delivered", func() bool { return delivered(r.fake, "op-after") })
+	e2etest.WaitFor(t, time.Minute, "op-after delivered", func() bool { return delivered(r.fake, "op-after") })
 	time.Sleep(time.Second) // the deleted message's retry (at most retry_max, 400ms) is due by now
 	if delivered(r.fake, "op-deleted") {
 		t.Error("a deleted message was delivered")
@@ -586,14 +587,14 @@ func TestClusterOperate(t *testing.T) {
 	// Two of three NATS servers lost: no quorum, so not ready.
 	r.nats.Kill(r.nats.Nodes[1])
 	r.nats.Kill(r.nats.Nodes[2])
-	waitFor(t, time.Minute, "/readyz failing without a quorum", func() bool { return readyz() == 503 })
+	e2etest.WaitFor(t, time.Minute, "/readyz failing without a quorum", func() bool { return readyz() == 503 })
 	out, _ = exec.Command(r.bin, "check", "--config", p0.cfg).CombinedOutput()
 	if !regexp.MustCompile(`(?m)^FAIL +cluster `).Match(out) {
 		t.Errorf("graphrelay check without a quorum:\n%s", out)
 	}
-	if res, err := sendRawSMTP(p0.addr, "alerts@company.com", []string{"alice@company.com"},
-		simpleMessage("alerts@company.com", "op-no-quorum"), 60*time.Second); err != nil || res.code/100 != 4 {
-		t.Errorf("a message without a quorum got %d %s %v; want 451 or 452, never 250", res.code, res.msg, err)
+	if res, err := e2etest.SendRawSMTP(p0.addr, "alerts@company.com", []string{"alice@company.com"},
+		e2etest.SimpleMessage("alerts@company.com", "op-no-quorum"), 60*time.Second); err != nil || res.Code/100 != 4 {
+		t.Errorf("a message without a quorum got %d %s %v; want 451 or 452, never 250", res.Code, res.Msg, err)
 	}
 }
 
@@ -601,7 +602,7 @@ func TestClusterOperate(t *testing.T) {
 // three relays on the cluster, under 16 SMTP clients over two mailboxes,
 // with an instant Graph and with Graph's typical 150 ms: messages per
 // second from the first DATA to the last delivery. Run it with a fixed
-// count: go test -run '^$' -bench RelayThroughput -benchtime 300x ./cmd/graphrelay
+// count: go test -run '^$' -bench RelayThroughput -benchtime 300x ./cluster/e2e
 func BenchmarkRelayThroughput(b *testing.B) {
 	for _, latency := range []time.Duration{0, 150 * time.Millisecond} {
 		for _, setup := range []struct {
@@ -646,12 +647,12 @@ func TestClusterMigrateLocalSpool(t *testing.T) {
 
 	r.fake.FailGraph(graphtest.Fault{Mailbox: "scans@company.com", Status: 400, Code: "ErrorInvalidRecipients"})
 	r.start(old)
-	res, err := sendRawSMTP(old.addr, "scans@company.com", []string{"alice@company.com"}, simpleMessage("scans@company.com", "mig-dead"), 30*time.Second)
-	if err != nil || res.code != 250 {
-		t.Fatalf("mig-dead: %d %v", res.code, err)
+	res, err := e2etest.SendRawSMTP(old.addr, "scans@company.com", []string{"alice@company.com"}, e2etest.SimpleMessage("scans@company.com", "mig-dead"), 30*time.Second)
+	if err != nil || res.Code != 250 {
+		t.Fatalf("mig-dead: %d %v", res.Code, err)
 	}
-	deadID := strings.TrimPrefix(res.msg, "2.0.0 queued as ")
-	waitFor(t, time.Minute, "the dead letter on the old host", func() bool {
+	deadID := strings.TrimPrefix(res.Msg, "2.0.0 queued as ")
+	e2etest.WaitFor(t, time.Minute, "the dead letter on the old host", func() bool {
 		out, _ := exec.Command(r.bin, "queue", "failed", "--dir", spool).CombinedOutput()
 		return strings.Contains(string(out), deadID)
 	})
@@ -659,11 +660,11 @@ func TestClusterMigrateLocalSpool(t *testing.T) {
 	var waiting []accepted
 	for i := range 5 {
 		subject := fmt.Sprintf("mig-%d", i)
-		res, err := sendRawSMTP(old.addr, "alerts@company.com", []string{"alice@company.com"}, simpleMessage("alerts@company.com", subject), 30*time.Second)
-		if err != nil || res.code != 250 {
-			t.Fatalf("%s: %d %v", subject, res.code, err)
+		res, err := e2etest.SendRawSMTP(old.addr, "alerts@company.com", []string{"alice@company.com"}, e2etest.SimpleMessage("alerts@company.com", subject), 30*time.Second)
+		if err != nil || res.Code != 250 {
+			t.Fatalf("%s: %d %v", subject, res.Code, err)
 		}
-		waiting = append(waiting, accepted{subject, strings.TrimPrefix(res.msg, "2.0.0 queued as ")})
+		waiting = append(waiting, accepted{subject, strings.TrimPrefix(res.Msg, "2.0.0 queued as ")})
 	}
 	old.cmd.Process.Signal(syscall.SIGTERM)
 	<-old.done
