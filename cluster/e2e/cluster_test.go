@@ -135,9 +135,14 @@ default_mailbox: alerts@company.com
 		r.start(p)
 	}
 	t.Cleanup(func() {
+		// All at once: each relay's graceful stop takes a second or two.
 		for _, p := range r.relays {
 			if p.cmd != nil {
 				p.cmd.Process.Signal(syscall.SIGTERM)
+			}
+		}
+		for _, p := range r.relays {
+			if p.cmd != nil {
 				<-p.done
 			}
 		}
@@ -154,6 +159,7 @@ func (r *clusterRig) start(p *relayProc) {
 	}
 	defer logf.Close()
 	for try := 0; ; try++ {
+		logged, _ := logf.Seek(0, io.SeekEnd)
 		p.cmd, p.done = exec.Command(r.bin, "serve", "--config", p.cfg), make(chan error, 1)
 		p.cmd.Dir = r.dir
 		p.cmd.Stdout, p.cmd.Stderr = logf, logf
@@ -163,7 +169,7 @@ func (r *clusterRig) start(p *relayProc) {
 		go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(p.cmd, p.done)
 		// The daemon binds its listeners before it opens the queue
 		// backend; /readyz answers 200 once it can store mail.
-		if e2etest.WaitListening(p.addr, p.done, 30*time.Second) && r.waitReady(p, 90*time.Second) {
+		if e2etest.WaitListening(p.addr, p.done, 30*time.Second) && r.waitReady(p, logged, 90*time.Second) {
 			return
 		}
 		p.cmd.Process.Kill()
@@ -187,13 +193,20 @@ func loopbackAddr(t testing.TB) string {
 }
 
 // waitReady waits until the relay's /readyz answers 200 or it exits.
-func (r *clusterRig) waitReady(p *relayProc, within time.Duration) bool {
+// It asks only once this run of the relay (its log from offset logged on)
+// says it serves SMTP, which it does after opening the queue backend:
+// the admin endpoint keeps an answer for 5 seconds, so a "not ready"
+// from before the backend was open would hold the test back that long.
+func (r *clusterRig) waitReady(p *relayProc, logged int64, within time.Duration) bool {
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		select {
 		case err := <-p.done:
 			p.done <- err
 			return false
 		default:
+		}
+		if b, _ := os.ReadFile(p.log); int64(len(b)) < logged || !strings.Contains(string(b[logged:]), "smtp listener ready") {
+			continue
 		}
 		if resp, err := http.Get("http://" + p.admin + "/readyz"); err == nil {
 			resp.Body.Close()
@@ -308,6 +321,7 @@ func grepLines(logs, s string, n int) string {
 // mailbox to a fake that allows 4 concurrent requests per mailbox, under
 // 16 clients spread over the three, never exceed the budget together.
 func TestClusterSharedMailboxBudget(t *testing.T) {
+	t.Parallel()
 	r := newClusterRig(t, 3, graphtest.Config{MaxConcurrency: 4, Latency: 40 * time.Millisecond})
 	start := time.Now()
 	acc, refused := r.load(16, 12, nil)
@@ -346,6 +360,7 @@ func TestClusterSharedMailboxBudget(t *testing.T) {
 // server once: every message that got 250 is delivered, and each
 // duplicate delivery is one the relays logged as possible.
 func TestClusterKill9(t *testing.T) {
+	t.Parallel()
 	r := newClusterRig(t, 3, graphtest.Config{Latency: 5 * time.Millisecond})
 	stop := make(chan struct{})
 	type result struct {
@@ -397,6 +412,7 @@ func TestClusterKill9(t *testing.T) {
 // TestClusterLargeMessage: a 30 MB message goes through cluster mode
 // whole, and no relay's peak resident memory reaches 100 MB.
 func TestClusterLargeMessage(t *testing.T) {
+	t.Parallel()
 	r := newClusterRig(t, 2, graphtest.Config{Roles: []string{"Mail.Send", "Mail.ReadWrite"}})
 	raw, attachment := e2etest.LargeMessage(22_000_000, 31)
 	if len(raw) < 29_000_000 {
@@ -441,6 +457,7 @@ func vmHWM(pid int) (int64, error) {
 // TestClusterRetryAfterHoldsBackOtherRelays: a 429 with Retry-After seen
 // by one relay holds back the mailbox's requests on the others.
 func TestClusterRetryAfterHoldsBackOtherRelays(t *testing.T) {
+	t.Parallel()
 	// retry_max caps a Retry-After; 5s lets the 3s one through whole.
 	r := newRig(t, 3, graphtest.Config{}, "jetstream", "5s")
 	r.fake.FailGraph(graphtest.Fault{Mailbox: "alerts@company.com", Status: 429, RetryAfter: "3"})
@@ -507,6 +524,7 @@ func delivered(fake *graphtest.Server, subject string) bool {
 // queue from any relay's configuration, /readyz and "graphrelay check"
 // report whether the cluster can store mail.
 func TestClusterOperate(t *testing.T) {
+	t.Parallel()
 	r := newClusterRig(t, 2, graphtest.Config{})
 	p0, p1 := r.relays[0], r.relays[1]
 	send := func(p *relayProc, subject string) string {
@@ -633,6 +651,7 @@ func BenchmarkRelayThroughput(b *testing.B) {
 // queue migrate"; the cluster's relays deliver the waiting mail and keep
 // the dead letter for an admin.
 func TestClusterMigrateLocalSpool(t *testing.T) {
+	t.Parallel()
 	r := newClusterRig(t, 2, graphtest.Config{})
 	// A host on the local spool, sharing the fake tenant.
 	old := &relayProc{name: "oldhost", addr: loopbackAddr(t), admin: loopbackAddr(t),
