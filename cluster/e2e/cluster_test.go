@@ -42,32 +42,6 @@ type relayProc struct {
 	done                        chan error
 }
 
-var (
-	clusterBinOnce sync.Once
-	clusterBin     string
-	clusterBinErr  error
-)
-
-// relayBinary builds graphrelay once per test binary.
-func relayBinary(t testing.TB) string {
-	t.Helper()
-	clusterBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "graphrelay-cluster-bin-")
-		if err != nil {
-			clusterBinErr = err
-			return
-		}
-		clusterBin = filepath.Join(dir, "graphrelay")
-		if out, err := exec.Command("go", "build", "-o", clusterBin, "github.com/graphrelay/graphrelay/cmd/graphrelay").CombinedOutput(); err != nil {
-			clusterBinErr = fmt.Errorf("build: %v\n%s", err, out)
-		}
-	})
-	if clusterBinErr != nil {
-		t.Fatal(clusterBinErr)
-	}
-	return clusterBin
-}
-
 // newClusterRig starts NATS, the fake and n relays.
 func newClusterRig(t testing.TB, n int, fakeCfg graphtest.Config) *clusterRig {
 	return newRig(t, n, fakeCfg, "jetstream", "400ms")
@@ -80,7 +54,7 @@ func newRig(t testing.TB, n int, fakeCfg graphtest.Config, backend, retryMax str
 	if testing.Short() {
 		t.Skip("starts a 3-node NATS cluster and relay processes")
 	}
-	r := &clusterRig{t: t, dir: t.TempDir(), bin: relayBinary(t)}
+	r := &clusterRig{t: t, dir: t.TempDir(), bin: e2etest.Binary(t)}
 	urls := []string{`"nats://127.0.0.1:4222"`} // unused by the local backend
 	if backend == "jetstream" {
 		r.nats = natstest.Start(t, 3)

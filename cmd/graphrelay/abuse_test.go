@@ -125,6 +125,7 @@ func TestSlowLoris(t *testing.T) {
 }
 
 func TestConnectionFlood(t *testing.T) {
+	t.Parallel()
 	r, _ := certRelay(t, func(cfg *config.Config) {
 		cfg.SMTP.Listeners[0].MaxConnections = 40
 		cfg.SMTP.Listeners[0].MaxConnectionsPerIP = 25

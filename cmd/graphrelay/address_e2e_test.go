@@ -201,6 +201,7 @@ func cronOutput(from string) string {
 // qualify with. Reply-To is a qualified address or absent, never "root" or
 // "<root@>", and the message is delivered either way.
 func TestUnqualifiedFromQualified(t *testing.T) {
+	t.Parallel()
 	froms := []struct{ from, local, name string }{
 		{"root", "root", ""},
 		{"root (Cron Daemon)", "root", "Cron Daemon"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,13 +44,21 @@ func TestQueueSMTPServedWhileBacklogLoads(t *testing.T) {
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	spoolThenStop(t, fake, cfg, "old 0", "old 1", "old 2")
 
-	// A kill -9 caught an attempt of each old message: the next start
-	// records them as interrupted while it reads the backlog.
+	// A kill -9 caught the next attempt of each old message: the next
+	// start records them as interrupted while it reads the backlog. The
+	// stopped daemon may have made more than one attempt (its retries
+	// come 100 ms apart), so the journal names the one after the last
+	// its record holds; one it already holds would need no write, and
+	// that message would be sent before the held load.
 	msgs, _ := filepath.Glob(filepath.Join(cfg.Queue.Dir, "queue", "*.msg"))
 	var journal strings.Builder
 	for _, m := range msgs {
 		id := strings.TrimSuffix(filepath.Base(m), ".msg")
-		fmt.Fprintf(&journal, `{"id":%q,"n":2,"start":%q,"next_try":%q}`+"\n", id,
+		var rec struct{ Attempts []json.RawMessage }
+		if b, err := os.ReadFile(strings.TrimSuffix(m, ".msg") + ".json"); err != nil || json.Unmarshal(b, &rec) != nil {
+			t.Fatalf("the record of %s: %v", id, err)
+		}
+		fmt.Fprintf(&journal, `{"id":%q,"n":%d,"start":%q,"next_try":%q}`+"\n", id, len(rec.Attempts)+1,
 			time.Now().Format(time.RFC3339Nano), time.Now().Format(time.RFC3339Nano))
 	}
 	os.WriteFile(filepath.Join(cfg.Queue.Dir, "journal", "0000000000000099.log"), []byte(journal.String()), 0o600)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // wineExecEnv names the program that runs a Windows executable under Wine
@@ -21,17 +23,18 @@ type daemonBinary struct {
 	wine string // the Wine wrapper, or "" for a native binary
 }
 
-// buildDaemon builds the binary for this platform, or for Windows when
-// wineExecEnv is set.
+// buildDaemon returns the binary for this platform (built once per test
+// process), or builds one for Windows into dir when wineExecEnv is set.
 func buildDaemon(t *testing.T, dir string) daemonBinary {
 	t.Helper()
-	b := daemonBinary{path: filepath.Join(dir, "graphrelay"), wine: os.Getenv(wineExecEnv)}
-	build := exec.Command("go", "build", "-o", b.path, ".")
-	if b.wine != "" {
-		b.path += ".exe"
-		build = exec.Command("go", "build", "-o", b.path, ".")
-		build.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
+	b := daemonBinary{wine: os.Getenv(wineExecEnv)}
+	if b.wine == "" {
+		b.path = e2etest.Binary(t)
+		return b
 	}
+	b.path = filepath.Join(dir, "graphrelay.exe")
+	build := exec.Command("go", "build", "-o", b.path, ".")
+	build.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // readOutbox returns the requests the dry-run daemon wrote.
@@ -97,14 +98,12 @@ func TestDryRunSwaksWritesGraphJSON(t *testing.T) {
 // an idle client still connected, which must not hold the stop until the
 // shutdown deadline.
 func TestServeBinaryGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "graphrelay")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := e2etest.Binary(t)
 	cmd := exec.Command(bin, "serve")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GRAPHRELAY_SMTP_LISTENERS=127.0.0.1:0", "GRAPHRELAY_ADMIN_LISTEN=127.0.0.1:0", "GRAPHRELAY_OUTBOX_DIR="+filepath.Join(dir, "outbox"),

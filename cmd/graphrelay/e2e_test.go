@@ -321,6 +321,7 @@ func TestEndToEndAccessPolicyDenied(t *testing.T) {
 }
 
 func TestEndToEndGraphUnavailable(t *testing.T) {
+	t.Parallel()
 	cert := newAppCert(t, "graphrelay")
 	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
 	cfg := fakeConfig(fake, "alerts@company.com")

@@ -21,13 +21,11 @@ import (
 // busy@ may leave before the 429 plus 20 seconds, while free@'s mail goes
 // out at once after the restart.
 func TestRetryAfterFloorSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary and waits out a 20 s Retry-After")
 	}
-	bin := filepath.Join(t.TempDir(), "graphrelay")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := e2etest.Binary(t)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()

@@ -18,6 +18,7 @@ import (
 // Graph throttle (it answers 429 beyond 4 requests in flight), and every
 // message is either delivered or answered 451 with a time to retry.
 func TestDirectModeGateNoThrottling(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{Latency: 300 * time.Millisecond})
 	cfg := queueConfig(t, fake, "scans@company.com")
 	cfg.Delivery.Mode = config.ModeDirect
@@ -75,6 +76,7 @@ func TestDirectModeGateNoThrottling(t *testing.T) {
 // settings its notice reaches the mailbox it was to be sent as (where
 // Exchange puts its own non-delivery reports), sent as the notice mailbox.
 func TestQueueRetryAfterBeyondMaxAge(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com", "scans@company.com")
 	cfg.Queue.MaxAge = config.Duration(5 * time.Second)

@@ -116,6 +116,12 @@ func startRelayOnFS(t *testing.T, cfg *config.Config, fake *graphtest.Server, fs
 
 func startApp(t *testing.T, cfg *config.Config, hc *http.Client, fsys queue.FS) *runningRelay {
 	t.Helper()
+	if cfg.Queue.Dir == config.Default().Queue.Dir {
+		// The default, ./spool, is the package's source directory:
+		// direct mode stages each message under it, and tests running
+		// in parallel would share it.
+		cfg.Queue.Dir = filepath.Join(t.TempDir(), "spool")
+	}
 	if errs := config.Validate(cfg); len(errs) > 0 {
 		t.Fatalf("test configuration invalid: %v", errs)
 	}

@@ -91,6 +91,7 @@ func kinds(ds []graphtest.Delivery) []string {
 // delivery.large_messages: reject answers 552 5.3.4 at DATA for what
 // needs the large path, and the log names the limit.
 func TestEndToEndLargeMessageReject(t *testing.T) {
+	t.Parallel()
 	r, fake := secretRelay(t, []string{"Mail.Send", "Mail.ReadWrite"}, func(c *config.Config) {
 		c.Delivery.LargeMessages = config.LargeReject
 	})
@@ -110,6 +111,7 @@ func TestEndToEndLargeMessageReject(t *testing.T) {
 // Without Mail.ReadWrite a large message is refused, and the log says
 // which permission to grant or which setting to change.
 func TestEndToEndLargeMessageWithoutReadWrite(t *testing.T) {
+	t.Parallel()
 	r, fake := secretRelay(t, []string{"Mail.Send"}, nil)
 	raw, _ := e2etest.LargeMessage(3_500_000, 36)
 	rep := sendNetSMTP(t, r.addr, "scanner@mfp.lan", []string{"alice@company.com"}, string(raw))

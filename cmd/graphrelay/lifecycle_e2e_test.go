@@ -22,6 +22,7 @@ import (
 // every listener is bound before the spool is opened, so no attempt is
 // journaled, none is sent, and the waiting message's record is unchanged.
 func TestStartWithPortTakenTouchesNoSpool(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
@@ -85,6 +86,7 @@ func TestStartWithPortTakenTouchesNoSpool(t *testing.T) {
 // deadline, no new attempt starts, the request in flight finishes and is
 // not aborted, and Close returns within the configured budget.
 func TestShutdownWithIdleClient(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{Latency: time.Second})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	const budget = 60 * time.Second

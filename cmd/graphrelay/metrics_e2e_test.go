@@ -129,6 +129,7 @@ func TestReadyzFailsWithoutToken(t *testing.T) {
 // MAIL and RCPT refusals by reason, a dead letter, a 429 and the time under
 // its Retry-After floor, and the age of a message stuck in the queue.
 func TestMetricsAlertSeries(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com", "denied@company.com", "stuck@company.com")
 	cfg.Rules = []config.Rule{{Name: "staff", Sender: "*@company.com", Mailbox: config.MailboxSender,

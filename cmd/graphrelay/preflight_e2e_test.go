@@ -21,6 +21,7 @@ import (
 // (DATA then ".", or BDAT 0 LAST) are refused at DATA, and nothing is
 // spooled, sent or dead-lettered.
 func TestPreflightRefusesBeforeAccepting(t *testing.T) {
+	t.Parallel()
 	large, _ := e2etest.LargeMessage(4_000_000, 7) // about 5.4 MB of MIME
 	mimeLarge, _ := e2etest.LargeMessage(2_700_000, 8)
 	cases := []struct {

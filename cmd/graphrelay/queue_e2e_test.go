@@ -127,6 +127,7 @@ func TestQueueModeEndToEnd(t *testing.T) {
 // message is delivered at its first try after recovery (which the backoff
 // ceiling, retry_max, keeps at most one interval away).
 func TestQueueOutageRecovery(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com", "scans@company.com")
 	r := startRelay(t, cfg, fake)
@@ -267,6 +268,7 @@ func TestQueueThrottleStorm(t *testing.T) {
 // TestQueueTokenOutage: while the token endpoint is down, mail is accepted
 // and waits; it flows once Entra is back.
 func TestQueueTokenOutage(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	fake.SetTokenOutage(503)
 	cfg := queueConfig(t, fake, "alerts@company.com")
@@ -420,6 +422,7 @@ func TestQueueDeadLetterNotice(t *testing.T) {
 // TestQueueAdminCommands drives every "graphrelay queue" command against a
 // running daemon, then one against the stopped spool.
 func TestQueueAdminCommands(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	cfg.Queue.RetryInitial, cfg.Queue.RetryMax = config.Duration(time.Hour), config.Duration(time.Hour)

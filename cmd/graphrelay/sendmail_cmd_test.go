@@ -15,6 +15,7 @@ import (
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/e2etest"
 )
 
 // runSendmail runs the sendmail command as a program would: arguments and
@@ -251,14 +252,12 @@ func closedPortNumber(t *testing.T) string {
 // docs/deploy.md says (a symlink) and runs "sendmail -t" as cron would:
 // server from the environment, exit code from the process.
 func TestSendmailSymlinkBinary(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "graphrelay")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := e2etest.Binary(t)
 	link := filepath.Join(dir, "sendmail")
 	if err := os.Symlink(bin, link); err != nil {
 		t.Fatal(err)

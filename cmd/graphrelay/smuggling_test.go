@@ -21,6 +21,7 @@ import (
 // reaches the fake Graph, not on reply codes: exactly one message per
 // connection, and never the smuggled one.
 func TestSMTPSmuggling(t *testing.T) {
+	t.Parallel()
 	cert := newAppCert(t, "graphrelay")
 	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
 	cfg := fakeConfig(fake, "alerts@company.com")

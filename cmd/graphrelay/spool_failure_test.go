@@ -193,6 +193,7 @@ const unprivilegedEnv = "GRAPHRELAY_TEST_UNPRIVILEGED"
 // ignores file modes, so as root the test runs itself again as the user
 // nobody; where that is impossible it skips and says so.
 func TestQueueSpoolPermissionDenied(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() == 0 {
 		if os.Getenv(unprivilegedEnv) != "" {
 			t.Fatal("still root after dropping privileges")

@@ -1,0 +1,10 @@
+package main
+
+import (
+	"os"
+	"testing"
+
+	"github.com/graphrelay/graphrelay/internal/e2etest"
+)
+
+func TestMain(m *testing.M) { os.Exit(e2etest.Main(m)) }
