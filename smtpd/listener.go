@@ -196,6 +196,9 @@ type trackedConn struct {
 	gateErr   error
 	// busy is set from MAIL until the transaction's reply is written.
 	busy atomic.Bool
+	// held is the start of a multi-line reply not written yet (Write).
+	// Only the session's goroutine writes.
+	held []byte
 }
 
 // Read notes the client hanging up. A timeout is not that: go-smtp may
@@ -217,17 +220,45 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 }
 
 // Write releases the slot before the reply to QUIT goes out, so the
-// client cannot see the 221 before its slot is free. go-smtp writes each
-// reply with one flush, and "221 " starts no other reply it sends; on TLS
-// the bytes here are records, which never start with it.
+// client cannot see the 221 before its slot is free: "221 " starts no
+// other reply go-smtp sends; on TLS the bytes here are records, which
+// never start with it.
+//
+// go-smtp flushes each line of a multi-line reply on its own, so the
+// reply to EHLO was eight write(2) calls. Write holds back a line that
+// says more lines follow ("250-"), and sends it with the reply's last
+// line in one call. Such a line is always followed by the rest of its
+// reply (RFC 5321 4.2.1), so nothing is held while the server waits for
+// the client.
 func (c *trackedConn) Write(p []byte) (int, error) {
 	if err := c.gate(); err != nil {
 		return 0, err
 	}
+	if isContinuation(p) {
+		c.held = append(c.held, p...)
+		return len(p), nil
+	}
 	if len(p) >= 4 && string(p[:4]) == "221 " {
 		c.releaseSlot()
 	}
-	return c.Conn.Write(p)
+	if len(c.held) == 0 {
+		return c.Conn.Write(p)
+	}
+	c.held = append(c.held, p...)
+	_, err := c.Conn.Write(c.held)
+	c.held = c.held[:0]
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// isContinuation reports a plain-text reply line that is not its
+// reply's last: three digits and a hyphen, ending in CRLF. TLS records
+// start with a byte below '0'.
+func isContinuation(p []byte) bool {
+	return len(p) >= 6 && p[0] >= '0' && p[0] <= '9' && p[1] >= '0' && p[1] <= '9' &&
+		p[2] >= '0' && p[2] <= '9' && p[3] == '-' && p[len(p)-2] == '\r' && p[len(p)-1] == '\n'
 }
 
 func (c *trackedConn) releaseSlot() {

@@ -153,7 +153,8 @@ func (s *Server) listen(lc config.Listener) (*listenerServer, error) {
 	if lc.TLS != config.TLSNone && s.opts.TLS == nil {
 		return nil, errors.New("the listener uses TLS but no certificate is configured")
 	}
-	raw, err := net.Listen("tcp", lc.Address)
+	lcfg := listenConfig()
+	raw, err := lcfg.Listen(context.Background(), "tcp", lc.Address)
 	if err != nil {
 		return nil, err
 	}
