@@ -71,6 +71,12 @@ func (q *Queue) record(it *item) (*Record, error) {
 	if it.rec != nil {
 		return it.rec, nil
 	}
+	if rec, offset, ok := q.spool.fresh.takeRecord(it.id); ok {
+		// Parked before its first attempt: the record at acceptance is
+		// still in memory (freshCache).
+		it.rec, it.offset = rec, offset
+		return rec, nil
+	}
 	st, err := q.spool.read(areaQueue, it.id)
 	if err != nil {
 		return nil, err

@@ -786,3 +786,36 @@ func TestFloorReportsTimeAdded(t *testing.T) {
 		}
 	}
 }
+
+// A new message that waits for a slot before its first attempt is sent
+// with the record and bytes it was accepted with, kept in memory
+// (freshCache), without reading its files back: here the place of its
+// .json record is taken by a directory, which any read of the record from
+// disk would report as damage.
+func TestWaitingNewMessageIsNotReadBack(t *testing.T) {
+	s := newFakeSender()
+	block := make(chan struct{})
+	s.setScript(func(*envelope.Envelope, int) error { <-block; return nil })
+	opts := testOptions(t)
+	opts.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
+	q := startQueue(t, opts, s)
+	deliver(t, q, "one@example.com", "busy")
+	second := deliver(t, q, "one@example.com", "waits")
+	q.mu.Lock()
+	parked := q.items[second].rec == nil
+	q.mu.Unlock()
+	if !parked {
+		t.Fatal("the waiting message kept its record in the scheduler")
+	}
+	if err := os.Mkdir(q.spool.statePath(areaQueue, second), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	close(block)
+	s.waitDelivered(t, 2, 10*time.Second)
+	s.mu.Lock()
+	body, env := string(s.bodies[second]), s.envs[second]
+	s.mu.Unlock()
+	if !strings.Contains(body, "Subject: waits") || env.Mailbox.Address != "one@example.com" || env.Size != int64(len(body)) {
+		t.Errorf("sent %q as %+v", body, env)
+	}
+}

@@ -152,7 +152,7 @@ func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (s
 	}
 	s.noRecord.Store(id, struct{}{})
 	if body != nil {
-		s.fresh.put(id, body)
+		s.fresh.put(id, rec, int64(len(header)), body, len(header))
 	}
 	return size, int64(len(header)), nil
 }
