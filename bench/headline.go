@@ -20,6 +20,15 @@ type HeadlineResult struct {
 	// IOSyscallsPerMsg is the daemon's read and write calls per accepted
 	// message during the load (/proc/<pid>/io syscr + syscw).
 	IOSyscallsPerMsg float64 `json:"io_syscalls_per_msg"`
+	// SyscallsPerMsg is every system call of the daemon per accepted
+	// message during the same, untraced load, counted by perf (the
+	// raw_syscalls:sys_enter tracepoint); PerfError says why it is
+	// missing. This is the figure the ≤ 25 target is judged on: strace
+	// stops the daemon at every call, which inflates the Go runtime's
+	// own calls (futex, nanosleep) that a daemon at full speed makes
+	// fewer of.
+	SyscallsPerMsg float64 `json:"syscalls_per_msg"`
+	PerfError      string  `json:"perf_error,omitempty"`
 	// LoadAvg is the machine's load average when the run ended.
 	LoadAvg string `json:"loadavg"`
 	// Strace counts every system call of a second, traced run.
@@ -68,10 +77,23 @@ func headline(e *env, res *Results) error {
 	} else {
 		profDone <- nil
 	}
+	perf, perfErr := benchkit.StartPerfSyscalls(d.Pid(), filepath.Join(dir, "perf.txt"))
 	r0, w0, ioErr := benchkit.IOSyscalls(d.Pid())
 	r := &loadRun{d: d, t: t, tag: "headline", spec: loadSpec{clients: 16, perMessage: true},
 		duration: e.o.duration, drain: e.o.drain, batch: 1, maxMessages: int64(e.o.maxMessages)}
-	if h.Load, err = r.run(); err != nil {
+	h.Load, err = r.run()
+	if perfErr == nil {
+		n, err := perf.Stop()
+		switch {
+		case err != nil:
+			h.PerfError = err.Error()
+		case h.Load.Accepted > 0:
+			h.SyscallsPerMsg = float64(n) / float64(h.Load.Accepted)
+		}
+	} else {
+		h.PerfError = perfErr.Error()
+	}
+	if err != nil {
 		return err
 	}
 	if r1, w1, err := benchkit.IOSyscalls(d.Pid()); err == nil && ioErr == nil && h.Load.Accepted > 0 {
@@ -82,8 +104,8 @@ func headline(e *env, res *Results) error {
 		warnf("daemon CPU profile: %v", err)
 	}
 	h.Strace = traced(e, d, t, filepath.Join(dir, "strace.txt"))
-	warnf("  headline: %.0f delivered/s, DATA→250 p99 %.2f ms, daemon CPU %.0f µs/msg, %.1f read+write calls/msg, %.1f syscalls/msg under strace",
-		h.Load.DeliveredPerSec, h.Load.DataTo250.P99, h.Load.DaemonCPUPerMsgUs, h.IOSyscallsPerMsg, h.Strace.PerMsg)
+	warnf("  headline: %.0f delivered/s, DATA→250 p99 %.2f ms, daemon CPU %.0f µs/msg, %.1f syscalls/msg (perf), %.1f read+write calls/msg, %.1f syscalls/msg under strace",
+		h.Load.DeliveredPerSec, h.Load.DataTo250.P99, h.Load.DaemonCPUPerMsgUs, h.SyscallsPerMsg, h.IOSyscallsPerMsg, h.Strace.PerMsg)
 	res.Headline = h
 	return nil
 }
@@ -135,8 +157,13 @@ func printHeadline(out io.Writer, h *HeadlineResult) {
 	lr := h.Load
 	fmt.Fprintf(out, "\nHeadline: one mailbox, default settings, 16 clients, one 4 KB message per connection, instant Graph\n")
 	fmt.Fprintf(out, "  daemon CPU per message   %.0f µs\n", lr.DaemonCPUPerMsgUs)
+	if h.PerfError == "" {
+		fmt.Fprintf(out, "  syscalls per message     %.1f (perf stat raw_syscalls:sys_enter, untraced run)\n", h.SyscallsPerMsg)
+	} else {
+		fmt.Fprintf(out, "  syscalls per message     not counted untraced: %s\n", h.PerfError)
+	}
 	if h.Strace.Error == "" {
-		fmt.Fprintf(out, "  syscalls per message     %.1f (strace -c -f, %d messages)\n", h.Strace.PerMsg, h.Strace.Messages)
+		fmt.Fprintf(out, "  syscalls/msg, traced     %.1f (strace -c -f, %d messages; strace inflates futex and nanosleep)\n", h.Strace.PerMsg, h.Strace.Messages)
 	} else {
 		fmt.Fprintf(out, "  syscalls per message     not measured: %s\n", h.Strace.Error)
 	}

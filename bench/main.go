@@ -15,8 +15,10 @@
 //   - the headline, the admin's common shape: one mailbox, the daemon's
 //     default settings, 16 clients each sending one 4 KB message per
 //     connection: daemon CPU per message (/proc/PID/stat), system calls
-//     per message (strace -c -f on a second, traced run of 400 messages,
-//     and read/write calls from /proc/PID/io on the untraced one),
+//     per message (counted by perf stat on the untraced run, where perf
+//     is installed and allowed; by strace -c -f on a second, traced run
+//     of 400 messages, which also names them; and read/write calls from
+//     /proc/PID/io on the untraced run),
 //     DATA→250 p50/p99, delivered/s, and the machine's other load. On a
 //     shared machine rates vary twofold; cost per message does not;
 //   - messages per second accepted and delivered (the fake's 202), 4 KB

@@ -146,6 +146,8 @@ func targets(r *Results) []Target {
 		note := busyNote(lr.OtherCPUCores)
 		add("headline: daemon CPU per delivered message", "≤ 0.7 ms", lr.DaemonCPUPerMsgUs <= 700, true,
 			lr.DaemonCPUPerMsgUs, "%.0f µs", lr.DaemonCPUPerMsgUs)
+		add("headline: syscalls per message (perf, untraced)", "≤ 25", h.SyscallsPerMsg <= 25 && h.PerfError == "", h.PerfError == "",
+			h.SyscallsPerMsg, "%.1f", h.SyscallsPerMsg)
 		add("headline: syscalls per message (strace)", "≤ 25", h.Strace.PerMsg <= 25 && h.Strace.Error == "", h.Strace.Error == "",
 			h.Strace.PerMsg, "%.1f", h.Strace.PerMsg)
 		add("headline: DATA→250 p99", "< 10 ms", lr.DataTo250.P99 < 10, true, lr.DataTo250.P99, "%.2f ms", lr.DataTo250.P99)
