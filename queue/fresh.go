@@ -18,7 +18,9 @@ import (
 // same bytes and the record the envelope line holds. The cache is
 // bounded, so that messages that wait (a throttled mailbox) only fill it
 // up to freshMaxBytes, after which new messages are read from their
-// files as before.
+// files as before. The preflight before 250 reads the bytes without
+// taking them (Spool.peekMessage): it runs first, and taking them there
+// left every attempt reading the file back.
 type freshCache struct {
 	mu    sync.Mutex
 	m     map[string]*freshEntry
@@ -60,15 +62,21 @@ func (c *freshCache) put(id string, rec *Record, offset int64, b []byte, lineLen
 }
 
 // take returns and forgets id's bytes (and record), or nil.
-func (c *freshCache) take(id string) []byte {
+func (c *freshCache) take(id string) []byte { return c.get(id, true) }
+
+// get returns id's bytes, or nil, and forgets them (and the record) if
+// take is set.
+func (c *freshCache) get(id string, take bool) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[id]
 	if !ok {
 		return nil
 	}
-	delete(c.m, id)
-	c.bytes -= e.cost
+	if take {
+		delete(c.m, id)
+		c.bytes -= e.cost
+	}
 	return e.body
 }
 

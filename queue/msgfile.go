@@ -156,8 +156,19 @@ func (s *Spool) read(area, id string) (*stored, error) {
 // openMessage opens a message's bytes: the first time a message just
 // spooled is read, from memory (see freshCache), else from its file.
 func (s *Spool) openMessage(area, id string, offset, size int64) (io.Closer, *io.SectionReader, error) {
+	return s.open(area, id, offset, size, true)
+}
+
+// peekMessage is openMessage for the preflight before 250, which reads a
+// message just spooled before its first attempt does: the bytes in memory
+// are left there for the attempt.
+func (s *Spool) peekMessage(area, id string, offset, size int64) (io.Closer, *io.SectionReader, error) {
+	return s.open(area, id, offset, size, false)
+}
+
+func (s *Spool) open(area, id string, offset, size int64, take bool) (io.Closer, *io.SectionReader, error) {
 	if area == areaQueue {
-		if b := s.fresh.take(id); b != nil && int64(len(b)) == size {
+		if b := s.fresh.get(id, take); b != nil && int64(len(b)) == size {
 			c, r := fromMemory(b)
 			return c, r, nil
 		}

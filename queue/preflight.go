@@ -30,7 +30,7 @@ func (q *Queue) admit(it *item) error {
 	if q.opts.Admitter == nil {
 		return nil
 	}
-	f, msg, err := q.spool.openMessage(areaQueue, it.id, it.offset, it.rec.Envelope.Size)
+	f, msg, err := q.spool.peekMessage(areaQueue, it.id, it.offset, it.rec.Envelope.Size)
 	if err != nil {
 		q.drop(it)
 		return &SpoolError{Op: "read back for the preflight", Err: err}

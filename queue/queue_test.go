@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -787,17 +788,38 @@ func TestFloorReportsTimeAdded(t *testing.T) {
 	}
 }
 
+// readingAdmitter is a preflight that reads the whole message, as
+// graph/relay's does, and notes what it read.
+type readingAdmitter struct {
+	mu   sync.Mutex
+	read map[string]string
+}
+
+func (a *readingAdmitter) Admit(env *envelope.Envelope, raw io.ReaderAt, size int64) error {
+	b := make([]byte, size)
+	if _, err := raw.ReadAt(b, 0); err != nil && err != io.EOF {
+		return err
+	}
+	a.mu.Lock()
+	a.read[env.ID] = string(b)
+	a.mu.Unlock()
+	return nil
+}
+
 // A new message that waits for a slot before its first attempt is sent
 // with the record and bytes it was accepted with, kept in memory
-// (freshCache), without reading its files back: here the place of its
-// .json record is taken by a directory, which any read of the record from
-// disk would report as damage.
+// (freshCache), without reading its files back, although the preflight
+// before 250 read it first: here the .msg file is hidden after the
+// preflight, and the place of its .json record is taken by a directory,
+// which any read of the record from disk would report as damage.
 func TestWaitingNewMessageIsNotReadBack(t *testing.T) {
 	s := newFakeSender()
 	block := make(chan struct{})
 	s.setScript(func(*envelope.Envelope, int) error { <-block; return nil })
 	opts := testOptions(t)
 	opts.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
+	adm := &readingAdmitter{read: map[string]string{}}
+	opts.Admitter = adm
 	q := startQueue(t, opts, s)
 	deliver(t, q, "one@example.com", "busy")
 	second := deliver(t, q, "one@example.com", "waits")
@@ -810,8 +832,28 @@ func TestWaitingNewMessageIsNotReadBack(t *testing.T) {
 	if err := os.Mkdir(q.spool.statePath(areaQueue, second), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	msgPath := q.spool.msgPath(areaQueue, second)
+	if err := os.Rename(msgPath, msgPath+".hidden"); err != nil {
+		t.Fatal(err)
+	}
+	// The sender reads the message during Send; it is put back before
+	// the delivered message is removed.
+	s.setScript(func(env *envelope.Envelope, _ int) error {
+		if env.ID == second {
+			if err := os.Rename(msgPath+".hidden", msgPath); err != nil {
+				t.Error(err)
+			}
+		}
+		return nil
+	})
 	close(block)
 	s.waitDelivered(t, 2, 10*time.Second)
+	adm.mu.Lock()
+	admitted := adm.read[second]
+	adm.mu.Unlock()
+	if !strings.Contains(admitted, "Subject: waits") {
+		t.Errorf("the preflight read %q", admitted)
+	}
 	s.mu.Lock()
 	body, env := string(s.bodies[second]), s.envs[second]
 	s.mu.Unlock()
