@@ -98,7 +98,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 	for _, w := range warnings {
 		a.Log.Warn("policy: "+w, "hint", "reorder or narrow the rules; the first match wins")
 	}
-	rel := relay.New(client, cfg.Graph.SaveToSentItems, a.Log, relay.Options{LargeMessages: cfg.Delivery.LargeMessages})
+	rel := relay.New(client, cfg.Graph.SaveToSentItems, a.Log, relay.Options{LargeMessages: cfg.Delivery.LargeMessages,
+		QuietSuccess: cfg.Delivery.Mode != config.ModeDirect})
 	deliverer := &lateDeliverer{}
 
 	hostname := cfg.SMTP.Hostname

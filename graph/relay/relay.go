@@ -46,6 +46,11 @@ type Options struct {
 	// DefaultDeferBytes, and a negative value decodes every attachment into
 	// memory (for measuring what deferral saves).
 	DeferAttachmentBytes int64
+	// QuietSuccess is set when the caller logs every delivery itself (the
+	// queue's and the cluster's "delivered" line, which carries the same
+	// ids): the "graph accepted message" line then goes to debug level,
+	// one log write fewer per message. Failures are logged as before.
+	QuietSuccess bool
 }
 
 // Relay turns an accepted message into Graph calls.
@@ -118,7 +123,11 @@ func (r *Relay) Send(ctx context.Context, env *envelope.Envelope, raw io.ReaderA
 		r.log.Warn("graph send failed", append(attrs, "err", err)...)
 		return out.Receipt, err
 	}
-	r.log.Info("graph accepted message", attrs...)
+	level := slog.LevelInfo
+	if r.opts.QuietSuccess {
+		level = slog.LevelDebug
+	}
+	r.log.Log(ctx, level, "graph accepted message", attrs...)
 	return out.Receipt, nil
 }
 
