@@ -108,11 +108,16 @@ func reply(r *Reply, err error) error {
 	return err
 }
 
-// Quit sends QUIT without waiting for the 221, as the connection is closed
-// right after anyway.
+// Quit sends QUIT and closes the connection. It waits for the 221, as real clients (net/smtp, smtplib, swaks) do:
+// a client that hangs up and reconnects at once can find its previous
+// session still counted against the per-IP connection limit, because the
+// server has not read its QUIT yet, and the benchmark measured 421s no
+// real client sees.
 func (c *Client) Quit() error {
 	c.conn.SetDeadline(time.Now().Add(c.timeout))
-	c.tc.PrintfLine("QUIT")
+	if err := c.tc.PrintfLine("QUIT"); err == nil {
+		c.tc.ReadResponse(221)
+	}
 	return c.conn.Close()
 }
 
