@@ -25,6 +25,10 @@ func renameFile(oldpath, newpath string) error {
 	}
 }
 
+// holdDirOpen: a directory's fsync goes through a descriptor held open
+// (dirHandle).
+const holdDirOpen = true
+
 // syncDir fsyncs a directory, so that the entries created, renamed or
 // removed in it survive a power loss. On Linux a file's fsync does not
 // cover its directory entry; only this does.

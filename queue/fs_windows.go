@@ -38,6 +38,10 @@ func renameFile(oldpath, newpath string) error {
 	return nil
 }
 
+// holdDirOpen: a directory cannot be opened like a file on Windows
+// without FILE_FLAG_BACKUP_SEMANTICS, and syncDir needs no handle anyway.
+const holdDirOpen = false
+
 // syncDir has nothing to do on Windows: the write-through rename or the
 // FlushFileBuffers that preceded it has committed NTFS's log, which holds
 // the directory's changes. It still checks that the directory exists, so a

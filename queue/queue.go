@@ -424,6 +424,7 @@ func (q *Queue) Close(ctx context.Context) error {
 		}
 		q.cancel()
 		q.journal.close()
+		q.spool.close()
 		unlockSpool(q.lock)
 	})
 	return nil

@@ -52,6 +52,7 @@ type Spool struct {
 	// Directory fsyncs of the shared areas are group-committed: one fsync
 	// covers every rename that happened before it started.
 	syncQueue, syncFailed *groupSync
+	dirQueue, dirFailed   *dirHandle // nil unless held open (newDirSyncer)
 	spares                *sparePool
 	// noRecord holds the ids of messages this process created and has
 	// written no record for, so that removing a delivered message does
@@ -77,13 +78,17 @@ func openSpool(root string, fsys FS) (*Spool, error) {
 }
 
 func newSpool(root string, fsys FS) *Spool {
-	return &Spool{
-		root:       root,
-		fs:         fsys,
-		syncQueue:  newDirSyncer(fsys, filepath.Join(root, areaQueue)),
-		syncFailed: newDirSyncer(fsys, filepath.Join(root, areaFailed)),
-		spares:     newSparePool(filepath.Join(root, areaSpare), fsys),
-	}
+	s := &Spool{root: root, fs: fsys, spares: newSparePool(filepath.Join(root, areaSpare), fsys)}
+	s.syncQueue, s.dirQueue = newDirSyncer(fsys, filepath.Join(root, areaQueue))
+	s.syncFailed, s.dirFailed = newDirSyncer(fsys, filepath.Join(root, areaFailed))
+	return s
+}
+
+// close releases the directories held open for their fsyncs. The spool
+// stays usable: a later fsync opens them again.
+func (s *Spool) close() {
+	s.dirQueue.close()
+	s.dirFailed.close()
 }
 
 func (s *Spool) msgPath(area, id string) string   { return filepath.Join(s.root, area, id+extMsg) }
