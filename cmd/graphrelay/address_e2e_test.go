@@ -36,6 +36,7 @@ func addressRelay(t *testing.T, format string, mutate func(*config.Config)) (*ru
 // reaches Graph; the canonical form of an accepted address is what Graph
 // receives.
 func TestAddressRefusedAtCommand(t *testing.T) {
+	t.Parallel()
 	r, fake := addressRelay(t, config.FormatJSON, nil)
 	tests := []struct {
 		name, mail, rcpt, want string
@@ -112,6 +113,7 @@ func TestAddressRefusedAtCommand(t *testing.T) {
 // reader gave up on hid the From from the policy, while the converter read
 // it. A rule that matches only on the header From now decides on them.
 func TestHeaderFromAsTheConverterReadsIt(t *testing.T) {
+	t.Parallel()
 	for _, format := range []string{config.FormatJSON, config.FormatMIME} {
 		t.Run(format, func(t *testing.T) {
 			r, fake := certRelay(t, func(c *config.Config) {
@@ -153,6 +155,7 @@ func TestHeaderFromAsTheConverterReadsIt(t *testing.T) {
 // name never reaches Graph, and a Reply-To that is not an address (an
 // encoded word standing in for one) is left out, in both formats.
 func TestDisplayNameAndReplyToCleaned(t *testing.T) {
+	t.Parallel()
 	for _, format := range []string{config.FormatJSON, config.FormatMIME} {
 		t.Run(format, func(t *testing.T) {
 			r, fake := addressRelay(t, format, nil)
@@ -282,6 +285,7 @@ func TestUnqualifiedFromQualified(t *testing.T) {
 // that both reach Graph with a qualified Reply-To: sendmail from the
 // configured qualify_domain it reads, SMTP from the envelope sender.
 func TestCronThroughSendmailAndSMTP(t *testing.T) {
+	t.Parallel()
 	for _, format := range []string{config.FormatJSON, config.FormatMIME} {
 		t.Run(format, func(t *testing.T) {
 			r, fake := addressRelay(t, format, nil)

@@ -40,6 +40,7 @@ func (h *holdRecordsFS) Create(path string) (queue.File, error) {
 // filesystem, so the test shows the order (served before loaded), not a
 // time.
 func TestQueueSMTPServedWhileBacklogLoads(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	spoolThenStop(t, fake, cfg, "old 0", "old 1", "old 2")

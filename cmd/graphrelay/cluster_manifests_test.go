@@ -19,6 +19,7 @@ import (
 // other and enable JetStream, the StatefulSet has as many servers as the
 // stream has replicas, and the relays' readiness is /readyz.
 func TestKubernetesClusterManifests(t *testing.T) {
+	t.Parallel()
 	dir := repoPath("deploy", "kubernetes", "cluster")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	byKind := map[string][]map[string]any{}

@@ -17,6 +17,7 @@ import (
 // must not deliver it truncated: it moves it to damaged/, logs the file
 // and what to do, and "graphrelay queue damaged" shows it.
 func TestQueueTruncatedMessageIsQuarantined(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	spoolThenStop(t, fake, cfg, "cut short", "whole")

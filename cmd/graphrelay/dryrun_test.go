@@ -38,6 +38,7 @@ func readOutbox(t *testing.T, dir string) []graph.OutboxEntry {
 }
 
 func TestDryRunSwaksWritesGraphJSON(t *testing.T) {
+	t.Parallel()
 	swaks := requireClient(t, "swaks")
 	cfg := config.Default()
 	cfg.Admin.Listen = "127.0.0.1:0"
@@ -206,6 +207,7 @@ func TestServeBinaryGracefulShutdown(t *testing.T) {
 // recipient at example.com and refuse another domain with 550 5.7.1, as the
 // README explains; the log line says why.
 func TestDryRunDefaultsLimitRecipientsToExampleCom(t *testing.T) {
+	t.Parallel()
 	swaks := requireClient(t, "swaks")
 	cfg := config.Default()
 	cfg.Admin.Listen = "127.0.0.1:0"

@@ -111,6 +111,7 @@ func checkScanDelivery(t *testing.T, d graphtest.Delivery, mailbox string) {
 var scanRcpts = []string{"alice@company.com", "bob@company.com", "archive@company.com"}
 
 func TestEndToEndCertificatePEM(t *testing.T) {
+	t.Parallel()
 	cert := newAppCert(t, "graphrelay-test")
 	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
 	cfg := fakeConfig(fake, "scans@company.com")
@@ -140,6 +141,7 @@ func TestEndToEndCertificatePEM(t *testing.T) {
 }
 
 func TestEndToEndCertificatePFXAndRS256(t *testing.T) {
+	t.Parallel()
 	cert := newAppCert(t, "graphrelay-pfx")
 	pfx, err := pkcs12.Modern.Encode(cert.key, cert.cert, nil, "pfx-pass")
 	if err != nil {
@@ -166,6 +168,7 @@ func TestEndToEndCertificatePFXAndRS256(t *testing.T) {
 }
 
 func TestEndToEndClientSecret(t *testing.T) {
+	t.Parallel()
 	fake := graphtest.New(t, graphtest.Config{Secrets: []graphtest.Secret{{Value: "s3cr3t~value"}}})
 	cfg := fakeConfig(fake, "alerts@company.com")
 	secretFile := filepath.Join(t.TempDir(), "secret")
@@ -183,6 +186,7 @@ func TestEndToEndClientSecret(t *testing.T) {
 }
 
 func TestEndToEndMailboxByObjectID(t *testing.T) {
+	t.Parallel()
 	const id = "5f0c6a7e-2d1b-4c3e-9a8b-0123456789ab"
 	cert := newAppCert(t, "graphrelay-id")
 	fake := graphtest.New(t, graphtest.Config{
@@ -199,6 +203,7 @@ func TestEndToEndMailboxByObjectID(t *testing.T) {
 }
 
 func TestEndToEndNationalClouds(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ cloud, login, scope string }{
 		{"global", "login.microsoftonline.com", "https://graph.microsoft.com/.default"},
 		{"usgov", "login.microsoftonline.us", "https://graph.microsoft.us/.default"},
@@ -282,6 +287,7 @@ func TestEndToEndManagedIdentity(t *testing.T) {
 }
 
 func TestEndToEndWrongCertificate(t *testing.T) {
+	t.Parallel()
 	registered := newAppCert(t, "registered")
 	other := newAppCert(t, "not-registered")
 	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{registered.cert}})
@@ -305,6 +311,7 @@ func TestEndToEndWrongCertificate(t *testing.T) {
 }
 
 func TestEndToEndAccessPolicyDenied(t *testing.T) {
+	t.Parallel()
 	cert := newAppCert(t, "graphrelay")
 	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}, AccessPolicy: []string{"other@company.com"}})
 	cfg := fakeConfig(fake, "alerts@company.com")
@@ -342,6 +349,7 @@ func TestEndToEndGraphUnavailable(t *testing.T) {
 }
 
 func TestEndToEndPythonSmtplib(t *testing.T) {
+	t.Parallel()
 	py := requireClient(t, "python3")
 	cert := newAppCert(t, "graphrelay")
 	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
@@ -379,6 +387,7 @@ with smtplib.SMTP(host, int(port)) as s:
 }
 
 func TestEndToEndSwaks(t *testing.T) {
+	t.Parallel()
 	swaks := requireClient(t, "swaks")
 	cert := newAppCert(t, "graphrelay")
 	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})

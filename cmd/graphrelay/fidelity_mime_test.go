@@ -17,6 +17,7 @@ import (
 // recipients: the stranger in To is removed, the envelope-only recipient
 // becomes Bcc, and From is the mailbox.
 func TestEndToEndMIMEPassthrough(t *testing.T) {
+	t.Parallel()
 	r, fake := secretRelay(t, nil, func(c *config.Config) { c.Delivery.Format = config.FormatMIME })
 	raw := scanMessage("printer@mfp.lan")
 	if rep := sendNetSMTP(t, r.addr, "printer@mfp.lan", scanRcpts, raw); rep.code != 250 {
@@ -50,6 +51,7 @@ func TestEndToEndMIMEPassthrough(t *testing.T) {
 // header, then the body byte for byte; and its recipients are the
 // envelope's.
 func TestFidelityMIMEPassthrough(t *testing.T) {
+	t.Parallel()
 	py := requireClient(t, "python3")
 	r, fake := secretRelay(t, nil, func(c *config.Config) {
 		c.Delivery.Format = config.FormatMIME

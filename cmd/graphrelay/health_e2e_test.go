@@ -16,6 +16,7 @@ import (
 // to absorb that), and /graphz reports the upstream failure separately.
 // The message sent meanwhile is accepted.
 func TestReadyzInQueueModeWithEntraDown(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)

@@ -14,6 +14,7 @@ import (
 // --help (and -h) exits 0 with the usage on every command, as it did for
 // some and not for serve and health.
 func TestHelpExitsZeroEverywhere(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"--help"}, {"help"}, {"serve", "--help"}, {"serve", "-h"}, {"health", "--help"}, {"check", "--help"},
 		{"queue", "--help"}, {"queue", "list", "--help"}, {"queue", "retry", "-h"}, {"keygen", "--help"},
@@ -96,6 +97,7 @@ func TestSendmailWithoutConfigNamesConfigFlag(t *testing.T) {
 // A TCP health probe connects and closes (often with a reset); the daemon
 // must not log a warning for each one.
 func TestTCPProbeIsNotWarned(t *testing.T) {
+	t.Parallel()
 	fake := graphtest.New(t, graphtest.Config{})
 	cfg := fakeConfig(fake, "alerts@company.com")
 	cfg.Graph.ClientSecret = "probe-secret"

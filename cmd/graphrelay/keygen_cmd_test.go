@@ -30,6 +30,7 @@ func runKeygen(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestKeygenWritesMatchingCredential(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "creds")
 	code, out, errOut := runKeygen(t, "--out", dir, "--subject", `CN=relay test,O=Contoso\, Ltd,C=de`, "--days", "30")
 	if code != 0 {
@@ -116,6 +117,7 @@ func TestKeygenWritesMatchingCredential(t *testing.T) {
 // The point of keygen: Entra (here the strict fake) accepts an assertion
 // signed with the generated key once app.cer is registered.
 func TestKeygenCredentialIsAcceptedByTheTokenEndpoint(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if code, _, errOut := runKeygen(t, "--out", dir); code != 0 {
 		t.Fatalf("keygen: %s", errOut)
@@ -151,6 +153,7 @@ func TestKeygenCredentialIsAcceptedByTheTokenEndpoint(t *testing.T) {
 }
 
 func TestKeygenRefusesToOverwrite(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if code, _, errOut := runKeygen(t, "--out", dir, "--days", "10"); code != 0 {
 		t.Fatalf("first run: %s", errOut)
@@ -200,6 +203,7 @@ func TestKeygenRefusesToOverwrite(t *testing.T) {
 }
 
 func TestKeygenPFX(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	passFile := filepath.Join(t.TempDir(), "pass")
 	const password = "c0rrect-horse-battery"
@@ -234,6 +238,7 @@ func TestKeygenPFX(t *testing.T) {
 }
 
 func TestKeygenPFXPasswordFromStdin(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
 	code := keygenCmd([]string{"--out", dir, "--pfx"}, strings.NewReader("from-stdin\n"), &out, &errOut)
@@ -250,6 +255,7 @@ func TestKeygenPFXPasswordFromStdin(t *testing.T) {
 }
 
 func TestKeygenUsageErrors(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"--days", "0"}, {"--days", "5000"}, {"--subject", ""}, {"--subject", "O=Contoso"},
 		{"--subject", "CN=x,E=a@b.c"}, {"--subject", "CN=x,C=Germany"}, {"extra"},

@@ -47,6 +47,7 @@ func scrapeSample(t *testing.T, addr, series string) (float64, bool) {
 }
 
 func TestMetricsAndHealth(t *testing.T) {
+	t.Parallel()
 	cert := newAppCert(t, "graphrelay")
 	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})
 	cfg := fakeConfig(fake, "alerts@company.com", "denied@company.com")
@@ -109,6 +110,7 @@ func TestMetricsAndHealth(t *testing.T) {
 }
 
 func TestReadyzFailsWithoutToken(t *testing.T) {
+	t.Parallel()
 	cert := newAppCert(t, "graphrelay")
 	other := newAppCert(t, "not-registered")
 	fake := graphtest.New(t, graphtest.Config{Certificates: []*x509.Certificate{cert.cert}})

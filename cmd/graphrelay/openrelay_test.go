@@ -65,6 +65,7 @@ func runRelayProbes(t *testing.T, addr, srvname string) []string {
 // hacks, bang paths, quoted and double-@ forms stay refused); a message
 // sent through each confirms what reaches the fake Graph.
 func TestOpenRelayRecipientsDefault(t *testing.T) {
+	t.Parallel()
 	wantStar := []string{
 		"MAIL FROM:<> -> RCPT TO:<relaytest@nmap.scanme.org>",
 		"MAIL FROM:<antispam@nmap.scanme.org> -> RCPT TO:<relaytest@nmap.scanme.org>",
@@ -122,6 +123,7 @@ func TestOpenRelayRecipientsDefault(t *testing.T) {
 // from: keep the message is refused; under from: rewrite it leaves as bob
 // with the From rewritten. It never leaves as the other mailbox.
 func TestMailboxEscapeEndToEnd(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		from     string
 		wantCode int

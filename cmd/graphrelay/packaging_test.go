@@ -39,6 +39,7 @@ func readRepo(t *testing.T, parts ...string) string {
 // TestSystemdUnitVerifies checks packaging/graphrelay.service with systemd's
 // own parser and security analyser, offline.
 func TestSystemdUnitVerifies(t *testing.T) {
+	t.Parallel()
 	analyze := requireClient(t, "systemd-analyze")
 	unit := readRepo(t, "packaging", "graphrelay.service")
 	const execStart = "ExecStart=/usr/local/bin/graphrelay serve --config /etc/graphrelay/graphrelay.yaml\n"
@@ -98,6 +99,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 // TestSysusersSnippet creates the service user from the sysusers.d snippet
 // in a scratch root, as systemd-sysusers would at package install.
 func TestSysusersSnippet(t *testing.T) {
+	t.Parallel()
 	sysusers := requireClient(t, "systemd-sysusers")
 	snippet, err := filepath.Abs(repoPath("packaging", "graphrelay.sysusers"))
 	if err != nil {
@@ -125,6 +127,7 @@ func TestSysusersSnippet(t *testing.T) {
 // TestSystemdUnitMatchesConfig ties the unit to the example configuration
 // it runs and to graphrelay's defaults, on any host.
 func TestSystemdUnitMatchesConfig(t *testing.T) {
+	t.Parallel()
 	unit := readRepo(t, "packaging", "graphrelay.service")
 	for _, want := range []string{
 		"User=graphrelay", "StateDirectory=graphrelay", "ConfigurationDirectory=graphrelay",
@@ -257,6 +260,7 @@ func listenPort(t *testing.T, addr any) string {
 // compose.yaml together: ports, the spool volume, the health check and the
 // build command.
 func TestContainerPackaging(t *testing.T) {
+	t.Parallel()
 	df := readRepo(t, "Dockerfile")
 	image := readRepo(t, "packaging", "container.yaml")
 	cfg := loadPackaged(t, image, nil)
@@ -340,6 +344,7 @@ func TestContainerPackaging(t *testing.T) {
 // TestBuildScriptFlags: the Dockerfile runs .ci/build.sh, so its go build
 // line is the release build; it must stay static, trimmed and stamped.
 func TestBuildScriptFlags(t *testing.T) {
+	t.Parallel()
 	sh := readRepo(t, ".ci", "build.sh")
 	for _, want := range []string{
 		`CGO_ENABLED=0 GOOS="$1" GOARCH="$2" go build -trimpath -buildvcs=false`,
@@ -357,6 +362,7 @@ func TestBuildScriptFlags(t *testing.T) {
 // is mounted where queue.dir points, the Service maps 25 to the SMTP
 // listener and leaves the admin port unpublished, and the pod is locked down.
 func TestKubernetesManifests(t *testing.T) {
+	t.Parallel()
 	dir := repoPath("deploy", "kubernetes")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	byKind := map[string][]map[string]any{}

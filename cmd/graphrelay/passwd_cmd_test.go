@@ -87,6 +87,7 @@ func TestPasswdPipedVerifies(t *testing.T) {
 var bcryptHashRE = regexp.MustCompile(`\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}`)
 
 func TestPasswdErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, stdin string
 		args        []string
@@ -121,6 +122,7 @@ func TestPasswdErrors(t *testing.T) {
 }
 
 func TestPasswdHelp(t *testing.T) {
+	t.Parallel()
 	code, _, errOut := runPasswd(t, "", "-h")
 	if code != 0 || !strings.Contains(errOut, "graphrelay passwd [--user NAME]") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)

@@ -348,6 +348,7 @@ func TestTLSCertificateReload(t *testing.T) {
 // the built-in default configuration (dry-run, loopback listener): every
 // combination of sender and relay-hack recipient must be refused.
 func TestNoOpenRelay(t *testing.T) {
+	t.Parallel()
 	cfg := config.Default()
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.OutboxDir = t.TempDir()

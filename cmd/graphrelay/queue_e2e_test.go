@@ -99,6 +99,7 @@ func runQueueCmd(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestQueueModeEndToEnd(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
@@ -295,6 +296,7 @@ func TestQueueTokenOutage(t *testing.T) {
 // TestQueueMailboxConcurrency: however many clients send at once, Graph
 // never sees more than 4 requests in flight for one mailbox.
 func TestQueueMailboxConcurrency(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{Latency: 30 * time.Millisecond})
 	cfg := queueConfig(t, fake, "alerts@company.com", "scans@company.com")
 	r := startRelay(t, cfg, fake)
@@ -342,6 +344,7 @@ func TestQueueMailboxConcurrency(t *testing.T) {
 // 504; graphrelay retries (at least once) and logs the possible duplicate
 // with the client-request-id of the first request.
 func TestQueueAmbiguousOutcome(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
@@ -362,6 +365,7 @@ func TestQueueAmbiguousOutcome(t *testing.T) {
 // failed/ at once and sends a notice, as the notice mailbox, with the
 // original attached.
 func TestQueueDeadLetterNotice(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{AccessPolicy: []string{"alerts@company.com"}})
 	cfg := queueConfig(t, fake, "alerts@company.com", "denied@company.com")
 	cfg.Queue.NoticeTo = "it@company.com"
@@ -521,6 +525,7 @@ func spoolThenStop(t *testing.T, fake *graphtest.Server, cfg *config.Config, sub
 // TestQueueRestartResumes: messages still waiting when the daemon stops
 // are delivered by the next one.
 func TestQueueRestartResumes(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	spoolThenStop(t, fake, cfg, "resume 0", "resume 1", "resume 2")

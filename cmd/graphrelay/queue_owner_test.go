@@ -23,6 +23,7 @@ import (
 // command to run instead, and leaves no root-owned file behind; reading
 // the queue as root still works.
 func TestQueueChangeAsRootRefusedInForeignSpool(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, as the reproduction does (sudo graphrelay queue retry)")
 	}

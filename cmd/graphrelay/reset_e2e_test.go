@@ -15,6 +15,7 @@ import (
 // traceable: a "possible duplicate" line with the first request's
 // client-request-id, and a hint that Graph was reached.
 func TestQueueConnectionResetIsAmbiguous(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)

@@ -51,6 +51,7 @@ const backupReport = "To: Ops <ops@company.com>\nCc: cc@company.com\nBcc: hidden
 // daemon": recipients from the header plus the command line, the Bcc
 // recipient delivered but invisible.
 func TestSendmailTThroughDaemon(t *testing.T) {
+	t.Parallel()
 	r, fake := certRelay(t, nil)
 	code, _, stderr := runSendmail(t, backupReport, "-t", "-i", "--server", r.addr, "extra@company.com")
 	if code != 0 {
@@ -80,6 +81,7 @@ func TestSendmailTThroughDaemon(t *testing.T) {
 // MIME passthrough the relay counts the Bcc fields it had to drop, which
 // must be none, and the Bcc it adds itself names both hidden recipients.
 func TestSendmailRemovesBcc(t *testing.T) {
+	t.Parallel()
 	r, fake := certRelay(t, func(c *config.Config) { c.Delivery.Format = config.FormatMIME })
 	code, _, stderr := runSendmail(t, backupReport, "-t", "--server", r.addr, "extra@company.com")
 	if code != 0 {
@@ -97,6 +99,7 @@ func TestSendmailRemovesBcc(t *testing.T) {
 // TestSendmailAddsMissingHeaders: -F names the sender of a message without
 // From, and Date and Message-ID are added as sendmail adds them.
 func TestSendmailAddsMissingHeaders(t *testing.T) {
+	t.Parallel()
 	r, fake := certRelay(t, func(c *config.Config) { c.Delivery.Format = config.FormatMIME })
 	code, _, stderr := runSendmail(t, "Subject: SMART error on /dev/sda\n\nReallocated sectors: 12\n",
 		"-F", "Backup Job", "-f", "backup@nas.lan", "--server", r.addr, "ops@company.com")
@@ -127,6 +130,7 @@ func TestSendmailAddsMissingHeaders(t *testing.T) {
 // TestSendmailLoneDot: without -i a line holding "." ends the message, as
 // it always has; with -i it is text, and SMTP dot-stuffing carries it.
 func TestSendmailLoneDot(t *testing.T) {
+	t.Parallel()
 	const msg = "Subject: dots\n\nbefore\n.\nafter\n"
 	for _, tc := range []struct {
 		name      string
@@ -154,6 +158,7 @@ func TestSendmailLoneDot(t *testing.T) {
 // TestSendmailExitCodes drives each refusal the relay can give and checks
 // the sysexits code that tells cron and PHP whether to retry.
 func TestSendmailExitCodes(t *testing.T) {
+	t.Parallel()
 	r, fake := certRelay(t, func(c *config.Config) {
 		c.DefaultMailbox = ""
 		c.Rules = []config.Rule{{Name: "nas", Sender: "*@nas.lan", Mailbox: "alerts@company.com",

@@ -16,6 +16,7 @@ import (
 )
 
 func TestParseSendmailArgs(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -64,6 +65,7 @@ func TestParseSendmailArgs(t *testing.T) {
 }
 
 func TestReadSendmailInput(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, in   string
 		ignoreDots bool
@@ -116,6 +118,7 @@ func compose(t *testing.T, in string, extract bool) (string, []string) {
 // without a domain the qualifying domain, as sendmail(8) does, so the
 // relay never sees "From: root".
 func TestComposeQualifiesHeaderAddresses(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"From: root\n", "From: <root@host.lan>\r\n"},
 		{"From: root (Cron Daemon)\n", "From: \"Cron Daemon\" <root@host.lan>\r\n"},
@@ -133,6 +136,7 @@ func TestComposeQualifiesHeaderAddresses(t *testing.T) {
 }
 
 func TestComposeMessage(t *testing.T) {
+	t.Parallel()
 	t.Run("-t collects To, Cc and Bcc and removes every Bcc field", func(t *testing.T) {
 		msg, rcpts := compose(t, "To: A <a@x.com>, root\nCc: undisclosed-recipients:;\nBcc: b@x.com,\n c@x.com\nSubject: s\nBCC: d@x.com\n\nbody\nBcc: in the body\n", true)
 		if want := []string{"a@x.com", "root@host.lan", "b@x.com", "c@x.com", "d@x.com"}; !slices.Equal(rcpts, want) {
@@ -197,6 +201,7 @@ func TestComposeMessage(t *testing.T) {
 }
 
 func TestSubmitErrorExitCode(t *testing.T) {
+	t.Parallel()
 	smtpErr := func(code int) error {
 		return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 0, 0}, Message: "x"}
 	}
@@ -234,6 +239,7 @@ func TestSubmitErrorExitCode(t *testing.T) {
 }
 
 func TestSubmissionTarget(t *testing.T) {
+	t.Parallel()
 	l := func(addr string, mod ...func(*config.Listener)) config.Listener {
 		c := config.Listener{Name: "l", Address: addr}
 		for _, m := range mod {

@@ -25,6 +25,7 @@ func (f *fakeEventLog) Warning(eid uint32, msg string) error { return f.add("WAR
 func (f *fakeEventLog) Error(eid uint32, msg string) error   { return f.add("ERROR", eid, msg) }
 
 func TestEventLogHandler(t *testing.T) {
+	t.Parallel()
 	el := &fakeEventLog{}
 	var level slog.LevelVar
 	log := slog.New(newEventLogHandler(el, &level))
@@ -48,6 +49,7 @@ func TestEventLogHandler(t *testing.T) {
 }
 
 func TestEventLogHandlerConcurrentAndLong(t *testing.T) {
+	t.Parallel()
 	el := &fakeEventLog{}
 	var level slog.LevelVar
 	h := newEventLogHandler(el, &level)

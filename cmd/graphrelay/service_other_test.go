@@ -9,6 +9,7 @@ import (
 )
 
 func TestServiceIsWindowsOnly(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"service"}, {"service", "install", "--config", "/etc/graphrelay/graphrelay.yaml"}} {
 		var out, errb bytes.Buffer
 		if code := run(args, &out, &errb); code != 2 {

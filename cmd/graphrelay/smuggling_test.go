@@ -86,6 +86,7 @@ func TestSMTPSmuggling(t *testing.T) {
 // send it again. A complete message sent afterwards on the same relay is
 // the control that the spool and delivery work.
 func TestBDATCutShortNotDelivered(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)

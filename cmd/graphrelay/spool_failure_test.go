@@ -100,6 +100,7 @@ func (b *budgetFile) Write(p []byte) (int, error) {
 // message (an injected ENOSPC, which any machine can run): 452 4.3.1, and
 // nothing of the message is left.
 func TestQueueSpoolDiskFullInjected(t *testing.T) {
+	t.Parallel()
 	fsys := &diskFullFS{budget: 1 << 30}
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
@@ -129,6 +130,7 @@ func TestQueueSpoolDiskFullInjected(t *testing.T) {
 // TestQueueSpoolDiskFullTmpfs is the same on a real, small tmpfs. It needs
 // root (CAP_SYS_ADMIN) to mount, and skips otherwise.
 func TestQueueSpoolDiskFullTmpfs(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k,mode=0700"); err != nil {
 		t.Skipf("cannot mount a tmpfs here (%v); TestQueueSpoolDiskFullInjected covers a full disk", err)
@@ -154,6 +156,7 @@ func TestQueueSpoolDiskFullTmpfs(t *testing.T) {
 // TestQueueSpoolQuota: over queue.max_messages or queue.max_bytes the
 // client gets 452 4.3.1 and keeps its message.
 func TestQueueSpoolQuota(t *testing.T) {
+	t.Parallel()
 	fake := e2etest.NewFake(t, graphtest.Config{})
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	cfg.Queue.MaxMessages = 2
