@@ -90,7 +90,7 @@ func TestQueueSMTPServedWhileBacklogLoads(t *testing.T) {
 	if got := subjects(ds[before:]); fmt.Sprint(got) != "[new while loading old 0 old 1 old 2]" {
 		t.Errorf("delivered after the restart: %v", got)
 	}
-	e2etest.WaitFor(t, 5*time.Second, "the backlog's end", func() bool {
+	e2etest.WaitFor(t, time.Minute, "the backlog's end", func() bool {
 		return strings.Contains(r2.logs.String(), "resuming spooled messages")
 	})
 }

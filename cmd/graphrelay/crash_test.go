@@ -111,7 +111,7 @@ default_mailbox: alerts@company.com
 				t.Fatal(err)
 			}
 			go func() { d.done <- d.cmd.Wait() }()
-			if e2etest.WaitListening(addr, d.done, 15*time.Second) {
+			if e2etest.WaitListening(addr, d.done, time.Minute) {
 				return d
 			}
 			d.cmd.Process.Kill()

@@ -40,14 +40,14 @@ func TestQueueTruncatedMessageIsQuarantined(t *testing.T) {
 	cfg2.SMTP.Listeners = []config.Listener{{Name: "test", Address: "127.0.0.1:0"}}
 	r2 := startRelay(t, &cfg2, fake)
 	ds := fake.WaitDeliveries(1, 10*time.Second)
-	e2etest.WaitFor(t, 5*time.Second, "delivered log", func() bool { return strings.Contains(r2.logs.String(), "msg=delivered") })
+	e2etest.WaitFor(t, time.Minute, "delivered log", func() bool { return strings.Contains(r2.logs.String(), "msg=delivered") })
 	if got := subjects(fake.Deliveries()); len(got) != 1 || got[0] != "whole" {
 		t.Errorf("delivered %v (first %d), want only the whole message", got, len(ds))
 	}
 	if !strings.Contains(r2.logs.String(), "file="+victim) {
 		t.Errorf("no log line names %s", victim)
 	}
-	e2etest.WaitFor(t, 5*time.Second, "the damaged gauge", func() bool {
+	e2etest.WaitFor(t, time.Minute, "the damaged gauge", func() bool {
 		return scrape(t, r2.app.AdminAddr(), "graphrelay_queue_damaged") == 1
 	})
 	code, out, errOut := runQueueCmd(t, "damaged", "--dir", cfg.Queue.Dir)

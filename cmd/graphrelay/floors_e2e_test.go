@@ -82,7 +82,7 @@ default_mailbox: free@company.com
 			t.Fatal(err)
 		}
 		go func() { d.done <- d.cmd.Wait() }()
-		if !e2etest.WaitListening(addr, d.done, 30*time.Second) {
+		if !e2etest.WaitListening(addr, d.done, time.Minute) {
 			d.cmd.Process.Kill()
 			t.Fatalf("the daemon did not come up; log:\n%s", e2etest.Tail(logPath))
 		}
@@ -100,7 +100,7 @@ default_mailbox: free@company.com
 	fake.FailGraph(graphtest.Fault{Mailbox: "busy@company.com", Status: 429, RetryAfter: "20"})
 	send("busy@company.com", "throttled")
 	var throttledAt time.Time
-	e2etest.WaitFor(t, 10*time.Second, "the 429", func() bool {
+	e2etest.WaitFor(t, time.Minute, "the 429", func() bool {
 		for _, r := range fake.GraphRequests() {
 			if r.Status == 429 {
 				throttledAt = r.End
@@ -114,7 +114,7 @@ default_mailbox: free@company.com
 		send("busy@company.com", fmt.Sprintf("waiting %d", i))
 	}
 	// The floor is on disk before the attempt's outcome is logged.
-	e2etest.WaitFor(t, 10*time.Second, "the deferred line", func() bool {
+	e2etest.WaitFor(t, time.Minute, "the deferred line", func() bool {
 		b, _ := os.ReadFile(logPath)
 		return strings.Contains(string(b), "msg=deferred")
 	})
@@ -127,7 +127,7 @@ default_mailbox: free@company.com
 		<-d.done
 	}()
 	send("free@company.com", "free after restart")
-	e2etest.WaitFor(t, 10*time.Second, "free@'s delivery", func() bool {
+	e2etest.WaitFor(t, time.Minute, "free@'s delivery", func() bool {
 		for _, dl := range fake.Deliveries() {
 			if dl.Message.Subject == "free after restart" {
 				return true

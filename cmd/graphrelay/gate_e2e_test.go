@@ -88,7 +88,7 @@ func TestQueueRetryAfterBeyondMaxAge(t *testing.T) {
 	fake.FailGraph(graphtest.Fault{Mailbox: "scans@company.com", Status: 503, RetryAfter: "86400"})
 	mustQueue(t, r.addr, "scans@company.com", "Held back")
 	var failed []struct{ ID, Reason string }
-	e2etest.WaitFor(t, 30*time.Second, "the dead letter in failed/", func() bool {
+	e2etest.WaitFor(t, time.Minute, "the dead letter in failed/", func() bool {
 		code, out, _ := runQueueCmd(t, "failed", "--json", "--dir", cfg.Queue.Dir)
 		failed = nil
 		return code == 0 && json.Unmarshal([]byte(out), &failed) == nil && len(failed) == 1

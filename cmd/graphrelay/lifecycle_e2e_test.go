@@ -43,7 +43,7 @@ func TestStartWithPortTakenTouchesNoSpool(t *testing.T) {
 		b, _ := json.Marshal(entries)
 		return string(b)
 	}
-	e2etest.WaitFor(t, 10*time.Second, "an attempt recorded", func() bool { return strings.Contains(listed(), "503") })
+	e2etest.WaitFor(t, time.Minute, "an attempt recorded", func() bool { return strings.Contains(listed(), "503") })
 	r.app.Close()
 	before, requests := listed(), len(fake.GraphRequests())
 	// The message is due again (retry_max is 500ms): a start that got as
@@ -113,7 +113,7 @@ func TestShutdownWithIdleClient(t *testing.T) {
 	}
 	mustQueue(t, r.addr, "alerts@company.com", "in flight")
 	mustQueue(t, r.addr, "alerts@company.com", "waits")
-	e2etest.WaitFor(t, 10*time.Second, "the first request in flight", func() bool { return inFlight(fake) })
+	e2etest.WaitFor(t, time.Minute, "the first request in flight", func() bool { return inFlight(fake) })
 
 	start := time.Now()
 	if err := r.app.Close(); err != nil {

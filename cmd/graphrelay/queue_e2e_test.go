@@ -108,7 +108,7 @@ func TestQueueModeEndToEnd(t *testing.T) {
 	if len(ds) != 1 || ds[0].Message.Subject != "queued hello" || ds[0].Mailbox != "alerts@company.com" {
 		t.Fatalf("deliveries = %+v", ds)
 	}
-	e2etest.WaitFor(t, 5*time.Second, "delivered log line", func() bool { return strings.Contains(r.logs.String(), "msg=delivered") })
+	e2etest.WaitFor(t, time.Minute, "delivered log line", func() bool { return strings.Contains(r.logs.String(), "msg=delivered") })
 	logs := r.logs.String()
 	id := regexp.MustCompile(`msg=queued id=(\w+)`).FindStringSubmatch(logs)
 	if id == nil {
@@ -139,7 +139,7 @@ func TestQueueOutageRecovery(t *testing.T) {
 		mustQueue(t, r.addr, from, fmt.Sprintf("outage %d", i))
 	}
 	// Let the outage last through several backoff rounds.
-	e2etest.WaitFor(t, 20*time.Second, "three failed rounds", func() bool { return count503(fake) >= 3*n })
+	e2etest.WaitFor(t, time.Minute, "three failed rounds", func() bool { return count503(fake) >= 3*n })
 	fake.SetGraphOutage(nil)
 	recovery := time.Now()
 	ds := fake.WaitDeliveries(n, 20*time.Second)
@@ -148,7 +148,7 @@ func TestQueueOutageRecovery(t *testing.T) {
 	}
 	// The fake records a request when its answer is written, just after
 	// the delivery.
-	e2etest.WaitFor(t, 5*time.Second, "requests recorded", func() bool {
+	e2etest.WaitFor(t, time.Minute, "requests recorded", func() bool {
 		k := 0
 		for _, g := range fake.GraphRequests() {
 			if g.Status == 202 {
@@ -228,7 +228,7 @@ func TestQueueThrottleStorm(t *testing.T) {
 		}
 	}
 	// Keep the storm up for a second round of 429s, then lift it.
-	e2etest.WaitFor(t, 15*time.Second, "a second round of 429s", func() bool {
+	e2etest.WaitFor(t, time.Minute, "a second round of 429s", func() bool {
 		rounds := map[int64]bool{}
 		for _, g := range fake.GraphRequests() {
 			if g.Status == 429 {
@@ -279,7 +279,7 @@ func TestQueueTokenOutage(t *testing.T) {
 	}
 	// graph holds a failed token request for a second, so this is a few
 	// rounds of retries.
-	e2etest.WaitFor(t, 10*time.Second, "failed token requests", func() bool { return len(fake.TokenRequests()) >= 2 })
+	e2etest.WaitFor(t, time.Minute, "failed token requests", func() bool { return len(fake.TokenRequests()) >= 2 })
 	if n := len(fake.Deliveries()); n != 0 {
 		t.Fatalf("%d delivered without a token", n)
 	}
@@ -354,7 +354,7 @@ func TestQueueAmbiguousOutcome(t *testing.T) {
 	if len(ds) != 2 || ds[0].Message.Subject != "maybe twice" || ds[1].Message.Subject != "maybe twice" {
 		t.Fatalf("deliveries = %d; an ambiguous 504 must be retried", len(ds))
 	}
-	e2etest.WaitFor(t, 5*time.Second, "log", func() bool { return strings.Contains(r.logs.String(), "msg=delivered") })
+	e2etest.WaitFor(t, time.Minute, "log", func() bool { return strings.Contains(r.logs.String(), "msg=delivered") })
 	logs := r.logs.String()
 	if !strings.Contains(logs, "possible duplicate") || !strings.Contains(logs, "client_request_id="+ds[0].ClientRequestID) {
 		t.Errorf("the possible duplicate is not logged with client-request-id %s:%s", ds[0].ClientRequestID, r.logs)
@@ -410,7 +410,7 @@ func TestQueueDeadLetterNotice(t *testing.T) {
 	// The .msg moves first and its record follows (queue/FORMAT.md); a
 	// listing between the two renames shows the dead letter without its
 	// reason, which a slow machine (Wine) catches.
-	e2etest.WaitFor(t, 5*time.Second, "the dead letter and its record in failed/", func() bool {
+	e2etest.WaitFor(t, time.Minute, "the dead letter and its record in failed/", func() bool {
 		code, out, _ := runQueueCmd(t, "failed", "--json", "--dir", cfg.Queue.Dir)
 		failed = nil
 		return code == 0 && json.Unmarshal([]byte(out), &failed) == nil && len(failed) == 1 && failed[0].Reason != ""
@@ -418,7 +418,7 @@ func TestQueueDeadLetterNotice(t *testing.T) {
 	if failed[0].Reason != "permanent" || failed[0].Attempts != 1 || !strings.Contains(failed[0].Hint, "Application Access Policy") {
 		t.Errorf("dead letter = %+v", failed[0])
 	}
-	e2etest.WaitFor(t, 5*time.Second, "the failed line", func() bool {
+	e2etest.WaitFor(t, time.Minute, "the failed line", func() bool {
 		return strings.Contains(r.logs.String(), "msg=failed id="+failed[0].ID)
 	})
 }
@@ -444,7 +444,7 @@ func TestQueueAdminCommands(t *testing.T) {
 		LastError string `json:"last_error"`
 		Mailbox   string `json:"mailbox"`
 	}
-	e2etest.WaitFor(t, 10*time.Second, "both tried", func() bool {
+	e2etest.WaitFor(t, time.Minute, "both tried", func() bool {
 		_, out, _ := runQueueCmd(t, "list", "--json", "--dir", dir)
 		entries = nil
 		json.Unmarshal([]byte(out), &entries)
@@ -469,7 +469,7 @@ func TestQueueAdminCommands(t *testing.T) {
 	if code, out, _ = runQueueCmd(t, "retry", one, "--dir", dir); code != 0 {
 		t.Errorf("queue retry (%d): %s", code, out)
 	}
-	e2etest.WaitFor(t, 10*time.Second, "dead letter", func() bool {
+	e2etest.WaitFor(t, time.Minute, "dead letter", func() bool {
 		_, out, _ := runQueueCmd(t, "failed", "--dir", dir)
 		return strings.Contains(out, one) && strings.Contains(out, "permanent")
 	})
@@ -517,7 +517,7 @@ func spoolThenStop(t *testing.T, fake *graphtest.Server, cfg *config.Config, sub
 	for _, s := range subjects {
 		mustQueue(t, r.addr, "alerts@company.com", s)
 	}
-	e2etest.WaitFor(t, 10*time.Second, "first attempts", func() bool { return count503(fake) >= len(subjects) })
+	e2etest.WaitFor(t, time.Minute, "first attempts", func() bool { return count503(fake) >= len(subjects) })
 	r.app.Close()
 	fake.SetGraphOutage(nil)
 }

@@ -36,7 +36,7 @@ func TestQueueChangeAsRootRefusedInForeignSpool(t *testing.T) {
 	cfg := queueConfig(t, fake, "alerts@company.com")
 	r := startRelay(t, cfg, fake)
 	mustQueue(t, r.addr, "alerts@company.com", "waiting")
-	e2etest.WaitFor(t, 10*time.Second, "a failed attempt", func() bool { return len(fake.GraphRequests()) >= 1 })
+	e2etest.WaitFor(t, time.Minute, "a failed attempt", func() bool { return len(fake.GraphRequests()) >= 1 })
 	r.app.Close() // the daemon is stopped, as in the reproduction
 
 	// The spool as the service user's: chown -R nobody.

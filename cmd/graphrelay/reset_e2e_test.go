@@ -25,7 +25,7 @@ func TestQueueConnectionResetIsAmbiguous(t *testing.T) {
 	if len(ds) != 2 || ds[0].ClientRequestID == ds[1].ClientRequestID {
 		t.Fatalf("deliveries = %d; a reset after the request was sent must be retried with a new request", len(ds))
 	}
-	e2etest.WaitFor(t, 5*time.Second, "log", func() bool { return strings.Contains(r.logs.String(), "msg=delivered") })
+	e2etest.WaitFor(t, time.Minute, "log", func() bool { return strings.Contains(r.logs.String(), "msg=delivered") })
 	var dup, deferred string
 	for _, line := range strings.Split(r.logs.String(), "\n") {
 		switch {

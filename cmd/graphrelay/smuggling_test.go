@@ -105,7 +105,7 @@ func TestBDATCutShortNotDelivered(t *testing.T) {
 		if strings.Contains(string(out), "queued as") {
 			t.Fatalf("cut at %d of %d: accepted:\n%s", cut, len(body), out)
 		}
-		e2etest.WaitFor(t, 10*time.Second, "the refusal in the log", func() bool {
+		e2etest.WaitFor(t, time.Minute, "the refusal in the log", func() bool {
 			return strings.Count(r.logs.String(), "Connection lost while receiving") >= i+1 ||
 				strings.Count(r.logs.String(), "client's connection ended before the message was complete") >= i+1
 		})
@@ -121,7 +121,7 @@ func TestBDATCutShortNotDelivered(t *testing.T) {
 		t.Fatalf("%d deliveries, want only the complete message", len(ds))
 	}
 	for _, dir := range []string{"queue", "failed", "tmp"} {
-		e2etest.WaitFor(t, 5*time.Second, dir+"/ empty", func() bool {
+		e2etest.WaitFor(t, time.Minute, dir+"/ empty", func() bool {
 			entries, _ := os.ReadDir(filepath.Join(cfg.Queue.Dir, dir))
 			return len(entries) == 0
 		})

@@ -183,7 +183,7 @@ func TestQueueSpoolQuota(t *testing.T) {
 	if ds := fake.WaitDeliveries(2, 10*time.Second); len(ds) != 2 {
 		t.Fatalf("%d of 2 delivered", len(ds))
 	}
-	e2etest.WaitFor(t, 5*time.Second, "quota freed", func() bool {
+	e2etest.WaitFor(t, time.Minute, "quota freed", func() bool {
 		code, _ := smtpSend(r.addr, "alerts@company.com", []string{"alice@company.com"}, e2etest.SimpleMessage("alerts@company.com", "q4"))
 		return code == 250
 	})
