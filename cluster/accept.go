@@ -47,9 +47,8 @@ func (c *Cluster) accept(ctx context.Context, env *envelope.Envelope, msg io.Rea
 		return 0, &StoreError{Op: "consumer", Err: err}
 	}
 	src := &sourceReader{r: msg}
-	info, err := c.st.bodies.Put(ctx, jetstream.ObjectMeta{Name: env.ID}, fullReader{src})
+	inline, size, err := c.st.putBody(ctx, env.ID, src)
 	if err != nil {
-		c.st.removeBody(context.Background(), env.ID)
 		if src.err != nil {
 			// Errors from the SMTP stream (size limit, timeout) pass
 			// unchanged so the reply names them.
@@ -59,11 +58,14 @@ func (c *Cluster) accept(ctx context.Context, env *envelope.Envelope, msg io.Rea
 	}
 	e := *env
 	e.Recipients = append([]string(nil), env.Recipients...)
-	e.Size = int64(info.Size)
+	e.Size = size
 	rec := stored{Record: *queue.NewRecord(queue.Record{Envelope: e, Notice: notice, NoticeFor: noticeFor, NextTry: time.Now()}), Gen: 1}
+	rec.setBody(inline)
 	if err := c.publish(ctx, b.token, &rec); err != nil {
 		c.st.records.Purge(context.Background(), env.ID)
-		c.st.removeBody(context.Background(), env.ID)
+		if !rec.Inline {
+			c.st.removeBody(context.Background(), env.ID)
+		}
 		return 0, err
 	}
 	return e.Size, nil

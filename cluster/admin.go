@@ -108,7 +108,10 @@ func (a *Admin) Show(id string) (*queue.Message, error) {
 	if rec.Dead != nil {
 		m.Area = "failed"
 	}
-	if obj, err := a.st.bodies.Get(a.ctx, id); err == nil {
+	if rec.Inline {
+		m.Path = "nats record " + bucketRecords + "/" + id
+		m.Header = headerBlock(bytes.NewReader(rec.Body))
+	} else if obj, err := a.st.bodies.Get(a.ctx, id); err == nil {
 		m.Header = headerBlock(obj)
 		obj.Close()
 	}
@@ -169,7 +172,7 @@ func (a *Admin) change(id, op string) (string, error) {
 			err = a.st.records.Purge(ctx, id, jetstream.LastRevision(rec.rev))
 			if err == nil {
 				a.dropWorkItem(ctx, rec.Seq)
-				if derr := a.st.removeBody(ctx, id); derr != nil {
+				if derr := a.st.dropBody(ctx, rec); derr != nil {
 					return "", fmt.Errorf("deleted the record, but not the body: %w", derr)
 				}
 				return "deleted " + id, nil
@@ -224,14 +227,18 @@ func (a *Admin) Import(rec *queue.Record, body io.Reader) error {
 	} else if !isNotFound(err) {
 		return err
 	}
-	info, err := a.st.bodies.Put(ctx, jetstream.ObjectMeta{Name: id}, body)
+	inline, size, err := a.st.putBody(ctx, id, body)
 	if err != nil {
 		return fmt.Errorf("store the body: %w", err)
 	}
-	if info.Size != uint64(rec.Envelope.Size) {
-		return fmt.Errorf("stored %d bytes of %d", info.Size, rec.Envelope.Size)
+	if size != rec.Envelope.Size {
+		if inline == nil {
+			a.st.removeBody(context.Background(), id)
+		}
+		return fmt.Errorf("stored %d bytes of %d", size, rec.Envelope.Size)
 	}
 	st := stored{Record: *rec, Gen: 1}
+	st.setBody(inline)
 	if st.Attempts == nil {
 		st.Attempts = []queue.Attempt{}
 	}

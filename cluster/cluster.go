@@ -66,6 +66,11 @@ type stored struct {
 	// so that an admin's retry, requeue or delete removes a deferred item
 	// instead of leaving it in the stream until its delay ends.
 	Seq uint64 `json:"seq,omitempty"`
+	// Inline says the body is Body, kept in the record because it is at
+	// most inlineMax bytes; otherwise it is in the object store under the
+	// message's id (body.go).
+	Inline bool   `json:"inline,omitempty"`
+	Body   []byte `json:"body,omitempty"`
 	// rev is the record's revision in the bucket when it was read, for
 	// compare-and-set: an admin's change made during an attempt wins.
 	rev uint64

@@ -89,7 +89,6 @@ func (c *Cluster) handle(b *box, m jetstream.Msg) {
 		return
 	}
 	defer staged.Close()
-	defer os.Remove(staged.Name())
 
 	// Record the attempt before waiting for the mailbox's slot, as the
 	// local queue records it before its request slot: the slot is then
@@ -178,7 +177,7 @@ func (c *Cluster) delivered(m jetstream.Msg, rec *stored, n int, res queue.Resul
 	if err := m.DoubleAck(ctx); err != nil {
 		c.log.Warn("delivered, but the cluster did not confirm the acknowledgement", append(c.msgAttrs(rec), "err", err)...)
 	}
-	if err := c.st.removeBody(ctx, id); err != nil {
+	if err := c.st.dropBody(ctx, rec); err != nil {
 		c.log.Warn("delivered, but cannot remove the body from the object store", append(c.msgAttrs(rec), "err", err)...)
 	}
 	c.opts.Observer.Delivered(rec.Envelope.Mailbox.Address, end.Sub(rec.Envelope.ReceivedAt))
@@ -265,9 +264,14 @@ func (c *Cluster) notify(kind string, rec *stored, res queue.Result, now time.Ti
 	return id, nil
 }
 
-// stage copies the body into a temporary file: the Sender needs random
-// access, and a 35 MB message must not be held in memory.
-func (c *Cluster) stage(ctx context.Context, rec *stored) (*os.File, error) {
+// stage returns the body with random access, as the Sender needs: an
+// inline body as it is, and one from the object store copied into a
+// temporary file, because a 35 MB message must not be held in memory.
+// Close removes the file.
+func (c *Cluster) stage(ctx context.Context, rec *stored) (stagedBody, error) {
+	if rec.Inline {
+		return inlineBody{bytes.NewReader(rec.Body)}, nil
+	}
 	f, err := os.CreateTemp(c.opts.StageDir, "graphrelay-"+rec.Envelope.ID+"-*.eml")
 	if err != nil {
 		return nil, err
@@ -277,7 +281,25 @@ func (c *Cluster) stage(ctx context.Context, rec *stored) (*os.File, error) {
 		os.Remove(f.Name())
 		return nil, err
 	}
-	return f, nil
+	return stagedFile{f}, nil
+}
+
+// stagedBody is a message body ready to send.
+type stagedBody interface {
+	io.ReaderAt
+	io.Closer
+}
+
+type inlineBody struct{ *bytes.Reader }
+
+func (inlineBody) Close() error { return nil }
+
+type stagedFile struct{ *os.File }
+
+func (f stagedFile) Close() error {
+	err := f.File.Close()
+	os.Remove(f.Name())
+	return err
 }
 
 // putRecord writes the record if nobody changed it since it was read;

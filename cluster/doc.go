@@ -4,11 +4,12 @@
 //
 // # Accept
 //
-// Deliver stores the message body in the object store bucket
-// GRAPHRELAY_BODIES (in 128 KiB chunks, so a 35 MB message is stored whole
-// although NATS' default payload limit is 1 MB), then its record (the
-// local queue's Record) in the key-value bucket GRAPHRELAY_RECORDS, then
-// a work item in the work-queue stream GRAPHRELAY_QUEUE. Every write waits
+// Deliver stores the message's record (the local queue's Record) in the
+// key-value bucket GRAPHRELAY_RECORDS, with the body inside it when the
+// body has at most 64 KiB, and otherwise after the body in the object
+// store bucket GRAPHRELAY_BODIES (in 128 KiB chunks, so a 35 MB message is
+// stored whole although NATS' default payload limit is 1 MB); then it
+// stores a work item in the work-queue stream GRAPHRELAY_QUEUE. Every write waits
 // for JetStream's acknowledgement, which a replicated stream gives only
 // after a quorum of its replicas (2 of 3 at R3) has stored it; only then
 // does smtpd answer 250. A write that fails answers 451 4.3.0, a cluster
