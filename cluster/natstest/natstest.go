@@ -256,3 +256,12 @@ func freePorts(t testing.TB, n int) []int {
 	}
 	return ports
 }
+
+// Pid is the node's process id, 0 while it is stopped: benchmarks read
+// the server's CPU time from it.
+func (n *Node) Pid() int {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
