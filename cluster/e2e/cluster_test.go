@@ -76,6 +76,9 @@ smtp:
   listeners:
     - name: cluster
       address: %s
+      # 16 clients on one relay (the local run of the benchmark) open
+      # new sessions faster than closed ones are counted out.
+      max_connections_per_ip: 64
   shutdown_timeout: 5s
 graph:
   tenant_id: %s
@@ -587,36 +590,6 @@ func TestClusterOperate(t *testing.T) {
 	if res, err := e2etest.SendRawSMTP(p0.addr, "alerts@company.com", []string{"alice@company.com"},
 		e2etest.SimpleMessage("alerts@company.com", "op-no-quorum"), 60*time.Second); err != nil || res.Code/100 != 4 {
 		t.Errorf("a message without a quorum got %d %s %v; want 451 or 452, never 250", res.Code, res.Msg, err)
-	}
-}
-
-// BenchmarkRelayThroughput compares one relay on the local spool with
-// three relays on the cluster, under 16 SMTP clients over two mailboxes,
-// with an instant Graph and with Graph's typical 150 ms: messages per
-// second from the first DATA to the last delivery. Run it with a fixed
-// count: go test -run '^$' -bench RelayThroughput -benchtime 300x ./cluster/e2e
-func BenchmarkRelayThroughput(b *testing.B) {
-	for _, latency := range []time.Duration{0, 150 * time.Millisecond} {
-		for _, setup := range []struct {
-			name    string
-			relays  int
-			backend string
-		}{{"local-1", 1, "local"}, {"jetstream-3", 3, "jetstream"}} {
-			b.Run(fmt.Sprintf("%s/graph-%v", setup.name, latency), func(b *testing.B) {
-				r := newRig(b, setup.relays, graphtest.Config{Latency: latency}, setup.backend, "400ms")
-				per := max(1, b.N/16)
-				b.ResetTimer()
-				start := time.Now()
-				acc, refused := r.load(16, per, nil)
-				r.waitAllDelivered(acc, 10*time.Minute)
-				elapsed := time.Since(start)
-				b.StopTimer()
-				if refused > 0 {
-					b.Errorf("%d refused", refused)
-				}
-				b.ReportMetric(float64(len(acc))/elapsed.Seconds(), "msg/s")
-			})
-		}
 	}
 }
 
