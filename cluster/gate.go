@@ -30,8 +30,16 @@ type gate struct {
 	// token: the next request of this relay for the mailbox reuses one
 	// without two replicated writes (delete, create), and an idle lease
 	// is deleted after idleTTL so the other relays get their turn.
-	idle   map[string][]*lease
-	closed bool
+	idle map[string][]*lease
+	// held maps a lease key to when this relay last saw it exist: written
+	// (created or renewed, from the watcher) or refused as existing. A
+	// waiter skips such a key for heldTrust instead of asking the cluster
+	// again; a delete clears it at once.
+	held map[string]time.Time
+	// deletes counts the lease deletions the watcher has seen, so that a
+	// refusal that crossed a deletion does not mark a free key held.
+	deletes uint64
+	closed  bool
 }
 
 const (
@@ -42,6 +50,16 @@ const (
 	// relay, so that a busy relay does not keep a slot from the others.
 	maxReuse = 16
 )
+
+// heldTrust is how long a lease key seen to exist is taken as held
+// without asking the cluster. Releases come as delete events, which clear
+// it at once, so this only bounds how late a waiter notices a lease that
+// expired (its relay died) or a delete event that a reconnect lost. It
+// saves the waiters' polls of the cluster: with three relays of four
+// fetchers on a mailbox of four slots, eight waiters each asking for four
+// keys every PollInterval cost the NATS servers more CPU than the
+// messages did.
+func (g *gate) heldTrust() time.Duration { return 4 * g.opts.PollInterval }
 
 // boxState is a mailbox's shared schedule.
 type boxState struct {
@@ -55,7 +73,8 @@ type boxState struct {
 func newGate(st *store, o Options) *gate {
 	host, _ := os.Hostname()
 	return &gate{st: st, opts: o, owner: fmt.Appendf(nil, "%s %s pid %d", o.Name, host, os.Getpid()),
-		state: map[string]boxState{}, changed: map[string]chan struct{}{}, idle: map[string][]*lease{}}
+		state: map[string]boxState{}, changed: map[string]chan struct{}{}, idle: map[string][]*lease{},
+		held: map[string]time.Time{}}
 }
 
 // watch follows both buckets until ctx ends.
@@ -70,15 +89,21 @@ func (g *gate) watch(ctx context.Context) error {
 	}
 	// A released lease wakes this relay's waiters for the mailbox. A
 	// lease that expires (its relay died) leaves no event; waiters find
-	// it free at their next poll.
+	// it free once heldTrust has passed.
 	go func() {
 		for e := range lw.Updates() {
-			if e == nil || e.Operation() == jetstream.KeyValuePut {
+			if e == nil {
 				continue
 			}
 			token, _, _ := strings.Cut(e.Key(), ".")
 			g.mu.Lock()
-			g.signalLocked(token)
+			if e.Operation() == jetstream.KeyValuePut {
+				g.held[e.Key()] = time.Now()
+			} else {
+				delete(g.held, e.Key())
+				g.deletes++
+				g.signalLocked(token)
+			}
 			g.mu.Unlock()
 		}
 	}()
@@ -150,8 +175,15 @@ func (g *gate) acquire(ctx context.Context, b *box) (*lease, error) {
 			break
 		}
 		first := rand.IntN(b.limit)
+		wait := g.heldTrust()
 		for i := range b.limit {
 			key := fmt.Sprintf("%s.%d", b.token, (first+i)%b.limit)
+			if left := g.heldFor(key); left > 0 {
+				wait = min(wait, left)
+				continue
+			}
+			wait = min(wait, g.opts.PollInterval)
+			seen := g.deletesSeen()
 			rev, err := g.st.leases.Create(ctx, key, g.owner)
 			if err == nil {
 				l = &lease{key: key, rev: rev, stop: make(chan struct{}), done: make(chan struct{})}
@@ -163,11 +195,12 @@ func (g *gate) acquire(ctx context.Context, b *box) (*lease, error) {
 				}
 				break // the cluster is unavailable; wait and try again
 			}
+			g.sawHeld(key, seen)
 		}
 		if l != nil {
 			break
 		}
-		t := time.NewTimer(g.opts.PollInterval/2 + rand.N(g.opts.PollInterval))
+		t := time.NewTimer(wait/2 + rand.N(wait))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -192,6 +225,33 @@ func (g *gate) acquire(ctx context.Context, b *box) (*lease, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// heldFor returns how much longer key is taken as held, or 0 when it may
+// be free.
+func (g *gate) heldFor(key string) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t, ok := g.held[key]; ok {
+		return max(0, g.heldTrust()-time.Since(t))
+	}
+	return 0
+}
+
+func (g *gate) deletesSeen() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.deletes
+}
+
+// sawHeld notes that key was found to exist, unless a deletion was seen
+// since seen: the key may be free again already.
+func (g *gate) sawHeld(key string, seen uint64) {
+	g.mu.Lock()
+	if g.deletes == seen {
+		g.held[key] = time.Now()
+	}
+	g.mu.Unlock()
 }
 
 // waitFloor waits until the mailbox's Retry-After floor has passed.
