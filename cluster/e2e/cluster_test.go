@@ -403,6 +403,8 @@ func TestClusterLargeMessage(t *testing.T) {
 	if len(ds) != 1 || len(ds[0].Message.Attachments) != 1 || string(ds[0].Message.Attachments[0].Content) != string(attachment) {
 		t.Fatalf("the 30 MB message did not arrive whole: %d deliveries\n%s", len(ds), grepLines(r.logs(), "level=", 20))
 	}
+	// The fake has the message before its relay logs the delivery.
+	e2etest.WaitFor(t, time.Minute, "a relay's delivered line", func() bool { return strings.Contains(r.logs(), "msg=delivered") })
 	for _, p := range r.relays {
 		hwm, err := vmHWM(p.cmd.Process.Pid)
 		if err != nil {
