@@ -107,6 +107,24 @@ func Start(t testing.TB, n int) *Cluster {
 // the readiness check needs then.
 func StartWith(t testing.TB, n int, extra string, connect ...nats.Option) *Cluster {
 	t.Helper()
+	// The ports are free when picked but taken only when the servers
+	// start, so a process of a test running in parallel may take one
+	// first; the server that cannot listen exits, and the cluster is
+	// started again on new ports.
+	for try := 1; ; try++ {
+		c, err := startOnce(t, n, extra, connect)
+		if err == nil {
+			return c
+		}
+		if try == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("NATS cluster did not start (%v); starting it again on new ports", err)
+	}
+}
+
+func startOnce(t testing.TB, n int, extra string, connect []nats.Option) (*Cluster, error) {
+	t.Helper()
 	c := &Cluster{t: t, bin: Binary(t), connect: connect}
 	dir := t.TempDir()
 	clientPorts, routePorts := freePorts(t, n), freePorts(t, n)
@@ -142,8 +160,13 @@ func StartWith(t testing.TB, n int, extra string, connect ...nats.Option) *Clust
 			c.Kill(node)
 		}
 	})
-	c.WaitReady()
-	return c
+	if err := c.waitReady(); err != nil {
+		for _, node := range c.Nodes {
+			c.Kill(node)
+		}
+		return nil, err
+	}
+	return c, nil
 }
 
 func (c *Cluster) start(node *Node) {
@@ -190,6 +213,14 @@ func (c *Cluster) Restart(node *Node) {
 // WaitReady waits until JetStream answers through every running node.
 func (c *Cluster) WaitReady() {
 	c.t.Helper()
+	if err := c.waitReady(); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// waitReady waits until JetStream answers through every running node; it
+// gives up at once when a node's process exits.
+func (c *Cluster) waitReady() error {
 	deadline := time.Now().Add(60 * time.Second)
 	for _, node := range c.Nodes {
 		if node.cmd == nil {
@@ -200,13 +231,27 @@ func (c *Cluster) WaitReady() {
 			if err == nil {
 				break
 			}
+			for _, other := range c.Nodes {
+				if other.cmd == nil {
+					continue
+				}
+				select {
+				case <-other.done:
+					return fmt.Errorf("nats-server %s exited; log:\n%s", other.Name, other.Log())
+				default:
+				}
+			}
 			if time.Now().After(deadline) {
-				b, _ := os.ReadFile(node.log)
-				c.t.Fatalf("nats-server %s has no JetStream: %v\nlog:\n%s", node.Name, err, tail(string(b), 30))
+				var logs strings.Builder
+				for _, n := range c.Nodes {
+					fmt.Fprintf(&logs, "\n%s log:\n%s", n.Name, n.Log())
+				}
+				return fmt.Errorf("nats-server %s has no JetStream: %v%s", node.Name, err, logs.String())
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	return nil
 }
 
 func jsReady(url string, opts []nats.Option) error {
