@@ -8,19 +8,24 @@ import (
 )
 
 // A connection that finds its IP (or the listener) at the connection
-// limit waits a moment for a slot before it is refused. A client that
-// reconnects the instant it reads the 221 can otherwise beat its old
-// connection's release: on a plain connection the slot is freed before
-// the 221 is written (trackedConn.Write), but on TLS the reply is
-// encrypted, and the slot is freed only at the session's Logout, just
-// after. The wait runs in the connection's own goroutine, at its first
-// read or write, so the accept loop never waits; the number of waiting
-// connections is bounded per IP and in total, and the rest are refused at
-// once as before.
+// limit waits for a slot before it is refused. A client that reconnects
+// at once can otherwise beat its old connection's release: on a plain
+// connection the slot is freed before the 221 is written
+// (trackedConn.Write), but on TLS the reply is encrypted and the slot is
+// freed only at the session's Logout, just after; and a client that
+// hangs up right after sending QUIT, or right after its 250 without any
+// QUIT (many devices do), frees its slot only when the server has read
+// that, which on a busy machine can come after the new connection's
+// accept. Each of a client's connections can leave one successor in that
+// race, so an IP may have as many waiting connections as its limit
+// allows it open. The wait runs in the connection's own goroutine, at its
+// first read or write, so the accept loop never waits; the grace is far
+// below any SMTP client's greeting timeout (RFC 5321 4.5.3.2.1: 5
+// minutes), and the number of waiting connections is bounded per IP and
+// in total, so a flood gets its 421 at once as before.
 const (
-	slotGrace           = time.Second
-	maxSlotWaitersPerIP = 2
-	maxSlotWaiters      = 64
+	slotGrace      = 5 * time.Second
+	maxSlotWaiters = 64
 )
 
 // errNoSlot ends a connection that waited for a slot in vain; it has
@@ -46,12 +51,18 @@ func newSlotWaiters() slotWaiters {
 func (l *accessListener) startWaiting(ip netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.waiting[ip] >= maxSlotWaitersPerIP || l.waitingTotal >= maxSlotWaiters {
+	if l.waiting[ip] >= l.maxWaitersPerIP() || l.waitingTotal >= maxSlotWaiters {
 		return false
 	}
 	l.waiting[ip]++
 	l.waitingTotal++
 	return true
+}
+
+// maxWaitersPerIP is how many connections of one IP may wait for a
+// slot: one successor for each connection the IP may hold.
+func (l *accessListener) maxWaitersPerIP() int {
+	return min(l.cfg.MaxConnectionsPerIP, maxSlotWaiters)
 }
 
 // stopWaiting unregisters a waiter; l.mu is held.
