@@ -76,9 +76,6 @@ smtp:
   listeners:
     - name: cluster
       address: %s
-      # 16 clients on one relay (the local run of the benchmark) open
-      # new sessions faster than closed ones are counted out.
-      max_connections_per_ip: 64
   shutdown_timeout: 5s
 graph:
   tenant_id: %s
