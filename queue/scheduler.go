@@ -48,6 +48,16 @@ func (q *Queue) add(it *item) {
 	q.poke()
 }
 
+// redispatch starts what may start now, from the goroutine that just
+// freed a gate slot. It does not poke the dispatcher: the attempt pokes it
+// when it finishes, which is soon, and the dispatcher then recomputes its
+// timer.
+func (q *Queue) redispatch() {
+	q.mu.Lock()
+	q.dispatchLocked(time.Now())
+	q.mu.Unlock()
+}
+
 // poke wakes the dispatcher to recompute its timer.
 func (q *Queue) poke() {
 	select {

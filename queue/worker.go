@@ -68,6 +68,10 @@ func (q *Queue) attempt(it *item, start time.Time) {
 			q.opts.Observer.Throttled(it.box.name, res.status == http.StatusTooManyRequests, added)
 		}
 		g.release(end, res.retryAfter)
+		// The slot is free now, not when this attempt's outcome is
+		// recorded: the next waiting message starts at once, instead of
+		// after the removal, the log line and the dispatcher's wake-up.
+		q.redispatch()
 	}
 	end := time.Now()
 	res.fill(&rec.Attempts[n-1], end)
