@@ -138,7 +138,7 @@ func checkLocal(local string) error {
 	return nil
 }
 
-func canonicalDomain(domain string) (string, error) {
+func canonicalDomainUncached(domain string) (string, error) {
 	if strings.HasPrefix(domain, "[") && strings.HasSuffix(domain, "]") {
 		lit := domain[1 : len(domain)-1]
 		if len(lit) > 5 && strings.EqualFold(lit[:5], "IPv6:") {

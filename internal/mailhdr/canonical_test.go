@@ -2,6 +2,7 @@ package mailhdr
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -51,21 +52,46 @@ func TestCanonical(t *testing.T) {
 		{in: "a＠b@contoso.com", nonCanonical: true},
 		{in: "e\u0301@contoso.com", nonCanonical: true},
 	}
-	for _, tc := range tests {
-		got, err := Canonical(tc.in)
-		var ae *AddressError
-		switch {
-		case tc.refused || tc.nonCanonical:
-			if !errors.As(err, &ae) {
-				t.Errorf("Canonical(%q) = %q, %v; want refused", tc.in, got, err)
-				continue
+	// The second pass answers accepted domains from domainCache: it must
+	// give the same results as the first.
+	for pass := 0; pass < 2; pass++ {
+		for _, tc := range tests {
+			got, err := Canonical(tc.in)
+			var ae *AddressError
+			switch {
+			case tc.refused || tc.nonCanonical:
+				if !errors.As(err, &ae) {
+					t.Errorf("Canonical(%q) = %q, %v; want refused", tc.in, got, err)
+					continue
+				}
+				if ae.NonCanonical != tc.nonCanonical {
+					t.Errorf("Canonical(%q): NonCanonical = %v (%s), want %v", tc.in, ae.NonCanonical, ae.Reason, tc.nonCanonical)
+				}
+			case err != nil || got != tc.want:
+				t.Errorf("Canonical(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 			}
-			if ae.NonCanonical != tc.nonCanonical {
-				t.Errorf("Canonical(%q): NonCanonical = %v (%s), want %v", tc.in, ae.NonCanonical, ae.Reason, tc.nonCanonical)
-			}
-		case err != nil || got != tc.want:
-			t.Errorf("Canonical(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// The cache is bounded: filling it past domainCacheMax empties it, and
+// what it answers afterwards is still right.
+func TestDomainCacheBounded(t *testing.T) {
+	for i := 0; i < domainCacheMax+10; i++ {
+		d := fmt.Sprintf("Host%d.Example", i)
+		got, err := Canonical("a@" + d)
+		if want := fmt.Sprintf("a@host%d.example", i); err != nil || got != want {
+			t.Fatalf("Canonical(a@%s) = %q, %v; want %q", d, got, err, want)
+		}
+		domainCache.mu.Lock()
+		n := len(domainCache.m)
+		domainCache.mu.Unlock()
+		if n > domainCacheMax {
+			t.Fatalf("%d domains cached, more than %d", n, domainCacheMax)
+		}
+	}
+	if got, err := Canonical("user@BÜCHER.example"); err != nil || got != "user@xn--bcher-kva.example" {
+		t.Fatalf("after the cache filled: %q, %v", got, err)
 	}
 }
 

@@ -95,6 +95,18 @@ func FuzzCanonical(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		// The remembered domain equals the computed one, and a refused
+		// domain stays refused, the first time and the second.
+		if at := strings.LastIndexByte(s, '@'); at >= 0 {
+			d := s[at+1:]
+			want, werr := canonicalDomainUncached(d)
+			for i := 0; i < 2; i++ {
+				got, gerr := canonicalDomain(d)
+				if got != want || (gerr == nil) != (werr == nil) {
+					t.Fatalf("canonicalDomain(%q) = %q, %v; uncached %q, %v", d, got, gerr, want, werr)
+				}
+			}
+		}
 		c, err := Canonical(s)
 		if err != nil {
 			return
