@@ -14,7 +14,11 @@ import (
 //
 //   - slots: at most limit requests in flight (mailboxes[].max_concurrency,
 //     4 by default); a slot is taken before the request is prepared and
-//     given back as soon as Graph has answered;
+//     given back as soon as Graph has answered. Without pacing, up to
+//     limit more attempts may be prepared (their journal line written and
+//     fsynced) while every request slot is busy; each one waits in leave
+//     until a request ends, so the next request leaves as soon as a slot
+//     frees instead of after its own journal fsync;
 //   - pacing (messages_per_minute): the gap is measured from the moment a
 //     request leaves, not from when an attempt was scheduled, and no second
 //     request is let through while one is still on its way out;
@@ -26,9 +30,13 @@ import (
 type gate struct {
 	limit    int
 	interval time.Duration
+	// ahead is how many attempts take may let prepare beyond limit: limit
+	// without pacing, none with it (pacing lets only one request be on its
+	// way out at a time anyway).
+	ahead int
 
 	mu        sync.Mutex
-	held      int       // slots taken
+	held      int       // slots taken: prepared or in flight
 	leaving   int       // slots taken whose request has not left yet
 	lastSent  time.Time // when the last request left, for pacing
 	notBefore time.Time // the Retry-After floor
@@ -41,19 +49,31 @@ func newGate(limit int, interval time.Duration) *gate {
 	if limit <= 0 {
 		limit = 4
 	}
-	return &gate{limit: limit, interval: interval, changed: make(chan struct{})}
+	g := &gate{limit: limit, interval: interval, changed: make(chan struct{})}
+	if interval <= 0 {
+		g.ahead = limit
+	}
+	return g
 }
 
 // readyAt returns when a slot could be taken, and false when that depends
-// on a request ending or leaving rather than on time.
-func (g *gate) readyAt() (time.Time, bool) {
+// on a request ending or leaving rather than on time. With ahead, it
+// counts the slots for attempts prepared ahead too.
+func (g *gate) readyAt(ahead bool) (time.Time, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.readyAtLocked()
+	return g.readyAtLocked(g.extra(ahead))
 }
 
-func (g *gate) readyAtLocked() (time.Time, bool) {
-	if g.held >= g.limit {
+func (g *gate) extra(ahead bool) int {
+	if ahead {
+		return g.ahead
+	}
+	return 0
+}
+
+func (g *gate) readyAtLocked(extra int) (time.Time, bool) {
+	if g.held >= g.limit+extra {
 		return time.Time{}, false
 	}
 	t := g.notBefore
@@ -70,11 +90,12 @@ func (g *gate) readyAtLocked() (time.Time, bool) {
 	return t, true
 }
 
-// take takes a slot if one is free at now.
-func (g *gate) take(now time.Time) bool {
+// take takes a slot if one is free at now; with ahead, one for an attempt
+// prepared ahead, whose request waits in leave for a free request slot.
+func (g *gate) take(now time.Time, ahead bool) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	at, ok := g.readyAtLocked()
+	at, ok := g.readyAtLocked(g.extra(ahead))
 	if !ok || at.After(now) {
 		return false
 	}
@@ -83,20 +104,38 @@ func (g *gate) take(now time.Time) bool {
 	return true
 }
 
-// leave is called with a slot held, right before the request goes out. It
-// returns how long the request must still wait when a Retry-After floor
-// was raised since the slot was taken; the caller then gives the slot back
-// with cancel and tries later, instead of waiting with a worker.
-func (g *gate) leave(now time.Time) time.Duration {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.notBefore.After(now) {
-		return g.notBefore.Sub(now)
+// leave is called with a slot held, right before the request goes out.
+// While limit requests are out (this attempt was prepared ahead) it waits
+// for one to end, or for ctx. It returns how long the request must still
+// wait when a Retry-After floor was raised since the slot was taken; the
+// caller then gives the slot back with cancel and tries later, instead of
+// waiting with a worker. On an error (ctx ended) the caller cancels too.
+func (g *gate) leave(ctx context.Context) (time.Duration, error) {
+	for {
+		g.mu.Lock()
+		now := time.Now()
+		if g.notBefore.After(now) {
+			wait := g.notBefore.Sub(now)
+			g.mu.Unlock()
+			return wait, nil
+		}
+		// held-leaving is the requests out now; this attempt is among the
+		// leaving ones.
+		if g.held-g.leaving < g.limit {
+			g.leaving--
+			g.lastSent = now
+			g.signalLocked()
+			g.mu.Unlock()
+			return 0, nil
+		}
+		ch := g.changed
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
-	g.leaving--
-	g.lastSent = now
-	g.signalLocked()
-	return 0
 }
 
 // cancel gives back a slot whose request never left.
@@ -163,7 +202,7 @@ func (g *gate) acquire(ctx context.Context, deadline time.Time) (bool, time.Time
 	for {
 		now := time.Now()
 		g.mu.Lock()
-		at, ok := g.readyAtLocked()
+		at, ok := g.readyAtLocked(0)
 		if ok && !at.After(now) {
 			g.held++
 			g.lastSent = now

@@ -23,11 +23,11 @@ type mailbox struct {
 // readyAt returns when the first waiting message may start, and false when
 // nothing can start until an attempt ends or a request leaves (none
 // waiting, or the gate has no slot).
-func (m *mailbox) readyAt() (time.Time, bool) {
+func (m *mailbox) readyAt(ahead bool) (time.Time, bool) {
 	if len(m.waiting) == 0 {
 		return time.Time{}, false
 	}
-	at, ok := m.gate.readyAt()
+	at, ok := m.gate.readyAt(ahead)
 	if !ok {
 		return time.Time{}, false
 	}

@@ -638,10 +638,11 @@ func TestObserverSeesDeliveriesAndFailures(t *testing.T) {
 	}
 }
 
-// TestPreparedAttemptHonoursNewFloor: a message that arrives while the
-// mailbox's only request slot is taken waits in its line, holding no
-// worker; if that request comes back 429, the waiting message must also
-// wait for the Retry-After before its own request.
+// TestPreparedAttemptHonoursNewFloor: while the mailbox's only request
+// slot is taken, one more message is prepared ahead (the gate's ahead
+// allowance is the slot count) and the next one waits in its line,
+// holding no worker; if the request comes back 429, both must wait for
+// the Retry-After before their own requests.
 func TestPreparedAttemptHonoursNewFloor(t *testing.T) {
 	s := newFakeSender()
 	release := make(chan struct{})
@@ -679,18 +680,24 @@ func TestPreparedAttemptHonoursNewFloor(t *testing.T) {
 		return s.perID[first] == 1
 	})
 	second := deliver(t, q, "one@example.com", "second")
+	third := deliver(t, q, "one@example.com", "third")
 	time.Sleep(50 * time.Millisecond)
-	if n := q.inflightOf("one@example.com"); n != 1 {
+	if n := q.inflightOf("one@example.com"); n != 2 {
 		close(release)
-		t.Fatalf("%d attempts under way for a mailbox with one slot taken; the second must wait without a worker", n)
+		t.Fatalf("%d attempts under way for a mailbox with one slot taken; want the request and one prepared ahead, the third waiting without a worker", n)
 	}
 	close(release)
-	s.waitDelivered(t, 1, 5*time.Second)
-	c := s.callsFor(second)
+	s.waitDelivered(t, 3, 5*time.Second)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(c) != 1 || c[0].start.Before(throttledAt.Add(ra)) {
-		t.Errorf("the prepared attempt's request started %s after the 429; Retry-After was %s", c[0].start.Sub(throttledAt), ra)
+	for _, id := range []string{second, third} {
+		c := s.callsFor(id)
+		if len(c) != 1 {
+			t.Fatalf("%d requests for a waiting message, want 1", len(c))
+		}
+		if c[0].start.Before(throttledAt.Add(ra)) {
+			t.Errorf("a waiting message's request started %s after the 429; Retry-After was %s", c[0].start.Sub(throttledAt), ra)
+		}
 	}
 }
 
@@ -749,7 +756,8 @@ func TestWaitingMessagesParkTheirRecords(t *testing.T) {
 	if n := len(s.callsFor(id)); n != 3 {
 		t.Errorf("%d attempts, want 3", n)
 	}
-	// A new message for a mailbox whose only slot is taken waits parked
+	// A new message for a mailbox whose only slot is taken, and whose
+	// ahead allowance (one attempt prepared ahead) is used, waits parked
 	// from the start: its record is the .msg file's envelope line.
 	block := make(chan struct{})
 	s.setScript(func(*envelope.Envelope, int) error { <-block; return nil })
@@ -757,15 +765,16 @@ func TestWaitingMessagesParkTheirRecords(t *testing.T) {
 	opts2.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
 	q2 := startQueue(t, opts2, s)
 	deliver(t, q2, "one@example.com", "busy")
-	second := deliver(t, q2, "one@example.com", "waits")
+	deliver(t, q2, "one@example.com", "prepared ahead")
+	waiting := deliver(t, q2, "one@example.com", "waits")
 	q2.mu.Lock()
-	parked := q2.items[second].rec == nil
+	parked := q2.items[waiting].rec == nil
 	q2.mu.Unlock()
 	close(block)
 	if !parked {
 		t.Error("a new message waiting for a slot kept its record in memory")
 	}
-	s.waitDelivered(t, 2, 10*time.Second)
+	s.waitDelivered(t, 3, 10*time.Second)
 }
 
 // The time under the Retry-After floor is counted once however the floors
@@ -822,11 +831,13 @@ func TestWaitingNewMessageIsNotReadBack(t *testing.T) {
 	opts.Admitter = adm
 	q := startQueue(t, opts, s)
 	deliver(t, q, "one@example.com", "busy")
+	deliver(t, q, "one@example.com", "prepared ahead")
 	second := deliver(t, q, "one@example.com", "waits")
 	q.mu.Lock()
 	parked := q.items[second].rec == nil
 	q.mu.Unlock()
 	if !parked {
+		close(block)
 		t.Fatal("the waiting message kept its record in the scheduler")
 	}
 	if err := os.Mkdir(q.spool.statePath(areaQueue, second), 0o700); err != nil {
@@ -847,7 +858,7 @@ func TestWaitingNewMessageIsNotReadBack(t *testing.T) {
 		return nil
 	})
 	close(block)
-	s.waitDelivered(t, 2, 10*time.Second)
+	s.waitDelivered(t, 3, 10*time.Second)
 	adm.mu.Lock()
 	admitted := adm.read[second]
 	adm.mu.Unlock()

@@ -1,11 +1,13 @@
 package queue
 
 import (
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/graphrelay/graphrelay/envelope"
+	"github.com/graphrelay/graphrelay/graph"
 )
 
 // blockingObserver holds the first Delivered call until released, so the
@@ -79,5 +81,113 @@ func TestSlotFreedBeforeBookkeeping(t *testing.T) {
 	}
 	if m := s.maxInflight["one@example.com"]; m != 1 {
 		t.Fatalf("%d requests in flight at once for a mailbox limited to 1", m)
+	}
+}
+
+// With every request slot of a mailbox busy, the next attempt is prepared
+// ahead: its journal line is written (and, with a real FS, fsynced) while
+// the request before it is still out, and its own request leaves only
+// when that one ends. No more than max_concurrency requests are ever out.
+func TestAttemptPreparedAheadWaitsForRequestSlot(t *testing.T) {
+	opts := testOptions(t)
+	opts.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
+	s := newFakeSender()
+	s.hold = make(chan struct{})
+	q := startQueue(t, opts, s)
+	ids := []string{
+		deliver(t, q, "one@example.com", "first"),
+		deliver(t, q, "one@example.com", "second"),
+		deliver(t, q, "one@example.com", "third"),
+	}
+	journaled := func() int {
+		entries, err := readJournal(filepath.Join(opts.Dir, "journal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, id := range ids {
+			if _, ok := entries[id]; ok {
+				n++
+			}
+		}
+		return n
+	}
+	// Which of the first two leaves first is a race between their
+	// preparations; that two are journaled while one request is out is not.
+	eventually(t, 5*time.Second, "a second message journaled while the first request is out", func() bool {
+		return journaled() == 2
+	})
+	s.mu.Lock()
+	out, calls := s.total, len(s.calls)
+	s.mu.Unlock()
+	if out != 1 || calls != 0 {
+		t.Fatalf("%d requests out and %d answered while the first one is held, want 1 and 0", out, calls)
+	}
+	if n := q.inflightOf("one@example.com"); n != 2 {
+		t.Fatalf("%d attempts under way, want the request and one prepared ahead: the ahead allowance is max_concurrency", n)
+	}
+	for range 3 {
+		s.hold <- struct{}{}
+	}
+	s.waitDelivered(t, 3, 10*time.Second)
+	if n := journaled(); n != 3 {
+		t.Fatalf("%d of 3 delivered messages journaled", n)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.maxInflight["one@example.com"]; m != 1 {
+		t.Fatalf("%d requests in flight at once for a mailbox limited to 1", m)
+	}
+}
+
+// A Retry-After floor raised while an attempt prepared ahead waits for
+// its request slot holds that request back too: it does not leave before
+// the floor.
+func TestPreparedAheadRespectsNewFloor(t *testing.T) {
+	opts := testOptions(t)
+	opts.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
+	s := newFakeSender()
+	s.hold = make(chan struct{})
+	var first string
+	var mu sync.Mutex
+	s.setScript(func(env *envelope.Envelope, call int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == "" {
+			first = env.ID
+			return &graph.Error{Op: "sendMail", Status: 429, Class: graph.Transient, RetryAfter: 150 * time.Millisecond}
+		}
+		return nil
+	})
+	q := startQueue(t, opts, s)
+	deliver(t, q, "one@example.com", "first")
+	b := deliver(t, q, "one@example.com", "second")
+	eventually(t, 5*time.Second, "the second message prepared ahead", func() bool {
+		entries, err := readJournal(filepath.Join(opts.Dir, "journal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ok := entries[b]
+		return ok
+	})
+	go func() {
+		for {
+			select {
+			case s.hold <- struct{}{}:
+			case <-q.quit:
+				return
+			}
+		}
+	}()
+	s.waitDelivered(t, 2, 10*time.Second)
+	calls := s.allCalls()
+	floor := calls[0].end.Add(150 * time.Millisecond)
+	for _, c := range calls[1:] {
+		if c.start.Before(floor) {
+			t.Fatalf("request for %s left at %v, before the Retry-After floor %v", c.id, c.start, floor)
+		}
+	}
+	if len(s.callsFor(b)) == 0 {
+		t.Fatal("the message prepared ahead was never sent")
 	}
 }

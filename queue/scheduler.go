@@ -111,43 +111,48 @@ func (q *Queue) dispatchLocked(now time.Time) (time.Duration, bool) {
 		}
 	}
 	n := len(q.order)
-	for progress := true; progress && q.inflight < q.opts.Workers; {
-		progress = false
-		soonest = time.Time{}
-		for i := 0; i < n && q.inflight < q.opts.Workers; i++ {
-			m := q.order[(q.rr+i)%n]
-			if len(m.waiting) > 0 {
-				// The head is the message due first. When the gate holds
-				// it back in time (a floor, pacing) beyond its expiry, it
-				// expires at its expiry; a mailbox that only lacks a free
-				// slot is left alone, since one frees within graph.timeout.
-				exp := m.waiting[0].expiry(q.opts.MaxAge)
-				if at, ok := m.gate.readyAt(); ok && at.After(exp) {
-					if !exp.After(now) {
-						q.startExpiry(m.pop())
-						progress = true
-						continue
+	// First every free request slot, then attempts prepared ahead (their
+	// journal fsync done while the mailbox's requests are out), so that
+	// preparing ahead only uses workers no mailbox's free slot wants now.
+	for _, ahead := range [...]bool{false, true} {
+		for progress := true; progress && q.inflight < q.opts.Workers; {
+			progress = false
+			soonest = time.Time{}
+			for i := 0; i < n && q.inflight < q.opts.Workers; i++ {
+				m := q.order[(q.rr+i)%n]
+				if len(m.waiting) > 0 {
+					// The head is the message due first. When the gate holds
+					// it back in time (a floor, pacing) beyond its expiry, it
+					// expires at its expiry; a mailbox that only lacks a free
+					// slot is left alone, since one frees within graph.timeout.
+					exp := m.waiting[0].expiry(q.opts.MaxAge)
+					if at, ok := m.gate.readyAt(false); ok && at.After(exp) {
+						if !exp.After(now) {
+							q.startExpiry(m.pop())
+							progress = true
+							continue
+						}
+						wakeAt(exp)
 					}
-					wakeAt(exp)
 				}
+				at, ok := m.readyAt(ahead)
+				if !ok {
+					continue
+				}
+				if at.After(now) {
+					wakeAt(at)
+					continue
+				}
+				if !m.gate.take(now, ahead) {
+					// A request ended with a new floor since readyAt.
+					continue
+				}
+				q.start(m.pop(), now)
+				progress = true
 			}
-			at, ok := m.readyAt()
-			if !ok {
-				continue
+			if n > 0 {
+				q.rr = (q.rr + 1) % n
 			}
-			if at.After(now) {
-				wakeAt(at)
-				continue
-			}
-			if !m.gate.take(now) {
-				// A request ended with a new floor since readyAt.
-				continue
-			}
-			q.start(m.pop(), now)
-			progress = true
-		}
-		if n > 0 {
-			q.rr = (q.rr + 1) % n
 		}
 	}
 	if q.inflight >= q.opts.Workers || soonest.IsZero() {

@@ -36,11 +36,20 @@ func (q *Queue) attempt(it *item, start time.Time) {
 	f, msg, err := q.spool.openMessage(areaQueue, it.id, it.offset, rec.Envelope.Size)
 	if err == nil {
 		defer f.Close()
-		if wait := g.leave(time.Now()); wait > 0 {
+		wait, lerr := g.leave(q.ctx)
+		if lerr != nil {
+			// The daemon stops while this attempt, prepared ahead, waited
+			// for a request slot: it is not made, and the journal entry
+			// ends unused.
+			g.cancel()
+			q.finish(it, false, time.Now())
+			return
+		}
+		if wait > 0 {
 			// A 429 raised the mailbox's floor while this attempt was being
-			// recorded. The request does not leave, and the message waits
-			// for the floor in its line rather than holding a worker; the
-			// journal entry ends unused.
+			// recorded or waited for a request slot. The request does not
+			// leave, and the message waits for the floor in its line rather
+			// than holding a worker; the journal entry ends unused.
 			g.cancel()
 			q.finish(it, false, time.Now().Add(wait))
 			return
