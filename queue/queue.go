@@ -24,8 +24,8 @@ type Options struct {
 	// queue/; 0 is unlimited. Dead letters in failed/ do not count.
 	MaxBytes    int64
 	MaxMessages int
-	// Workers bounds concurrent Graph deliveries over all mailboxes
-	// (default DefaultWorkers).
+	// Workers bounds concurrent delivery attempts over all mailboxes,
+	// those sending and those prepared ahead (default DefaultWorkers).
 	Workers int
 	// RetryInitial, RetryMax and MaxAge shape retries (defaults 30s, 15m,
 	// 24h).
