@@ -215,8 +215,11 @@ type Queue struct {
 	// 452 4.3.1. 0 means unlimited.
 	MaxBytes    int64 `yaml:"max_bytes"`
 	MaxMessages int   `yaml:"max_messages"`
-	// Workers bounds concurrent Graph deliveries across all mailboxes; 0
-	// means the sum of the mailboxes' max_concurrency, at least 16
+	// Workers bounds the delivery attempts under way across all
+	// mailboxes: those whose request is at Graph and those prepared ahead
+	// (journal line on disk) waiting for their mailbox's request slot;
+	// each mailbox's max_concurrency still bounds its requests. 0 means
+	// the sum of the mailboxes' max_concurrency, at least 16
 	// (queue.DefaultWorkers), so the default can use Graph's whole budget.
 	Workers int `yaml:"workers"`
 	// Retries back off exponentially with full jitter from RetryInitial up
