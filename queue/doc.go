@@ -30,7 +30,9 @@
 // never holds workers that another mailbox could use. Without pacing, up
 // to max_concurrency more attempts per mailbox are prepared ahead (record
 // read, journal line fsynced) while its requests are out, with workers no
-// free slot wants; each waits in the gate for a request to end, so a slot
+// free slot of any mailbox may want (every mailbox's free slots are kept
+// in reserve, so a busy mailbox's prepared attempts never keep another
+// mailbox from Graph); each waits in the gate for a request to end, so a slot
 // that frees is used at once rather than after a journal fsync (the
 // fsync was about 40% of the time a slot was held). A Retry-After floor
 // raised meanwhile sends them back to their line.

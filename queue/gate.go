@@ -90,6 +90,14 @@ func (g *gate) readyAtLocked(extra int) (time.Time, bool) {
 	return t, true
 }
 
+// free returns how many request slots are not taken: the workers this
+// mailbox may still want without preparing ahead.
+func (g *gate) free() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return max(g.limit-g.held, 0)
+}
+
 // take takes a slot if one is free at now; with ahead, one for an attempt
 // prepared ahead, whose request waits in leave for a free request slot.
 func (g *gate) take(now time.Time, ahead bool) bool {

@@ -191,3 +191,41 @@ func TestPreparedAheadRespectsNewFloor(t *testing.T) {
 		t.Fatal("the message prepared ahead was never sent")
 	}
 }
+
+// Preparing ahead uses only workers that no mailbox's free request slot
+// may want: with queue.workers at the sum of the mailboxes' limits, a busy
+// mailbox's prepared attempts must not take the workers another mailbox
+// needs when its mail arrives. Here A's four requests hang at Graph with
+// twelve more messages waiting; B's message must still reach Graph while
+// they hang.
+func TestPreparedAheadLeavesWorkersForOtherMailboxes(t *testing.T) {
+	opts := testOptions(t)
+	opts.Mailboxes = []MailboxLimits{
+		{Address: "a@example.com", MaxConcurrency: 4},
+		{Address: "b@example.com", MaxConcurrency: 4},
+	}
+	opts.Workers = 8
+	s := newFakeSender()
+	s.hold = make(chan struct{})
+	q := startQueue(t, opts, s)
+	t.Cleanup(func() { close(s.hold) }) // before the queue's Close
+	for range 16 {
+		deliver(t, q, "a@example.com", "a")
+	}
+	eventually(t, time.Minute, "A's four requests out", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.inflight["a@example.com"] == 4
+	})
+	deliver(t, q, "b@example.com", "b")
+	eventually(t, time.Minute, "B's request out while A's hang (a prepared attempt of A took its worker)", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.inflight["b@example.com"] == 1
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.maxInflight["a@example.com"]; m > 4 {
+		t.Fatalf("%d requests in flight at once for a mailbox limited to 4", m)
+	}
+}

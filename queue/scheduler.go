@@ -112,13 +112,23 @@ func (q *Queue) dispatchLocked(now time.Time) (time.Duration, bool) {
 	}
 	n := len(q.order)
 	// First every free request slot, then attempts prepared ahead (their
-	// journal fsync done while the mailbox's requests are out), so that
-	// preparing ahead only uses workers no mailbox's free slot wants now.
+	// journal fsync done while the mailbox's requests are out). Preparing
+	// ahead only uses workers that no mailbox's free slot may want: the
+	// free slots of every mailbox are kept in reserve, also those whose
+	// mail is not due yet, so that a busy mailbox's prepared attempts,
+	// which wait as long as its requests take, never keep another mailbox
+	// from Graph.
 	for _, ahead := range [...]bool{false, true} {
-		for progress := true; progress && q.inflight < q.opts.Workers; {
+		reserve := 0
+		if ahead {
+			for _, m := range q.order {
+				reserve += m.gate.free()
+			}
+		}
+		for progress := true; progress && q.inflight+reserve < q.opts.Workers; {
 			progress = false
 			soonest = time.Time{}
-			for i := 0; i < n && q.inflight < q.opts.Workers; i++ {
+			for i := 0; i < n && q.inflight+reserve < q.opts.Workers; i++ {
 				m := q.order[(q.rr+i)%n]
 				if len(m.waiting) > 0 {
 					// The head is the message due first. When the gate holds
