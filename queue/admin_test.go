@@ -34,7 +34,7 @@ func TestAdminWithDaemon(t *testing.T) {
 	waiting := deliver(t, q, "down@example.com", "waiting")
 	doomed := deliver(t, q, "down@example.com", "to delete")
 	dead := deliver(t, q, "denied@example.com", "dead")
-	eventually(t, 5*time.Second, "first attempts made", func() bool {
+	eventually(t, time.Minute, "first attempts made", func() bool {
 		recs, _ := a.List()
 		fl, _ := a.Failed()
 		return len(recs) == 2 && len(fl) == 1 && recs[0].LastError() != "" && recs[1].LastError() != ""
@@ -50,7 +50,7 @@ func TestAdminWithDaemon(t *testing.T) {
 	if err != nil || !resp.OK {
 		t.Fatalf("retry: %+v %v", resp, err)
 	}
-	eventually(t, 5*time.Second, "retried", func() bool { return len(s.callsFor(waiting)) == 2 })
+	eventually(t, time.Minute, "retried", func() bool { return len(s.callsFor(waiting)) == 2 })
 
 	// retry of a dead letter is refused with advice.
 	if resp, _ := a.Do(Request{Op: OpRetry, ID: dead}); resp.OK || !strings.Contains(resp.Message, "requeue") {
@@ -80,7 +80,7 @@ func TestAdminWithDaemon(t *testing.T) {
 		t.Fatalf("retry --all: %+v %v", resp, err)
 	}
 	s.waitDelivered(t, 1, 5*time.Second)
-	eventually(t, 5*time.Second, "spool empty", func() bool { return len(messageFiles(opts.Dir)) == 0 })
+	eventually(t, time.Minute, "spool empty", func() bool { return len(messageFiles(opts.Dir)) == 0 })
 
 	if resp, err := a.Do(Request{Op: OpDelete, ID: "../../etc"}); err != nil || resp.OK {
 		t.Errorf("a path as queue id: %+v %v", resp, err)
@@ -97,7 +97,7 @@ func TestAdminDeleteDuringAttempt(t *testing.T) {
 	q := startQueue(t, opts, s)
 	a, _ := OpenAdmin(opts.Dir)
 	id := deliver(t, q, "a@example.com", "in flight")
-	eventually(t, 5*time.Second, "in flight", func() bool {
+	eventually(t, time.Minute, "in flight", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.perID[id] == 1
@@ -107,7 +107,7 @@ func TestAdminDeleteDuringAttempt(t *testing.T) {
 		t.Fatalf("delete = %+v %v", resp, err)
 	}
 	close(s.hold)
-	eventually(t, 5*time.Second, "deleted after the attempt", func() bool { return len(messageFiles(opts.Dir)) == 0 })
+	eventually(t, time.Minute, "deleted after the attempt", func() bool { return len(messageFiles(opts.Dir)) == 0 })
 	time.Sleep(3 * opts.RetryMax)
 	if n := len(s.callsFor(id)); n != 1 {
 		t.Errorf("a deleted message was tried %d times", n)
@@ -129,7 +129,7 @@ func TestAdminOffline(t *testing.T) {
 	q.Start()
 	dead := deliver(t, q, "gone@example.com", "dead")
 	a, _ := OpenAdmin(opts.Dir)
-	eventually(t, 5*time.Second, "dead letter", func() bool { fl, _ := a.Failed(); return len(fl) == 1 })
+	eventually(t, time.Minute, "dead letter", func() bool { fl, _ := a.Failed(); return len(fl) == 1 })
 	q.Close(t.Context())
 
 	resp, err := a.Do(Request{Op: OpRequeue, ID: dead})

@@ -62,7 +62,7 @@ func TestDamagedEntriesAreQuarantined(t *testing.T) {
 	// The spool loads in the background, in id order: the two deliveries
 	// can come before the load has reached the damaged entries, which a
 	// slow machine (Wine) shows.
-	eventually(t, 5*time.Second, "four damaged entries quarantined", func() bool {
+	eventually(t, time.Minute, "four damaged entries quarantined", func() bool {
 		obs.mu.Lock()
 		defer obs.mu.Unlock()
 		return obs.damaged == 4

@@ -28,7 +28,7 @@ func TestDirectGateBoundedWait(t *testing.T) {
 	go func() {
 		first <- d.Deliver(context.Background(), testEnv("one@example.com", "a@example.com"), strings.NewReader(testMessage("first")))
 	}()
-	eventually(t, 5*time.Second, "the first request in flight", func() bool {
+	eventually(t, time.Minute, "the first request in flight", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.inflight["one@example.com"] == 1

@@ -35,7 +35,7 @@ func TestRetryAfterFloorSurvivesRestart(t *testing.T) {
 	q.Start()
 	first := deliver(t, q, "busy@example.com", "b0")
 	sent := <-throttled
-	eventually(t, 5*time.Second, "the 429 is recorded", func() bool {
+	eventually(t, time.Minute, "the 429 is recorded", func() bool {
 		st, err := q.spool.read(areaQueue, first)
 		return err == nil && len(st.rec.Attempts) == 1 && st.rec.Attempts[0].Outcome == OutcomeTransient
 	})

@@ -27,7 +27,7 @@ func TestDeliverSpoolsThenDelivers(t *testing.T) {
 	if got := string(s.bodies[id]); got != testMessage("first") {
 		t.Errorf("sent body = %q", got)
 	}
-	eventually(t, 5*time.Second, "message removed after delivery", func() bool { return len(messageFiles(opts.Dir)) == 0 })
+	eventually(t, time.Minute, "message removed after delivery", func() bool { return len(messageFiles(opts.Dir)) == 0 })
 }
 
 // TestAttemptRecordedBeforeSend: while Graph holds the request, the record
@@ -38,7 +38,7 @@ func TestAttemptRecordedBeforeSend(t *testing.T) {
 	opts := testOptions(t)
 	q := startQueue(t, opts, s)
 	id := deliver(t, q, "alerts@example.com", "held")
-	eventually(t, 5*time.Second, "send started", func() bool {
+	eventually(t, time.Minute, "send started", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.perID[id] == 1
@@ -121,7 +121,7 @@ func TestRetryAfterIsAMailboxFloor(t *testing.T) {
 	first := deliver(t, q, "busy@example.com", "b0")
 	throttleEnd := <-throttled
 	floor := throttleEnd.Add(ra)
-	eventually(t, 5*time.Second, "the 429 is recorded", func() bool {
+	eventually(t, time.Minute, "the 429 is recorded", func() bool {
 		st, err := q.spool.read(areaQueue, first)
 		return err == nil && len(st.rec.Attempts) == 1 && st.rec.Attempts[0].Outcome == OutcomeTransient
 	})
@@ -207,7 +207,7 @@ func TestTransientThenDelivered(t *testing.T) {
 	if n := len(s.callsFor(id)); n != 3 {
 		t.Errorf("attempts = %d, want 3", n)
 	}
-	eventually(t, 5*time.Second, "removed", func() bool { return len(messageFiles(opts.Dir)) == 0 })
+	eventually(t, time.Minute, "removed", func() bool { return len(messageFiles(opts.Dir)) == 0 })
 }
 
 func TestPermanentFailureIsDeadLetteredWithNotice(t *testing.T) {
@@ -243,7 +243,7 @@ func TestPermanentFailureIsDeadLetteredWithNotice(t *testing.T) {
 		t.Errorf("a permanent failure was tried %d times", n)
 	}
 	a, _ := OpenAdmin(opts.Dir)
-	eventually(t, 5*time.Second, "notice delivered and removed", func() bool {
+	eventually(t, time.Minute, "notice delivered and removed", func() bool {
 		recs, _ := a.List()
 		return len(recs) == 0
 	})
@@ -278,7 +278,7 @@ func TestNoNoticeForNoticesOrNullSender(t *testing.T) {
 	a, _ := OpenAdmin(opts.Dir)
 	// The bounce and the normal message fail; only the normal one gets a
 	// notice, which fails too and gets none.
-	eventually(t, 10*time.Second, "three dead letters", func() bool {
+	eventually(t, time.Minute, "three dead letters", func() bool {
 		recs, _ := a.Failed()
 		return len(recs) == 3
 	})
@@ -311,7 +311,7 @@ func TestExpiredAfterMaxAge(t *testing.T) {
 	q := startQueue(t, opts, s)
 	id := deliver(t, q, "alerts@example.com", "never")
 	a, _ := OpenAdmin(opts.Dir)
-	eventually(t, 10*time.Second, "expired", func() bool {
+	eventually(t, time.Minute, "expired", func() bool {
 		recs, _ := a.Failed()
 		return len(recs) == 1
 	})
@@ -381,7 +381,7 @@ func TestQuotaRefusesWith452(t *testing.T) {
 	}
 	close(s.hold)
 	s.waitDelivered(t, 2, 5*time.Second)
-	eventually(t, 5*time.Second, "quota released", func() bool {
+	eventually(t, time.Minute, "quota released", func() bool {
 		return q.Deliver(context.Background(), testEnv("a@example.com", "x@example.com"), strings.NewReader(testMessage("4"))) == nil
 	})
 }
@@ -445,8 +445,8 @@ func TestRestartResumes(t *testing.T) {
 	q.Start()
 	a := deliver(t, q, "alerts@example.com", "a")
 	b := deliver(t, q, "alerts@example.com", "b")
-	eventually(t, 5*time.Second, "both tried", func() bool { return len(s.callsFor(a)) == 1 && len(s.callsFor(b)) == 1 })
-	eventually(t, 5*time.Second, "records written", func() bool {
+	eventually(t, time.Minute, "both tried", func() bool { return len(s.callsFor(a)) == 1 && len(s.callsFor(b)) == 1 })
+	eventually(t, time.Minute, "records written", func() bool {
 		st, err := q.spool.read(areaQueue, b)
 		return err == nil && len(st.rec.Attempts) == 1 && st.rec.Attempts[0].Outcome == OutcomeTransient
 	})
@@ -614,7 +614,7 @@ func TestObserverSeesDeliveriesAndFailures(t *testing.T) {
 	deliver(t, q, "good@example.com", "g")
 	deliver(t, q, "bad@example.com", "b")
 	s.waitDelivered(t, 1, 5*time.Second)
-	eventually(t, 5*time.Second, "both reported", func() bool {
+	eventually(t, time.Minute, "both reported", func() bool {
 		obs.mu.Lock()
 		defer obs.mu.Unlock()
 		return obs.delivered["good@example.com"] == 1 && len(obs.failed) == 2
@@ -674,7 +674,7 @@ func TestPreparedAttemptHonoursNewFloor(t *testing.T) {
 	if err := q.Deliver(context.Background(), env, strings.NewReader(testMessage("first"))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "first request running", func() bool {
+	eventually(t, time.Minute, "first request running", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.perID[first] == 1
@@ -715,7 +715,7 @@ func TestRetryAfterCappedAndExpiryByScheduler(t *testing.T) {
 	opts.MaxAge = 600 * time.Millisecond
 	q := startQueue(t, opts, s)
 	id := deliver(t, q, "slow@example.com", "x")
-	eventually(t, 10*time.Second, "the message in failed/", func() bool {
+	eventually(t, time.Minute, "the message in failed/", func() bool {
 		st, err := q.spool.read(areaFailed, id)
 		return err == nil && st.rec.Dead != nil
 	})
@@ -746,7 +746,7 @@ func TestWaitingMessagesParkTheirRecords(t *testing.T) {
 	opts.RetryInitial, opts.RetryMax = 300*time.Millisecond, 300*time.Millisecond
 	q := startQueue(t, opts, s)
 	id := deliver(t, q, "parked@example.com", "p")
-	eventually(t, 5*time.Second, "the message waiting after its first failure, its record parked", func() bool {
+	eventually(t, time.Minute, "the message waiting after its first failure, its record parked", func() bool {
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		it := q.items[id]

@@ -62,7 +62,7 @@ func TestSlotFreedBeforeBookkeeping(t *testing.T) {
 	})
 	q := startQueue(t, opts, s)
 	a := deliver(t, q, "one@example.com", "first")
-	eventually(t, 5*time.Second, "first attempt under way", func() bool {
+	eventually(t, time.Minute, "first attempt under way", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.total == 1
@@ -114,7 +114,7 @@ func TestAttemptPreparedAheadWaitsForRequestSlot(t *testing.T) {
 	}
 	// Which of the first two leaves first is a race between their
 	// preparations; that two are journaled while one request is out is not.
-	eventually(t, 5*time.Second, "a second message journaled while the first request is out", func() bool {
+	eventually(t, time.Minute, "a second message journaled while the first request is out", func() bool {
 		return journaled() == 2
 	})
 	s.mu.Lock()
@@ -162,7 +162,7 @@ func TestPreparedAheadRespectsNewFloor(t *testing.T) {
 	q := startQueue(t, opts, s)
 	deliver(t, q, "one@example.com", "first")
 	b := deliver(t, q, "one@example.com", "second")
-	eventually(t, 5*time.Second, "the second message prepared ahead", func() bool {
+	eventually(t, time.Minute, "the second message prepared ahead", func() bool {
 		entries, err := readJournal(filepath.Join(opts.Dir, "journal"))
 		if err != nil {
 			t.Fatal(err)

@@ -560,14 +560,14 @@ func TestSpareFillerKeepsCreationOffThePath(t *testing.T) {
 		defer s.spares.mu.Unlock()
 		return len(s.spares.names) >= spareHigh
 	}
-	eventually(t, 10*time.Second, "the pool stocked", stocked)
+	eventually(t, time.Minute, "the pool stocked", stocked)
 	// Take the pool below its low mark; the filler restocks it.
 	for range spareHigh - spareLow + 1 {
 		if _, _, err := s.create(newRecord(), strings.NewReader(testMessage("x")), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "the pool restocked", stocked)
+	eventually(t, time.Minute, "the pool restocked", stocked)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.created) != 0 {
