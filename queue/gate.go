@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -114,12 +115,24 @@ func (g *gate) take(now time.Time, ahead bool) bool {
 
 // leave is called with a slot held, right before the request goes out.
 // While limit requests are out (this attempt was prepared ahead) it waits
-// for one to end, or for ctx. It returns how long the request must still
-// wait when a Retry-After floor was raised since the slot was taken; the
-// caller then gives the slot back with cancel and tries later, instead of
-// waiting with a worker. On an error (ctx ended) the caller cancels too.
-func (g *gate) leave(ctx context.Context) (time.Duration, error) {
+// for one to end. It returns how long the request must still wait when a
+// Retry-After floor was raised since the slot was taken; the caller then
+// gives the slot back with cancel and tries later, instead of waiting with
+// a worker. It returns errHalted when halt is closed while it waits, or
+// closed already when the request would leave after a wait: an attempt
+// prepared ahead has sent nothing, so once the daemon stops dispatching it
+// is not made, like the attempts that were never started. On an error
+// (ctx ended too) the caller cancels.
+func (g *gate) leave(ctx context.Context, halt <-chan struct{}) (time.Duration, error) {
+	waited := false
 	for {
+		if waited {
+			select {
+			case <-halt:
+				return 0, errHalted
+			default:
+			}
+		}
 		g.mu.Lock()
 		now := time.Now()
 		if g.notBefore.After(now) {
@@ -138,13 +151,19 @@ func (g *gate) leave(ctx context.Context) (time.Duration, error) {
 		}
 		ch := g.changed
 		g.mu.Unlock()
+		waited = true
 		select {
 		case <-ch:
+		case <-halt:
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
 	}
 }
+
+// errHalted ends an attempt prepared ahead when the daemon stops
+// dispatching before its request could leave.
+var errHalted = errors.New("dispatch stopped before the prepared request could leave")
 
 // cancel gives back a slot whose request never left.
 func (g *gate) cancel() {

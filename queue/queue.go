@@ -161,6 +161,11 @@ type Queue struct {
 	loopsDone sync.WaitGroup
 	attempts  sync.WaitGroup
 	closeOnce sync.Once
+	// halt is closed when dispatching stops (StopDispatch or Close), so
+	// that attempts prepared ahead and waiting for a request slot are not
+	// made.
+	halt     chan struct{}
+	haltOnce sync.Once
 }
 
 // Open locks the spool at opts.Dir, clears what an interrupted process
@@ -186,7 +191,7 @@ func Open(opts Options, sender Sender) (*Queue, error) {
 		opts: opts, spool: sp, sender: sender, log: opts.Log, lock: lock,
 		ctx: ctx, cancel: cancel,
 		items: map[string]*item{}, boxes: map[string]*mailbox{},
-		wake: make(chan struct{}, 1), quit: make(chan struct{}), loaded: make(chan struct{}),
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), loaded: make(chan struct{}), halt: make(chan struct{}),
 	}
 	for _, m := range opts.Mailboxes {
 		q.mailboxFor(m.Address, "")
@@ -400,6 +405,7 @@ func (q *Queue) StopDispatch() {
 	q.mu.Lock()
 	q.paused.Store(true)
 	q.mu.Unlock()
+	q.haltOnce.Do(func() { close(q.halt) })
 }
 
 // Close stops starting attempts, waits for the attempts in flight until ctx
@@ -411,6 +417,7 @@ func (q *Queue) Close(ctx context.Context) error {
 		q.stopping.Store(true)
 		q.paused.Store(true)
 		q.mu.Unlock()
+		q.haltOnce.Do(func() { close(q.halt) })
 		close(q.quit)
 		q.loopsDone.Wait()
 		done := make(chan struct{})

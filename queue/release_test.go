@@ -1,7 +1,10 @@
 package queue
 
 import (
+	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -227,5 +230,57 @@ func TestPreparedAheadLeavesWorkersForOtherMailboxes(t *testing.T) {
 	defer s.mu.Unlock()
 	if m := s.maxInflight["a@example.com"]; m > 4 {
 		t.Fatalf("%d requests in flight at once for a mailbox limited to 4", m)
+	}
+}
+
+// An attempt prepared ahead has sent nothing: once the daemon stops
+// dispatching (StopDispatch, then Close), it must not send its request
+// when the request before it ends, and its message stays in the spool for
+// the next start.
+func TestPreparedAheadNotMadeAfterStopDispatch(t *testing.T) {
+	opts := testOptions(t)
+	opts.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
+	s := newFakeSender()
+	s.hold = make(chan struct{})
+	q := startQueue(t, opts, s)
+	deliver(t, q, "one@example.com", "first")
+	deliver(t, q, "one@example.com", "second")
+	eventually(t, time.Minute, "the first request out and the second attempt prepared ahead", func() bool {
+		s.mu.Lock()
+		out := s.total
+		s.mu.Unlock()
+		return out == 1 && q.inflightOf("one@example.com") == 2
+	})
+	q.StopDispatch()
+	s.hold <- struct{}{} // the first request is answered
+	s.waitDelivered(t, 1, time.Minute)
+	// Without the fix the second request would now be out and held: the
+	// deadline ends it, so the test fails instead of hanging.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := q.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	sent := 0
+	for _, n := range s.perID {
+		sent += n
+	}
+	s.mu.Unlock()
+	if sent != 1 {
+		t.Fatalf("%d requests sent, want 1: the attempt prepared ahead sent its request after dispatching stopped", sent)
+	}
+	ids, err := os.ReadDir(filepath.Join(opts.Dir, "queue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := 0
+	for _, e := range ids {
+		if strings.HasSuffix(e.Name(), ".msg") {
+			msgs++
+		}
+	}
+	if msgs != 1 {
+		t.Fatalf("%d messages left in the spool, want the second one", msgs)
 	}
 }

@@ -36,11 +36,11 @@ func (q *Queue) attempt(it *item, start time.Time) {
 	f, msg, err := q.spool.openMessage(areaQueue, it.id, it.offset, rec.Envelope.Size)
 	if err == nil {
 		defer f.Close()
-		wait, lerr := g.leave(q.ctx)
+		wait, lerr := g.leave(q.ctx, q.halt)
 		if lerr != nil {
-			// The daemon stops while this attempt, prepared ahead, waited
-			// for a request slot: it is not made, and the journal entry
-			// ends unused.
+			// The daemon stops dispatching while this attempt, prepared
+			// ahead, waited for a request slot: it is not made, and the
+			// journal entry ends unused.
 			g.cancel()
 			q.finish(it, false, time.Now())
 			return
