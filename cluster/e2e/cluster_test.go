@@ -621,6 +621,12 @@ func TestClusterMigrateLocalSpool(t *testing.T) {
 		out, _ := exec.Command(r.bin, "queue", "failed", "--dir", spool).CombinedOutput()
 		return strings.Contains(string(out), deadID)
 	})
+	// The dead letter's notice leaves before the outage, so that exactly
+	// the five messages below wait in the old spool besides it.
+	e2etest.WaitFor(t, time.Minute, "nothing waiting on the old host (the dead letter's notice sent)", func() bool {
+		out, _ := exec.Command(r.bin, "queue", "list", "--dir", spool).CombinedOutput()
+		return strings.Contains(string(out), "\n0 message(s) waiting")
+	})
 	r.fake.SetGraphOutage(&graphtest.Fault{Mailbox: "alerts@company.com", Status: 503})
 	var waiting []accepted
 	for i := range 5 {
