@@ -36,11 +36,16 @@ type gate struct {
 	// way out at a time anyway).
 	ahead int
 
-	mu        sync.Mutex
-	held      int       // slots taken: prepared or in flight
-	leaving   int       // slots taken whose request has not left yet
-	lastSent  time.Time // when the last request left, for pacing
-	notBefore time.Time // the Retry-After floor
+	mu      sync.Mutex
+	held    int // slots taken: prepared or in flight
+	leaving int // slots taken whose request has not left yet
+	// aheadLeaving is how many of the leaving ones were taken beyond limit
+	// (prepared ahead) and have not left. Which attempt leaves first is a
+	// race, so they are counted, not named: the last ones to leave are
+	// the ahead ones, and once dispatching stops only the others may go.
+	aheadLeaving int
+	lastSent     time.Time // when the last request left, for pacing
+	notBefore    time.Time // the Retry-After floor
 	// changed is closed and replaced whenever a slot frees, a request
 	// leaves or the floor moves, to wake acquire's waiters.
 	changed chan struct{}
@@ -108,9 +113,19 @@ func (g *gate) take(now time.Time, ahead bool) bool {
 	if !ok || at.After(now) {
 		return false
 	}
+	if g.held >= g.limit {
+		g.aheadLeaving++
+	}
 	g.held++
 	g.leaving++
 	return true
+}
+
+// leftLocked counts out one attempt that leaves or gives its slot back:
+// the ahead ones are the last to leave.
+func (g *gate) leftLocked() {
+	g.leaving--
+	g.aheadLeaving = min(g.aheadLeaving, g.leaving)
 }
 
 // leave is called with a slot held, right before the request goes out.
@@ -118,22 +133,25 @@ func (g *gate) take(now time.Time, ahead bool) bool {
 // for one to end. It returns how long the request must still wait when a
 // Retry-After floor was raised since the slot was taken; the caller then
 // gives the slot back with cancel and tries later, instead of waiting with
-// a worker. It returns errHalted when halt is closed while it waits, or
-// closed already when the request would leave after a wait: an attempt
-// prepared ahead has sent nothing, so once the daemon stops dispatching it
-// is not made, like the attempts that were never started. On an error
-// (ctx ended too) the caller cancels.
+// a worker. Once halt is closed (dispatching stopped) only as many
+// attempts leave as were started with a free request slot, which were in
+// flight when the daemon began to stop; the rest were prepared ahead and
+// have sent nothing, so leave returns errHalted for them and they are not
+// made, like the attempts that were never started. On an error (ctx
+// ended too) the caller cancels.
 func (g *gate) leave(ctx context.Context, halt <-chan struct{}) (time.Duration, error) {
-	waited := false
 	for {
-		if waited {
-			select {
-			case <-halt:
-				return 0, errHalted
-			default:
-			}
+		halted := false
+		select {
+		case <-halt:
+			halted = true
+		default:
 		}
 		g.mu.Lock()
+		if halted && g.leaving-g.aheadLeaving <= 0 {
+			g.mu.Unlock()
+			return 0, errHalted
+		}
 		now := time.Now()
 		if g.notBefore.After(now) {
 			wait := g.notBefore.Sub(now)
@@ -143,7 +161,7 @@ func (g *gate) leave(ctx context.Context, halt <-chan struct{}) (time.Duration, 
 		// held-leaving is the requests out now; this attempt is among the
 		// leaving ones.
 		if g.held-g.leaving < g.limit {
-			g.leaving--
+			g.leftLocked()
 			g.lastSent = now
 			g.signalLocked()
 			g.mu.Unlock()
@@ -151,25 +169,28 @@ func (g *gate) leave(ctx context.Context, halt <-chan struct{}) (time.Duration, 
 		}
 		ch := g.changed
 		g.mu.Unlock()
-		waited = true
+		wake := halt
+		if halted {
+			wake = nil // seen: wait for the gate or ctx from now on
+		}
 		select {
 		case <-ch:
-		case <-halt:
+		case <-wake:
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
 	}
 }
 
-// errHalted ends an attempt prepared ahead when the daemon stops
-// dispatching before its request could leave.
+// errHalted ends an attempt prepared ahead whose request had not left
+// when the daemon stopped dispatching.
 var errHalted = errors.New("dispatch stopped before the prepared request could leave")
 
 // cancel gives back a slot whose request never left.
 func (g *gate) cancel() {
 	g.mu.Lock()
 	g.held--
-	g.leaving--
+	g.leftLocked()
 	g.signalLocked()
 	g.mu.Unlock()
 }

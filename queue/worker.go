@@ -38,8 +38,8 @@ func (q *Queue) attempt(it *item, start time.Time) {
 		defer f.Close()
 		wait, lerr := g.leave(q.ctx, q.halt)
 		if lerr != nil {
-			// The daemon stops dispatching while this attempt, prepared
-			// ahead, waited for a request slot: it is not made, and the
+			// The daemon stopped dispatching before this attempt, prepared
+			// ahead, could send its request: it is not made, and the
 			// journal entry ends unused.
 			g.cancel()
 			q.finish(it, false, time.Now())
