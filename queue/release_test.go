@@ -39,12 +39,9 @@ func (o *blockingObserver) Delivered(string, time.Duration) {
 // metrics) is done: with one slot, the second message's request leaves
 // while the first one's Delivered is still held.
 func TestSlotFreedBeforeBookkeeping(t *testing.T) {
-	opts := testOptions(t)
-	opts.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
+	opts, s := oneSlotRig(t)
 	obs := &blockingObserver{release: make(chan struct{}), timeout: 10 * time.Second, timedOut: make(chan struct{})}
 	opts.Observer = obs
-	s := newFakeSender()
-	s.hold = make(chan struct{})
 	var first string
 	var mu sync.Mutex
 	s.setScript(func(env *envelope.Envelope, call int) error {
@@ -92,10 +89,7 @@ func TestSlotFreedBeforeBookkeeping(t *testing.T) {
 // the request before it is still out, and its own request leaves only
 // when that one ends. No more than max_concurrency requests are ever out.
 func TestAttemptPreparedAheadWaitsForRequestSlot(t *testing.T) {
-	opts := testOptions(t)
-	opts.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
-	s := newFakeSender()
-	s.hold = make(chan struct{})
+	opts, s := oneSlotRig(t)
 	q := startQueue(t, opts, s)
 	ids := []string{
 		deliver(t, q, "one@example.com", "first"),
@@ -147,10 +141,7 @@ func TestAttemptPreparedAheadWaitsForRequestSlot(t *testing.T) {
 // its request slot holds that request back too: it does not leave before
 // the floor.
 func TestPreparedAheadRespectsNewFloor(t *testing.T) {
-	opts := testOptions(t)
-	opts.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
-	s := newFakeSender()
-	s.hold = make(chan struct{})
+	opts, s := oneSlotRig(t)
 	var first string
 	var mu sync.Mutex
 	s.setScript(func(env *envelope.Envelope, call int) error {
@@ -238,10 +229,7 @@ func TestPreparedAheadLeavesWorkersForOtherMailboxes(t *testing.T) {
 // when the request before it ends, and its message stays in the spool for
 // the next start.
 func TestPreparedAheadNotMadeAfterStopDispatch(t *testing.T) {
-	opts := testOptions(t)
-	opts.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
-	s := newFakeSender()
-	s.hold = make(chan struct{})
+	opts, s := oneSlotRig(t)
 	q := startQueue(t, opts, s)
 	deliver(t, q, "one@example.com", "first")
 	deliver(t, q, "one@example.com", "second")
@@ -283,4 +271,14 @@ func TestPreparedAheadNotMadeAfterStopDispatch(t *testing.T) {
 	if msgs != 1 {
 		t.Fatalf("%d messages left in the spool, want the second one", msgs)
 	}
+}
+
+// oneSlotRig returns options for one mailbox allowed a single request at a
+// time, and a sender that holds each request until the test lets it go.
+func oneSlotRig(t *testing.T) (Options, *fakeSender) {
+	opts := testOptions(t)
+	opts.Mailboxes = []MailboxLimits{{Address: "one@example.com", MaxConcurrency: 1}}
+	s := newFakeSender()
+	s.hold = make(chan struct{})
+	return opts, s
 }
