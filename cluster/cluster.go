@@ -24,6 +24,8 @@ type Cluster struct {
 	sender queue.Sender
 	log    *slog.Logger
 	gate   *gate
+	// fate settles every attempt's outcome, with the local queue's code.
+	fate *queue.Fate
 
 	// ctx is passed to every Send; it is cancelled only when Close runs
 	// out of time, so requests in flight may finish during a shutdown.
@@ -98,7 +100,7 @@ func Open(ctx context.Context, opts Options, sender queue.Sender) (*Cluster, err
 		nc.Close()
 		return nil, err
 	}
-	c := &Cluster{opts: opts, st: st, sender: sender, log: opts.Log,
+	c := &Cluster{opts: opts, st: st, sender: sender, log: opts.Log, fate: opts.fate(),
 		workers: make(chan struct{}, opts.Workers), boxes: map[string]*box{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.fetchCtx, c.stopFet = context.WithCancel(c.ctx)

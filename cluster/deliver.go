@@ -9,12 +9,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/graphrelay/graphrelay/envelope"
 	"github.com/graphrelay/graphrelay/graph"
 	"github.com/graphrelay/graphrelay/queue"
 )
@@ -80,8 +78,11 @@ func (c *Cluster) handle(b *box, m jetstream.Msg) {
 	staged, err := c.stage(ctx, &rec)
 	if err != nil {
 		if isNotFound(err) {
+			// Never sent, so no attempt is added: the dead letter's reason
+			// is the missing body.
 			res := queue.Classify(graph.Receipt{}, &missingBody{err}, false, c.opts.RetryMax)
-			c.deadLetter(m, &rec, "permanent", res, time.Now(), nil)
+			now := time.Now()
+			c.fate.Settle(&streamHolder{c: c, m: m, rec: &rec}, len(rec.Attempts), res, now, now)
 			return
 		}
 		c.log.Warn("cannot read the message body from the cluster; retrying", append(c.msgAttrs(&rec), "err", err)...)
@@ -143,125 +144,7 @@ func (c *Cluster) handle(b *box, m jetstream.Msg) {
 	<-c.workers
 	c.gate.release(b.token, l)
 	res.Fill(&rec.Attempts[n-1], end)
-	if res.Ambiguous() {
-		c.log.Warn("possible duplicate: Graph may have accepted this message although no success was seen; a retry can deliver it twice",
-			append(c.msgAttrs(&rec), append([]any{"attempt", n}, res.Attrs()...)...)...)
-	}
-	switch res.Outcome() {
-	case "":
-		c.delivered(m, &rec, n, res, start, end)
-	case queue.OutcomePermanent:
-		c.deadLetter(m, &rec, "permanent", res, end, staged)
-	case queue.OutcomeInterrupted:
-		rec.NextTry = end
-		if c.putRecord(context.Background(), &rec) == errChanged {
-			m.Ack()
-			return
-		}
-		c.log.Info("interrupted", append(c.msgAttrs(&rec), "attempt", n, "client_request_id", res.ClientRequestID())...)
-		m.Nak()
-	default:
-		c.deferred(m, &rec, n, res, end, staged)
-	}
-}
-
-// delivered removes a message Graph accepted: the record first, so that a
-// crash before the work item's acknowledgement sends nothing again.
-func (c *Cluster) delivered(m jetstream.Msg, rec *stored, n int, res queue.Result, start, end time.Time) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	id := rec.Envelope.ID
-	if err := c.st.records.Purge(ctx, id); err != nil {
-		c.log.Error("delivered, but cannot remove the record; it may be sent again", append(c.msgAttrs(rec), "err", err)...)
-	}
-	if err := m.DoubleAck(ctx); err != nil {
-		c.log.Warn("delivered, but the cluster did not confirm the acknowledgement", append(c.msgAttrs(rec), "err", err)...)
-	}
-	if err := c.st.dropBody(ctx, rec); err != nil {
-		c.log.Warn("delivered, but cannot remove the body from the object store", append(c.msgAttrs(rec), "err", err)...)
-	}
-	c.opts.Observer.Delivered(rec.Envelope.Mailbox.Address, end.Sub(rec.Envelope.ReceivedAt))
-	c.log.Info("delivered", append(c.msgAttrs(rec), "attempt", n, "client_request_id", res.ClientRequestID(),
-		"attempt_ms", ms(end.Sub(start)), "elapsed_ms", ms(end.Sub(rec.Envelope.ReceivedAt)))...)
-}
-
-// deferred schedules the next attempt after a transient failure, or gives
-// the message up once queue.max_age has passed.
-func (c *Cluster) deferred(m jetstream.Msg, rec *stored, n int, res queue.Result, now time.Time, staged io.ReaderAt) {
-	deadline := rec.Expiry(c.opts.MaxAge)
-	if !now.Before(deadline) {
-		c.deadLetter(m, rec, "expired", res, now, staged)
-		return
-	}
-	c.opts.Observer.DeliveryFailed(rec.Envelope.Mailbox.Address, res.Code(), queue.OutcomeTransient, true)
-	delay := max(queue.Backoff(n, c.opts.RetryInitial, c.opts.RetryMax), res.RetryAfter())
-	next := now.Add(delay)
-	if next.After(deadline) {
-		next = deadline
-	}
-	rec.NextTry = next
-	if c.opts.DelayNoticeAfter > 0 && rec.DelayNoticeID == "" && staged != nil && c.wantsNotice(rec) &&
-		now.Sub(rec.Envelope.ReceivedAt) >= c.opts.DelayNoticeAfter {
-		if id, err := c.notify(queue.NoticeDelayed, rec, res, now, staged); err != nil {
-			c.log.Error("cannot queue the delay notice", append(c.msgAttrs(rec), "err", err)...)
-		} else {
-			rec.DelayNoticeID = id
-		}
-	}
-	if c.putRecord(context.Background(), rec) == errChanged {
-		m.Ack() // an admin's change during the attempt wins
-		return
-	}
-	c.log.Warn("deferred", append(c.msgAttrs(rec), append([]any{"attempt", n,
-		"retry_in", next.Sub(now).Round(time.Millisecond).String()}, res.Attrs()...)...)...)
-	m.NakWithDelay(max(next.Sub(now), time.Millisecond))
-}
-
-// deadLetter gives a message up: its record keeps the reason (and stays,
-// with the body, for "queue requeue" or "queue delete"), and a notice is
-// queued when configured, before the work item is acknowledged.
-func (c *Cluster) deadLetter(m jetstream.Msg, rec *stored, reason string, res queue.Result, now time.Time, staged io.ReaderAt) {
-	c.opts.Observer.DeliveryFailed(rec.Envelope.Mailbox.Address, res.Code(), res.Outcome(), false)
-	c.opts.Observer.DeadLettered(rec.Envelope.Mailbox.Address, reason)
-	d := queue.DeadLetterFor(reason, res, now)
-	rec.Dead = d
-	if staged != nil && c.wantsNotice(rec) {
-		if id, err := c.notify(queue.NoticeFailed, rec, res, now, staged); err != nil {
-			c.log.Error("cannot queue the failure notice", append(c.msgAttrs(rec), "err", err)...)
-		} else {
-			d.NoticeID = id
-		}
-	}
-	if err := c.putRecord(context.Background(), rec); err == errChanged {
-		m.Ack()
-		return
-	} else if err != nil {
-		c.log.Error("cannot record the dead letter; it is retried instead", append(c.msgAttrs(rec), "err", err)...)
-		m.NakWithDelay(c.opts.RetryInitial)
-		return
-	}
-	m.Ack()
-	c.log.Error("failed", append(c.msgAttrs(rec), append([]any{"reason", reason, "attempts", len(rec.Attempts),
-		"notice_id", d.NoticeID}, res.Attrs()...)...)...)
-}
-
-// notify queues a notice ("failed" or "delayed") as an ordinary cluster
-// message, with the local queue's text.
-func (c *Cluster) notify(kind string, rec *stored, res queue.Result, now time.Time, staged io.ReaderAt) (string, error) {
-	id := envelope.NewID()
-	to := queue.NoticeRecipients(c.opts.NoticeTo, c.opts.NoticeToMailbox, &rec.Record)
-	raw, err := queue.BuildNotice(kind, id, c.opts.NoticeMailbox.Address, to, now,
-		&rec.Record, res, rec.Expiry(c.opts.MaxAge), "the cluster's dead letters (graphrelay queue failed)", staged, rec.Envelope.Size)
-	if err != nil {
-		return "", err
-	}
-	env := &envelope.Envelope{ID: id, Listener: "graphrelay", Helo: "graphrelay", Recipients: to,
-		Mailbox: c.opts.NoticeMailbox, Format: envelope.FormatJSON, ReceivedAt: now}
-	if _, err := c.accept(context.Background(), env, bytes.NewReader(raw), kind, rec.Envelope.ID); err != nil {
-		return "", err
-	}
-	c.log.Info("queued", "id", id, "notice", kind, "notice_for", rec.Envelope.ID, "notice_to", strings.Join(to, ","))
-	return id, nil
+	c.fate.Settle(&streamHolder{c: c, m: m, rec: &rec, body: staged}, n, res, start, end)
 }
 
 // stage returns the body with random access, as the Sender needs: an
@@ -346,15 +229,7 @@ func keepAlive(m jetstream.Msg, every time.Duration, stop chan struct{}) {
 	}
 }
 
-func (c *Cluster) msgAttrs(rec *stored) []any {
-	e := &rec.Envelope
-	attrs := []any{"id", e.ID, "client_ip", e.ClientIP, "auth_user", e.AuthUser,
-		"mailbox", e.Mailbox.Address, "rcpts", len(e.Recipients), "size", e.Size}
-	if rec.Notice != "" {
-		attrs = append(attrs, "notice", rec.Notice, "notice_for", rec.NoticeFor)
-	}
-	return attrs
-}
+func (c *Cluster) msgAttrs(rec *stored) []any { return queue.MsgAttrs(&rec.Record) }
 
 // missingBody is a record whose body is gone from the object store: it
 // can never be sent.
@@ -378,10 +253,3 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// wantsNotice reports whether a message's fate is worth a notice, as the
-// local queue decides it.
-func (c *Cluster) wantsNotice(rec *stored) bool {
-	to := queue.NoticeRecipients(c.opts.NoticeTo, c.opts.NoticeToMailbox, &rec.Record)
-	return queue.NoticeWanted(to, c.opts.NoticeMailbox.Address, &rec.Record)
-}

@@ -30,10 +30,14 @@
 // floor and the pacing of messages_per_minute are shared through
 // GRAPHRELAY_MAILBOXES, which every relay watches.
 //
-// Outcomes are the local queue's: queue.Classify decides, transient
-// failures wait queue.Backoff (or Retry-After) through a delayed
-// negative acknowledgement, and dead letters keep their record (with
-// Dead set) and body until "graphrelay queue delete" or "requeue".
+// Outcomes are settled by the local queue's code: queue.Classify decides
+// permanent or transient, and queue.Fate decides what becomes of the
+// message (delivered, deferred, interrupted, expired or dead; which
+// notice; the metrics and the log line) while streamHolder only carries
+// it out (settle.go): transient failures wait the backoff (or
+// Retry-After) through a delayed negative acknowledgement, and dead
+// letters keep their record (with Dead set) and body until "graphrelay
+// queue delete" or "requeue".
 //
 // # At least once
 //

@@ -58,6 +58,14 @@ type Options struct {
 	Observer queue.Observer
 }
 
+// fate is the settings with which the relay settles outcomes: the local
+// queue's, so that both backends retry, expire and notify alike.
+func (o Options) fate() *queue.Fate {
+	return &queue.Fate{RetryInitial: o.RetryInitial, RetryMax: o.RetryMax, MaxAge: o.MaxAge,
+		NoticeTo: o.NoticeTo, NoticeToMailbox: o.NoticeToMailbox, NoticeMailbox: o.NoticeMailbox.Address,
+		DelayNoticeAfter: o.DelayNoticeAfter, Observer: o.Observer, Log: o.Log}
+}
+
 func (o Options) withDefaults() Options {
 	if o.Replicas <= 0 {
 		o.Replicas = 3

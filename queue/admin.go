@@ -312,7 +312,7 @@ func (q *Queue) requeue(id string) (string, error) {
 	}
 	rec := st.rec
 	_ = q.reserve(1, rec.Envelope.Size, true)
-	q.log.Info("requeued by admin", q.msgAttrs(rec)...)
+	q.log.Info("requeued by admin", MsgAttrs(rec)...)
 	q.add(newItem(rec, st.offset, true))
 	return fmt.Sprintf("%s moved back to the queue and scheduled now", id), nil
 }

@@ -11,8 +11,9 @@ import (
 )
 
 // This file lends the local queue's decisions to the other queue backend
-// (package cluster, NATS JetStream), so both classify outcomes, back off,
-// expire and write notices with the same code instead of a copy.
+// (package cluster, NATS JetStream), so both classify outcomes and write
+// notices with the same code instead of a copy; Fate (fate.go) settles
+// the outcomes of both.
 
 // Result is one classified delivery attempt (see classify).
 type Result struct{ r result }
@@ -27,76 +28,20 @@ func Classify(rcpt graph.Receipt, err error, stopping bool, retryMax time.Durati
 // Fill copies the result into an attempt record.
 func (r Result) Fill(a *Attempt, end time.Time) { r.r.fill(a, end) }
 
-// Outcome is "" when Graph accepted the message, else an Outcome* constant.
-func (r Result) Outcome() string { return r.r.outcome }
-
-// Err is the attempt's error, nil when delivered.
-func (r Result) Err() error { return r.r.err }
-
 // RetryAfter is Graph's Retry-After, 0 when none came.
 func (r Result) RetryAfter() time.Duration { return r.r.retryAfter }
-
-// Ambiguous reports that Graph may have accepted the message although no
-// success was seen.
-func (r Result) Ambiguous() bool { return r.r.ambiguous }
-
-// Attrs are the result's fields for a log line.
-func (r Result) Attrs() []any {
-	return []any{"op", r.r.op, "status", r.r.status, "code", r.r.code, "request_id", r.r.requestID,
-		"client_request_id", r.r.clientRequestID, "ambiguous", r.r.ambiguous, "err", r.r.err, "hint", r.r.hint}
-}
 
 // Status is the HTTP status of Graph's answer, 0 when none came.
 func (r Result) Status() int { return r.r.status }
 
-// Code is Graph's error code, for metrics.
-func (r Result) Code() string { return r.r.code }
-
-// ClientRequestID is the attempt's client-request-id, which Graph's
-// support can trace.
-func (r Result) ClientRequestID() string { return r.r.clientRequestID }
-
-// Backoff is the wait before the next attempt after n failed attempts:
-// full jitter under an exponential ceiling.
-func Backoff(n int, initial, max time.Duration) time.Duration {
-	return fullJitter(backoffCeiling(n, initial, max))
-}
-
 // Expiry is when the message is given up if it still fails.
 func (r *Record) Expiry(maxAge time.Duration) time.Time { return r.expiry(maxAge) }
-
-// DeadLetterFor describes why a message is given up, as the local queue's
-// dead letters do.
-func DeadLetterFor(reason string, res Result, now time.Time) *DeadLetter {
-	d := &DeadLetter{At: now, Reason: reason, Status: res.r.status, Code: res.r.code,
-		RequestID: res.r.requestID, Hint: res.r.hint}
-	if res.r.err != nil {
-		d.Error = res.r.err.Error()
-	}
-	if reason == "expired" {
-		d.Hint = "Graph kept failing temporarily until queue.max_age passed; the last error says why. " + res.r.hint
-	}
-	return d
-}
 
 // Notice kinds, exported for other backends.
 const (
 	NoticeFailed  = noticeFailed
 	NoticeDelayed = noticeDelayed
 )
-
-// NoticeWanted reports whether a message's fate is worth a notice (see
-// Queue.wantsNotice).
-func NoticeWanted(noticeTo []string, noticeMailbox string, rec *Record) bool {
-	return len(noticeTo) > 0 && noticeMailbox != "" && rec.Notice == "" && rec.Envelope.From != ""
-}
-
-// NoticeRecipients are who is told about rec: noticeTo, and the mailbox
-// the message was to be sent as when toMailbox (Queue.noticeRecipients).
-func NoticeRecipients(noticeTo []string, toMailbox bool, rec *Record) []string {
-	q := &Queue{opts: Options{NoticeTo: noticeTo, NoticeToMailbox: toMailbox}}
-	return q.noticeRecipients(rec)
-}
 
 // BuildNotice renders a notice about rec with the local queue's text.
 // kept says where the dead letter can be found.

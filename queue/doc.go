@@ -101,11 +101,16 @@
 //     leaves, the Retry-After floor), the scheduler (scheduler.go), the
 //     one outcome of an attempt (outcome.go: delivered, transient with a
 //     capped retry time, permanent, interrupted; ambiguous; the hint),
-//     dead letters and their notices (deadletter.go, notice.go).
+//     and what becomes of the message (fate.go: Fate decides delivered,
+//     deferred with its next try, interrupted, expired or dead, which
+//     notice is queued, what is counted and logged), with the notices'
+//     text (notice.go).
 //
-// The seam never reads or writes spool files itself; it asks the backend.
-// A backend never decides whether to retry; it stores what the seam
-// decided.
+// The seam never reads or writes spool files itself; it asks the backend
+// through Holder (fate.go), which the local spool (spoolholder.go) and
+// the cluster (package cluster, settle.go) implement: remove, store the
+// record and wait, store a dead letter, queue a notice. A backend never
+// decides whether to retry; it stores what the seam decided.
 //
 // # At least once
 //

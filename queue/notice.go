@@ -34,40 +34,13 @@ const NoticeHeader = "X-Graphrelay-Notice"
 // stay in failed/ for the admin).
 const noticeAttachLimit = 2 << 20
 
-// wantsNotice reports whether a message's fate is worth a notice: someone
-// is to be told, the message is not itself a notice, and it does not have
-// the null sender <> (bounces and other automatic mail, RFC 5321 §4.5.5,
-// which must never cause mail loops).
-func (q *Queue) wantsNotice(rec *Record) bool {
-	return len(q.noticeRecipients(rec)) > 0 && q.opts.NoticeMailbox.Address != "" &&
-		rec.Notice == "" && rec.Envelope.From != ""
-}
-
-// noticeRecipients are who is told about rec: queue.notice_to's
-// addresses, and by default the mailbox the message was to be sent as,
-// which is where Exchange puts its own non-delivery reports, so that a
-// dead letter reaches a human without any setting.
-func (q *Queue) noticeRecipients(rec *Record) []string {
-	to := append([]string(nil), q.opts.NoticeTo...)
-	if a := rec.Envelope.Mailbox.Address; q.opts.NoticeToMailbox && a != "" {
-		dup := false
-		for _, t := range to {
-			dup = dup || strings.EqualFold(t, a)
-		}
-		if !dup {
-			to = append(to, a)
-		}
-	}
-	return to
-}
-
 // notify queues a notice about rec and returns its queue id. The notice
 // is an ordinary spooled message (durable, retried, limited like any
 // other) whose record is marked as a notice and whose envelope sender is
 // <>, so it can never cause a notice itself.
 func (q *Queue) notify(kind string, it *item, res result, now time.Time) (string, error) {
 	rec := it.rec
-	to := q.noticeRecipients(rec)
+	to := q.fate.NoticeRecipients(rec)
 	f, orig, err := q.spool.openMessage(areaQueue, rec.Envelope.ID, it.offset, rec.Envelope.Size)
 	if err != nil {
 		return "", fmt.Errorf("read the original for the notice: %w", err)
@@ -90,7 +63,7 @@ func (q *Queue) notify(kind string, it *item, res result, now time.Time) (string
 	if err != nil {
 		return "", err
 	}
-	q.log.Info("queued", append(q.msgAttrs(nit.rec), "notice_to", strings.Join(to, ","))...)
+	q.log.Info("queued", append(MsgAttrs(nit.rec), "notice_to", strings.Join(to, ","))...)
 	q.add(nit)
 	return in.ID, nil
 }

@@ -47,7 +47,7 @@ func (q *Queue) admit(it *item) error {
 func (q *Queue) drop(it *item) {
 	if err := q.spool.remove(areaQueue, it.id); err != nil {
 		q.log.Error("cannot remove a message refused before 250 from the spool; it would be delivered after a restart",
-			append(q.msgAttrs(it.rec), "err", err, "hint", "remove "+it.id+" with graphrelay queue delete")...)
+			append(MsgAttrs(it.rec), "err", err, "hint", "remove "+it.id+" with graphrelay queue delete")...)
 	}
 	q.release(1, it.size)
 }

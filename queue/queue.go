@@ -60,6 +60,13 @@ type Options struct {
 	Observer Observer
 }
 
+// fate is the settings with which the queue settles outcomes.
+func (o Options) fate() *Fate {
+	return &Fate{RetryInitial: o.RetryInitial, RetryMax: o.RetryMax, MaxAge: o.MaxAge,
+		NoticeTo: o.NoticeTo, NoticeToMailbox: o.NoticeToMailbox, NoticeMailbox: o.NoticeMailbox.Address,
+		DelayNoticeAfter: o.DelayNoticeAfter, Observer: o.Observer, Log: o.Log}
+}
+
 func (o Options) withDefaults() Options {
 	if o.DefaultConcurrency <= 0 {
 		o.DefaultConcurrency = 4
@@ -122,7 +129,9 @@ type Queue struct {
 	journal *journal
 	sender  Sender
 	log     *slog.Logger
-	lock    *os.File
+	// fate settles every attempt's outcome, as the cluster backend's do.
+	fate *Fate
+	lock *os.File
 
 	// ctx is passed to every Send; it is cancelled only when Close runs
 	// out of time, so in-flight requests may finish during a shutdown.
@@ -188,7 +197,7 @@ func Open(opts Options, sender Sender) (*Queue, error) {
 	notePID(lock)
 	ctx, cancel := context.WithCancel(context.Background())
 	q := &Queue{
-		opts: opts, spool: sp, sender: sender, log: opts.Log, lock: lock,
+		opts: opts, spool: sp, sender: sender, log: opts.Log, lock: lock, fate: opts.fate(),
 		ctx: ctx, cancel: cancel,
 		items: map[string]*item{}, boxes: map[string]*mailbox{},
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), loaded: make(chan struct{}), halt: make(chan struct{}),

@@ -196,7 +196,7 @@ func (q *Queue) startExpiry(it *item) {
 			q.unreadableRecord(it, err)
 			return
 		}
-		q.deadLetter(it, "expired", lastResult(rec), time.Now())
+		q.fate.Expire(&spoolHolder{q: q, it: it}, Result{lastResult(rec)}, time.Now())
 	}()
 }
 

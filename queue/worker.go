@@ -3,7 +3,6 @@ package queue
 import (
 	"errors"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"time"
 )
@@ -27,7 +26,7 @@ func (q *Queue) attempt(it *item, start time.Time) {
 	seg, err := q.journal.begin(journalEntry{ID: it.id, N: n, Start: start, NextTry: next})
 	if err != nil {
 		g.cancel()
-		q.log.Error("cannot record the delivery attempt, so it is not made; retrying later", append(q.msgAttrs(rec),
+		q.log.Error("cannot record the delivery attempt, so it is not made; retrying later", append(MsgAttrs(rec),
 			"err", err, "retry_at", next, "hint", (&SpoolError{Err: err}).Hint())...)
 		q.finish(it, false, next)
 		return
@@ -85,30 +84,7 @@ func (q *Queue) attempt(it *item, start time.Time) {
 	end := time.Now()
 	res.fill(&rec.Attempts[n-1], end)
 
-	q.mu.Lock()
-	deleteRequested := it.deleteRequested
-	q.mu.Unlock()
-
-	if res.ambiguous {
-		q.log.Warn("possible duplicate: Graph may have accepted this message although no success was seen; a retry can deliver it twice",
-			append(q.msgAttrs(rec), "attempt", n, "client_request_id", res.clientRequestID, "request_id", res.requestID, "err", res.err)...)
-	}
-	switch {
-	case res.outcome == "":
-		q.delivered(it, n, res, start, end)
-	case deleteRequested:
-		q.removeDeleted(it)
-	case res.outcome == OutcomePermanent:
-		q.deadLetter(it, "permanent", res, end)
-	case res.outcome == OutcomeInterrupted:
-		// Resume as soon as the daemon is back.
-		rec.NextTry = end
-		it.onDisk = q.saveRecord(rec)
-		q.log.Info("interrupted", append(q.msgAttrs(rec), "attempt", n, "client_request_id", res.clientRequestID)...)
-		q.finish(it, false, end)
-	default:
-		q.defer_(it, n, res, end)
-	}
+	q.fate.settle(&spoolHolder{q: q, it: it}, n, res, start, end)
 }
 
 // unreadable is the outcome of an attempt whose spooled message cannot be
@@ -123,69 +99,11 @@ func unreadable(err error) result {
 	return r
 }
 
-// delivered removes a message Graph accepted.
-func (q *Queue) delivered(it *item, n int, res result, start, end time.Time) {
-	rec := it.rec
-	if err := q.spool.remove(areaQueue, it.id); err != nil {
-		// The message would be sent again after a restart.
-		q.log.Error("delivered, but cannot remove it from the spool; it may be sent again after a restart",
-			append(q.msgAttrs(rec), "err", err)...)
-	}
-	q.opts.Observer.Delivered(rec.Envelope.Mailbox.Address, end.Sub(rec.Envelope.ReceivedAt))
-	q.log.Info("delivered", append(q.msgAttrs(rec), "attempt", n, "request_id", res.requestID,
-		"client_request_id", res.clientRequestID, "attempt_ms", ms(end.Sub(start)),
-		"elapsed_ms", ms(end.Sub(rec.Envelope.ReceivedAt)))...)
-	q.finish(it, true, time.Time{})
-}
-
-// defer_ schedules the next attempt after a transient failure, or gives
-// the message up when queue.max_age has passed.
-func (q *Queue) defer_(it *item, n int, res result, now time.Time) {
-	rec := it.rec
-	deadline := rec.expiry(q.opts.MaxAge)
-	if !now.Before(deadline) {
-		q.deadLetter(it, "expired", res, now)
-		return
-	}
-	q.opts.Observer.DeliveryFailed(rec.Envelope.Mailbox.Address, res.code, OutcomeTransient, true)
-	delay := q.backoff(n)
-	if res.retryAfter > delay {
-		delay = res.retryAfter
-	}
-	// The last attempt is made at the deadline itself.
-	next := min64(now.Add(delay), deadline)
-	rec.NextTry = next
-	if q.opts.DelayNoticeAfter > 0 && rec.DelayNoticeID == "" && q.wantsNotice(rec) &&
-		now.Sub(rec.Envelope.ReceivedAt) >= q.opts.DelayNoticeAfter {
-		if id, err := q.notify(noticeDelayed, it, res, now); err != nil {
-			q.log.Error("cannot queue the delay notice", append(q.msgAttrs(rec), "err", err)...)
-		} else {
-			rec.DelayNoticeID = id
-		}
-	}
-	it.onDisk = q.saveRecord(rec)
-	q.log.Warn("deferred", append(q.msgAttrs(rec), "attempt", n, "op", res.op, "status", res.status, "code", res.code,
-		"request_id", res.requestID, "client_request_id", res.clientRequestID, "ambiguous", res.ambiguous,
-		"retry_in", next.Sub(now).Round(time.Millisecond).String(), "elapsed_ms", ms(now.Sub(rec.Envelope.ReceivedAt)),
-		"err", res.err, "hint", res.hint)...)
-	q.finish(it, false, next)
-}
-
 func min64(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b
 	}
 	return a
-}
-
-// removeDeleted carries out a "queue delete" that arrived during the
-// attempt.
-func (q *Queue) removeDeleted(it *item) {
-	if err := q.spool.remove(areaQueue, it.id); err != nil {
-		q.log.Error("cannot delete message", append(q.msgAttrs(it.rec), "err", err)...)
-	}
-	q.log.Info("deleted by admin", q.msgAttrs(it.rec)...)
-	q.finish(it, true, time.Time{})
 }
 
 // saveRecord writes a record after an attempt, and reports whether it
@@ -194,7 +112,7 @@ func (q *Queue) removeDeleted(it *item) {
 // behind by this attempt's outcome.
 func (q *Queue) saveRecord(rec *Record) bool {
 	if err := q.spool.writeState(areaQueue, rec); err != nil {
-		q.log.Error("cannot update the message record", append(q.msgAttrs(rec), "err", err)...)
+		q.log.Error("cannot update the message record", append(MsgAttrs(rec), "err", err)...)
 		return false
 	}
 	return true
@@ -213,15 +131,4 @@ func (q *Queue) unreadableRecord(it *item, err error) {
 	q.log.Error("cannot read a waiting message's record back; trying again later", "id", it.id, "err", err,
 		"retry_at", next, "hint", (&SpoolError{Err: err}).Hint())
 	q.finish(it, false, next)
-}
-
-// msgAttrs are the fields every per-message log line carries.
-func (q *Queue) msgAttrs(rec *Record) []any {
-	e := &rec.Envelope
-	attrs := []any{"id", e.ID, "client_ip", e.ClientIP, "auth_user", e.AuthUser,
-		"mailbox", e.Mailbox.Address, "rcpts", len(e.Recipients), "size", e.Size}
-	if rec.Notice != "" {
-		attrs = append(attrs, slog.String("notice", rec.Notice), slog.String("notice_for", rec.NoticeFor))
-	}
-	return attrs
 }
