@@ -343,7 +343,10 @@ func (q *Queue) Deliver(ctx context.Context, env *envelope.Envelope, msg io.Read
 	if err := q.admit(it); err != nil {
 		return err
 	}
-	q.log.Info("queued", "id", env.ID, "client_ip", env.ClientIP, "auth_user", env.AuthUser,
+	// The SMTP session's "message accepted" line, written before the 250,
+	// carries the same fields, so this one is for debugging: at info level
+	// it was one more write(2) per message (issue 15).
+	q.log.Debug("queued", "id", env.ID, "client_ip", env.ClientIP, "auth_user", env.AuthUser,
 		"mailbox", env.Mailbox.Address, "rcpts", len(env.Recipients), "size", it.rec.Envelope.Size,
 		"elapsed_ms", ms(time.Since(start)))
 	q.add(it)
