@@ -149,10 +149,11 @@
 // reference VM 0.5 to 0.8 ms of CPU, against 30 µs for a rename), so a
 // healthy message costs one write(2) of its envelope line and message
 // through one buffer (a message larger than the 64 KB buffer, one per
-// 64 KB), one fsync, one rename in, one journal line, and one rename and
-// one truncate(2) into spare/ once delivered: files are reused through
-// spare/ (kept stocked in the background, so that a growing queue does
-// not create files between a message's last byte and its 250), records
+// 64 KB), one fsync, one rename in, one journal line, and one rename into
+// spare/ once delivered: files are reused through spare/ (kept stocked in
+// the background, so that a growing queue does not create files between
+// a message's last byte and its 250; a recycled file is overwritten by
+// the next message, and emptied only if it waits a second unused), records
 // are written only when an attempt fails, and every
 // directory and journal fsync is group-committed across concurrent
 // messages. A small message sent at once is not read back from its file

@@ -17,8 +17,9 @@ type faultFS struct {
 	// budget is how many more bytes fit before writes fail with ENOSPC;
 	// negative means unlimited.
 	budget int64
-	// fail maps "op:name" (op is create, write, sync, rename or syncdir;
-	// name is the base name of the path, or "*") to the error to return.
+	// fail maps "op:name" (op is create, write, truncate, sync, rename or
+	// syncdir; name is the base name of the path, or "*") to the error to
+	// return.
 	fail     map[string]error
 	syncDirs int
 }
@@ -134,6 +135,13 @@ func (w *faultFile) Write(p []byte) (int, error) {
 	return k, err
 }
 
+func (w *faultFile) Truncate(size int64) error {
+	if err := w.fs.fault("truncate", w.path); err != nil {
+		return &os.PathError{Op: "truncate", Path: w.path, Err: err}
+	}
+	return w.File.Truncate(size)
+}
+
 func (w *faultFile) Sync() error {
 	if err := w.fs.fault("sync", w.path); err != nil {
 		return &os.PathError{Op: "sync", Path: w.path, Err: err}
@@ -155,7 +163,9 @@ func listTree(dir string) []string {
 }
 
 // messageFiles lists the files the spool holds for messages: everything
-// but its fixed layout, spare files (always empty) and journal segments.
+// but its fixed layout, empty spare files and journal segments. (A
+// spare file holds a delivered message's bytes for up to spareDirtyFor
+// while the queue runs; the checks that use this wait for it.)
 func messageFiles(dir string) []string {
 	var out []string
 	for _, p := range listTree(dir) {

@@ -23,7 +23,8 @@ type FS interface {
 	Remove(path string) error
 	// Empty truncates a file to nothing, by path: one truncate(2), where
 	// opening the file to truncate it costs an open, a close and the
-	// runtime's poller registration.
+	// runtime's poller registration. The spare files that wait unused are
+	// emptied so (spare.go).
 	Empty(path string) error
 	// SyncDir makes the entries created, renamed or removed in a directory
 	// survive a power loss: an fsync of the directory on Linux and the
@@ -37,6 +38,9 @@ type File interface {
 	io.Writer
 	// WriteAt fills in a .msg file's size field after the message.
 	io.WriterAt
+	// Truncate cuts a reused spare file to the length of the message
+	// written into it.
+	Truncate(size int64) error
 	Sync() error
 	Close() error
 }

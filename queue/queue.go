@@ -442,6 +442,9 @@ func (q *Queue) Close(ctx context.Context) error {
 			<-done
 		}
 		q.cancel()
+		// No attempt is left to recycle a file: empty the spares that
+		// still hold a delivered message's bytes.
+		q.spool.spares.sweepAll()
 		q.journal.close()
 		q.spool.close()
 		unlockSpool(q.lock)

@@ -43,8 +43,8 @@ const (
 //
 // Creating a file is by far the most expensive filesystem operation here
 // (on the reference VM it costs 0.5 to 0.8 ms of CPU, a rename 30 µs), so
-// files of delivered messages are truncated and kept in spare/ for reuse
-// instead of being created anew for each message. Only one process writes
+// files of delivered messages are kept in spare/ for reuse instead of
+// being created anew for each message (spare.go). Only one process writes
 // the spool at a time (lock.go).
 type Spool struct {
 	root string
@@ -59,6 +59,11 @@ type Spool struct {
 	// not try to unlink a .json that cannot exist (one failed syscall per
 	// message). An id not in it may have a record, and is unlinked.
 	noRecord sync.Map
+	// lengths holds the length of the .msg file of each message this
+	// process wrote, so that its file, recycled as a spare, is cut to a
+	// shorter next message's length only when it needs to be (an
+	// ftruncate per message otherwise).
+	lengths sync.Map
 	// fresh holds small messages just spooled until their first attempt
 	// reads them.
 	fresh freshCache
@@ -121,7 +126,7 @@ func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (s
 	if err != nil {
 		return 0, 0, &SpoolError{Op: "encode envelope", Err: err}
 	}
-	f, path, err := s.newFile(id)
+	f, path, old, err := s.newFile(id)
 	if err != nil {
 		return 0, 0, &SpoolError{Op: "create message file", Err: err}
 	}
@@ -135,6 +140,13 @@ func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (s
 	size, body, err := writeMessage(f, header, sizeAt, msg, account)
 	if err != nil {
 		return 0, 0, err
+	}
+	length := int64(len(header)) + size
+	if old > length || old < 0 {
+		// A spare that held a longer message: cut off the rest of it.
+		if err := f.Truncate(length); err != nil {
+			return 0, 0, &SpoolError{Op: "write message file", Err: err}
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return 0, 0, &SpoolError{Op: "sync message file", Err: err}
@@ -156,29 +168,31 @@ func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (s
 		return 0, 0, &SpoolError{Op: "sync queue directory", Err: err}
 	}
 	s.noRecord.Store(id, struct{}{})
+	s.lengths.Store(id, length)
 	if body != nil {
 		s.fresh.put(id, rec, int64(len(header)), body, len(header))
 	}
 	return size, int64(len(header)), nil
 }
 
-// newFile returns an empty file to write a new message into: a spare if
-// one is left, else a new file in tmp/.
-func (s *Spool) newFile(id string) (File, string, error) {
+// newFile returns a file to write a new message into from its start, and
+// how many bytes it holds already (-1: not known): a spare if one is left,
+// else a new, empty file in tmp/.
+func (s *Spool) newFile(id string) (File, string, int64, error) {
 	for {
-		path, ok := s.spares.take()
+		sp, ok := s.spares.take()
 		if !ok {
 			break
 		}
-		if f, err := s.fs.Reuse(path, false); err == nil {
-			return f, path, nil
+		if f, err := s.fs.Reuse(sp.path, false); err == nil {
+			return f, sp.path, sp.size, nil
 		}
 		// The spare is gone or unusable: drop it and try the next.
-		_ = s.fs.Remove(path)
+		_ = s.fs.Remove(sp.path)
 	}
 	path := filepath.Join(s.root, areaTmp, id+extMsg)
 	f, err := s.fs.Create(path)
-	return f, path, err
+	return f, path, 0, err
 }
 
 // spoolBufSize is the write buffer for spooling: a 4 KB notification and
@@ -329,7 +343,11 @@ func (s *Spool) move(id, from, to string) error {
 // guarantee allows.
 func (s *Spool) remove(area, id string) error {
 	s.fresh.take(id)
-	if err := s.spares.recycle(s.msgPath(area, id)); err != nil {
+	length := int64(-1)
+	if n, ok := s.lengths.LoadAndDelete(id); ok {
+		length = n.(int64)
+	}
+	if err := s.spares.recycle(s.msgPath(area, id), length); err != nil {
 		return fmt.Errorf("remove %s from %s/: %w", id, area, err)
 	}
 	if _, none := s.noRecord.LoadAndDelete(id); none {

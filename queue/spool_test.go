@@ -558,7 +558,7 @@ func TestSpareFillerKeepsCreationOffThePath(t *testing.T) {
 	stocked := func() bool {
 		s.spares.mu.Lock()
 		defer s.spares.mu.Unlock()
-		return len(s.spares.names) >= spareHigh
+		return len(s.spares.files) >= spareHigh
 	}
 	eventually(t, time.Minute, "the pool stocked", stocked)
 	// Take the pool below its low mark; the filler restocks it.
