@@ -55,7 +55,7 @@ const (
 )
 
 func (OSFS) Create(path string) (File, error) {
-	return openFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	return openWrite(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 }
 
 func (OSFS) Reuse(path string, truncate bool) (File, error) {
@@ -63,7 +63,7 @@ func (OSFS) Reuse(path string, truncate bool) (File, error) {
 	if truncate {
 		flags |= os.O_TRUNC
 	}
-	return openFile(path, flags, filePerm)
+	return openWrite(path, flags, filePerm)
 }
 
 func (OSFS) Append(path string) (File, error) {

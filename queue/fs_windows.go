@@ -105,6 +105,16 @@ func openFile(path string, flag int, perm os.FileMode) (*os.File, error) {
 	return os.NewFile(uintptr(h), path), nil
 }
 
+// openWrite opens a file that a single goroutine writes, syncs and
+// closes; on Windows an *os.File, as every other spool file.
+func openWrite(path string, flag int, perm os.FileMode) (File, error) {
+	f, err := openFile(path, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
 // isBusy reports an error that only means another process has the file
 // open at this moment without sharing it: the few microseconds in which
 // MoveFileEx holds a file it renames, or a scanner holds it. Trying again
