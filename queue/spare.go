@@ -38,10 +38,10 @@ const (
 // blocks, and writing the next message into it allocates them again: on
 // the reference VM's ext4 (mounted with discard) the truncate(2) alone
 // was 0.75 ms of waiting and 4 % of the daemon's CPU per message, and
-// the reallocation adds as much again. A file reused within this time is
-// overwritten instead, and cut to the new message's length only when
-// that is shorter, so a steady flow of mail empties no file at all; one
-// that waits longer is emptied, so no delivered message lingers in
+// the reallocation adds half as much again. A file reused within this
+// time is overwritten instead, and cut to the new message's length only
+// when that is shorter, so a steady flow of mail empties no file at all;
+// one that waits longer is emptied, so no delivered message lingers in
 // spare/ for more than about this long while the daemon runs (and a
 // stopped daemon has emptied them all, see sweepAll).
 const spareDirtyFor = time.Second
