@@ -182,11 +182,12 @@ func (p *sparePool) hasDirty() bool {
 	return false
 }
 
-// sweep empties the spare files that hold bytes and were recycled before
-// cutoff, and returns when the oldest of those left was recycled, if
-// any. The files being emptied are out of the pool meanwhile, so no
-// message is written into one; an emptied file goes to the bottom of the
-// stack, below the files that are reused without emptying.
+// sweep empties up to sweepBatch spare files that hold bytes and were
+// recycled before cutoff (any time, if cutoff is zero), and returns when
+// the oldest of those it left was recycled, if any. The files being
+// emptied are out of the pool meanwhile, so no message is written into
+// one; an emptied file goes to the bottom of the stack, below the files
+// that are reused without emptying.
 func (p *sparePool) sweep(cutoff time.Time) (oldest time.Time, left bool) {
 	p.mu.Lock()
 	var due []spare
@@ -195,7 +196,7 @@ func (p *sparePool) sweep(cutoff time.Time) (oldest time.Time, left bool) {
 		switch {
 		case sp.size == 0:
 			kept = append(kept, sp)
-		case cutoff.IsZero() || !sp.since.After(cutoff):
+		case (cutoff.IsZero() || !sp.since.After(cutoff)) && len(due) < sweepBatch:
 			due = append(due, sp)
 		default:
 			kept = append(kept, sp)
@@ -220,10 +221,22 @@ func (p *sparePool) sweep(cutoff time.Time) (oldest time.Time, left bool) {
 	return oldest, left
 }
 
+// sweepBatch bounds the files one sweep takes out of the pool: emptying
+// the thousand a burst left takes most of a second, and a new burst
+// meanwhile should find them, not create files of its own. The filler
+// comes back at once for the rest.
+const sweepBatch = 64
+
 // sweepAll empties every spare file that holds bytes: the queue calls it
 // when it closes, once no attempt is left to recycle a file, so that a
 // stopped daemon leaves no delivered message in spare/.
-func (p *sparePool) sweepAll() { p.sweep(time.Time{}) }
+func (p *sparePool) sweepAll() {
+	for {
+		if _, left := p.sweep(time.Time{}); !left {
+			return
+		}
+	}
+}
 
 // recycle removes path, a file of size bytes (-1: not known), from where
 // it is, in one rename, and keeps it as a spare; with the pool full it is

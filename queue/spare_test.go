@@ -156,6 +156,12 @@ func TestSpareEmptiedWhenUnused(t *testing.T) {
 			}
 		}
 	})
+	t.Run("more than one sweep holds", func(t *testing.T) {
+		s := newTestSpool(t, nil)
+		runFiller(t, s, time.Millisecond)
+		recycleMany(t, s, sweepBatch+10)
+		eventually(t, time.Minute, "every recycled file emptied", func() bool { n, _ := spareSizes(t, s); return n == 0 })
+	})
 	t.Run("no filler", func(t *testing.T) {
 		s := newTestSpool(t, nil)
 		rec := mustCreate(t, s, testMessage("alone"))
@@ -215,5 +221,45 @@ func TestSpoolTrimFailureLeavesNothing(t *testing.T) {
 	}
 	if left := messageFiles(s.root); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
+	}
+}
+
+// recycleMany spools n messages at once and then removes them all, so that
+// n files are recycled while none is reused.
+func recycleMany(t *testing.T, s *Spool, n int) {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = mustCreate(t, s, testMessage("many")).Envelope.ID
+	}
+	for _, id := range ids {
+		if err := s.remove(areaQueue, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSweepAllEmptiesEveryBatch: sweepAll, which the queue runs when it
+// closes, empties more files than one sweep takes.
+func TestSweepAllEmptiesEveryBatch(t *testing.T) {
+	s := newTestSpool(t, nil)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	s.spares.dirtyFor = time.Hour
+	go func() { s.spares.fill(stop); close(done) }()
+	eventually(t, time.Minute, "the filler running", func() bool {
+		s.spares.mu.Lock()
+		defer s.spares.mu.Unlock()
+		return s.spares.dirty != nil
+	})
+	recycleMany(t, s, 2*sweepBatch+5)
+	close(stop)
+	<-done
+	if n, _ := spareSizes(t, s); n != 2*sweepBatch+5 {
+		t.Fatalf("%d spare files hold bytes before sweepAll, want %d", n, 2*sweepBatch+5)
+	}
+	s.spares.sweepAll()
+	if n, total := spareSizes(t, s); n != 0 {
+		t.Errorf("after sweepAll %d spare files hold %d bytes", n, total)
 	}
 }
