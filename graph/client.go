@@ -64,6 +64,13 @@ func (c *Client) SendMail(ctx context.Context, mailbox string, req *SendMailRequ
 	if err != nil {
 		return Receipt{}, fmt.Errorf("encode sendMail request: %w", err)
 	}
+	return c.SendMailBody(ctx, mailbox, body)
+}
+
+// SendMailBody posts a sendMail request already encoded as JSON (a
+// SendMailRequest through encoding/json), for a caller that encoded it to
+// learn its size.
+func (c *Client) SendMailBody(ctx context.Context, mailbox string, body []byte) (Receipt, error) {
 	if len(body) > MaxRequestBytes {
 		return Receipt{}, &Error{Op: "sendMail", Class: Permanent, Status: http.StatusRequestEntityTooLarge,
 			Message: fmt.Sprintf("request of %d bytes exceeds Graph's %d-byte limit", len(body), MaxRequestBytes),

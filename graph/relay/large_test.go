@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,11 +11,15 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/envelope"
 	"github.com/graphrelay/graphrelay/graph"
 	"github.com/graphrelay/graphrelay/graph/graphtest"
+	"github.com/graphrelay/graphrelay/internal/testlog"
 )
 
 const (
@@ -365,5 +370,53 @@ func TestRequestBytesExact(t *testing.T) {
 	full, err := jsonLen(&graph.SendMailRequest{Message: c.Message})
 	if err != nil || full != c.need {
 		t.Fatalf("computed %d bytes, marshalled %d (%v)", c.need, full, err)
+	}
+}
+
+// A small message without deferred attachments is encoded once: the
+// request whose size decides the path is the one sent, byte for byte what
+// graph.Client.SendMail would have encoded, and Graph receives it whole.
+// A message with a deferred attachment is still sized without encoding
+// its contents.
+func TestSmallRequestEncodedOnce(t *testing.T) {
+	t.Parallel()
+	fake := graphtest.New(t, graphtest.Config{})
+	for _, save := range []bool{true, false} {
+		logs := testlog.New(t, "relay log")
+		newTokens := func() oauth2.TokenSource {
+			return oauth2.StaticTokenSource(&oauth2.Token{
+				AccessToken: fake.MintAccessToken(readWrite, time.Hour), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)})
+		}
+		r := New(graph.NewClient(fake.GraphURL(), fake.HTTPClient(), newTokens, logs.Logger()), save, logs.Logger(), Options{})
+		raw := buildMessage(7, "encoded once", []part{{name: "small.bin", ctype: "application/octet-stream", size: 3 * kb}})
+		env := testEnvelope(envelope.FormatJSON, "alice@company.com")
+		c, err := r.convertMessage(env, bytes.NewReader(raw), int64(len(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(&graph.SendMailRequest{Message: c.Message, SaveToSentItems: r.saveOption()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.body == nil || !bytes.Equal(c.body, want) || c.need != int64(len(want)) {
+			t.Fatalf("save=%v: encoded %d bytes (need %d), SendMail would send %d", save, len(c.body), c.need, len(want))
+		}
+		if _, err := r.Send(context.Background(), env, bytes.NewReader(raw), int64(len(raw))); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		ds := fake.Deliveries()
+		d := ds[len(ds)-1]
+		if d.Kind != "json" || d.Message.Subject != "encoded once" || len(d.Message.Attachments) != 1 || d.SaveToSentItems != save {
+			t.Errorf("save=%v: Graph received %+v", save, d)
+		}
+	}
+	r, _ := newRelay(t, fake, readWrite, Options{DeferAttachmentBytes: 1 * kb})
+	raw := buildMessage(8, "deferred", []part{{name: "small.bin", ctype: "application/octet-stream", size: 3 * kb}})
+	c, err := r.convertMessage(testEnvelope(envelope.FormatJSON, "alice@company.com"), bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.deferred) != 1 || c.body != nil {
+		t.Errorf("a message with a deferred attachment: %d deferred, %d bytes encoded whole; want 1 and none", len(c.deferred), len(c.body))
 	}
 }
