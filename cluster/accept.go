@@ -26,7 +26,10 @@ func (c *Cluster) Deliver(ctx context.Context, env *envelope.Envelope, msg io.Re
 	if err != nil {
 		return err
 	}
-	c.log.Info("queued", "id", env.ID, "client_ip", env.ClientIP, "auth_user", env.AuthUser,
+	// As with the local spool, the SMTP session's "message accepted" line,
+	// written before the 250, carries the same fields; this one adds the
+	// cluster's storage time, for debugging.
+	c.log.Debug("queued", "id", env.ID, "client_ip", env.ClientIP, "auth_user", env.AuthUser,
 		"mailbox", env.Mailbox.Address, "rcpts", len(env.Recipients), "size", size,
 		"elapsed_ms", float64(time.Since(start).Microseconds())/1000, "backend", "jetstream")
 	return nil

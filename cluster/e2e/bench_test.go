@@ -14,7 +14,7 @@ import (
 )
 
 // BenchmarkRelayThroughput compares one relay on the local spool with
-// three relays on the cluster in the setup: one mailbox, a fake
+// one and three relays on the cluster in the setup: one mailbox, a fake
 // Graph that allows 4 concurrent requests per mailbox and answers 429
 // beyond, and 16 SMTP clients spread over the relays. At Graph latencies
 // of 100 ms and 300 ms (real sendMail takes hundreds of milliseconds) the
@@ -36,7 +36,7 @@ func BenchmarkRelayThroughput(b *testing.B) {
 			name    string
 			relays  int
 			backend string
-		}{{"local-1", 1, "local"}, {"jetstream-3", 3, "jetstream"}} {
+		}{{"local-1", 1, "local"}, {"jetstream-1", 1, "jetstream"}, {"jetstream-3", 3, "jetstream"}} {
 			b.Run(fmt.Sprintf("graph-%v/%s", latency, setup.name), func(b *testing.B) {
 				r := newRig(b, setup.relays, graphtest.Config{Latency: latency, MaxConcurrency: limit}, setup.backend, "400ms")
 				var relayPids, natsPids []int

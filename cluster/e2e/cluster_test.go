@@ -409,7 +409,7 @@ func TestClusterLargeMessage(t *testing.T) {
 		}
 		logs, _ := os.ReadFile(p.log)
 		t.Logf("%s: peak RSS (VmHWM) %.1f MiB; accepted it: %v, delivered it: %v", p.name, float64(hwm)/1024,
-			strings.Contains(string(logs), "msg=queued"), strings.Contains(string(logs), "msg=delivered"))
+			strings.Contains(string(logs), `msg="message accepted"`), strings.Contains(string(logs), "msg=delivered"))
 		if hwm >= 100*1000*1000/1024 {
 			t.Errorf("%s peak RSS %d KiB; want under 100 MB", p.name, hwm)
 		}
