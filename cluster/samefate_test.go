@@ -18,21 +18,23 @@ import (
 	"github.com/graphrelay/graphrelay/queue"
 )
 
-// outcomeLog keeps the outcome lines a backend logs, as "message|keys".
+// outcomeLog keeps the outcome lines a backend logs at info level or
+// above, as "level message|keys".
 type outcomeLog struct {
 	mu    sync.Mutex
 	lines []string
 }
 
-// outcomeLines are the lines queue.Fate writes for an attempt's outcome.
-var outcomeLines = []string{"delivered", "deferred", "failed", "interrupted", "deleted by admin",
+// outcomeLines are the lines queue.Fate writes for an attempt's outcome,
+// and the line of a notice being queued.
+var outcomeLines = []string{"delivered", "deferred", "failed", "interrupted", "deleted by admin", "queued",
 	"possible duplicate: Graph may have accepted this message although no success was seen; a retry can deliver it twice"}
 
 func (l *outcomeLog) Enabled(context.Context, slog.Level) bool { return true }
 func (l *outcomeLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
 func (l *outcomeLog) WithGroup(string) slog.Handler            { return l }
 func (l *outcomeLog) Handle(_ context.Context, r slog.Record) error {
-	if !slices.Contains(outcomeLines, r.Message) {
+	if r.Level < slog.LevelInfo || !slices.Contains(outcomeLines, r.Message) {
 		return nil
 	}
 	var keys []string
@@ -161,8 +163,8 @@ func TestBackendsSettleAlike(t *testing.T) {
 	})
 
 	local, clustered := localLog.sorted(), clusterLog.sorted()
-	if len(local) != 6 { // 4 delivered, 1 deferred, 1 failed
-		t.Errorf("the local queue logged %d outcome lines, want 6:\n%s", len(local), strings.Join(local, "\n"))
+	if len(local) != 8 { // 4 delivered, 1 deferred, 1 failed, 2 notices queued
+		t.Errorf("the local queue logged %d outcome lines, want 8:\n%s", len(local), strings.Join(local, "\n"))
 	}
 	if !slices.Equal(local, clustered) {
 		t.Errorf("outcome lines differ\nlocal queue:\n %s\ncluster:\n %s", strings.Join(local, "\n "), strings.Join(clustered, "\n "))

@@ -112,9 +112,13 @@ func (c *Cluster) notify(kind string, rec *stored, res queue.Result, now time.Ti
 	}
 	env := &envelope.Envelope{ID: id, Listener: "graphrelay", Helo: "graphrelay", Recipients: to,
 		Mailbox: c.opts.NoticeMailbox, Format: envelope.FormatJSON, ReceivedAt: now}
-	if _, err := c.accept(context.Background(), env, bytes.NewReader(raw), kind, rec.Envelope.ID); err != nil {
+	size, err := c.accept(context.Background(), env, bytes.NewReader(raw), kind, rec.Envelope.ID)
+	if err != nil {
 		return "", err
 	}
-	c.log.Info("queued", "id", id, "notice", kind, "notice_for", rec.Envelope.ID, "notice_to", strings.Join(to, ","))
+	// The local queue's line for a notice, with the same fields.
+	nrec := queue.Record{Envelope: *env, Notice: kind, NoticeFor: rec.Envelope.ID}
+	nrec.Envelope.Size = size
+	c.log.Info("queued", append(queue.MsgAttrs(&nrec), "notice_to", strings.Join(to, ","))...)
 	return id, nil
 }
