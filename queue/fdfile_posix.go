@@ -21,16 +21,11 @@ type fdFile struct {
 
 // openWrite opens a file that a single goroutine writes, syncs and closes.
 func openWrite(path string, flag int, perm os.FileMode) (File, error) {
-	for {
-		fd, err := syscall.Open(path, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
-		if err == syscall.EINTR {
-			continue // a slow filesystem (NFS, FUSE) can be interrupted
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		return &fdFile{fd: fd, path: path}, nil
+	fd, err := openFD(path, flag, perm)
+	if err != nil {
+		return nil, err
 	}
+	return &fdFile{fd: fd, path: path}, nil
 }
 
 func (f *fdFile) Write(p []byte) (int, error) { return f.writeAt(p, -1) }

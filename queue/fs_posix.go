@@ -53,15 +53,24 @@ func syncDir(path string) error {
 // be renamed or removed while another handle has it open, which the spool
 // relies on.
 func openFile(path string, flag int, perm os.FileMode) (*os.File, error) {
+	fd, err := openFD(path, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// openFD opens path with open(2) alone, close-on-exec.
+func openFD(path string, flag int, perm os.FileMode) (int, error) {
 	for {
 		fd, err := syscall.Open(path, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
 		if err == syscall.EINTR {
 			continue // a slow filesystem (NFS, FUSE) can be interrupted
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
 		}
-		return os.NewFile(uintptr(fd), path), nil
+		return fd, nil
 	}
 }
 
