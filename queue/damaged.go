@@ -43,6 +43,7 @@ func (s *Spool) quarantine(d *damage) error {
 	}
 	dst := func(ext string) string { return filepath.Join(s.root, areaDamaged, d.id+ext) }
 	if d.ext == extMsg {
+		s.held.drop(d.id)
 		if err := s.fs.Rename(s.msgPath(d.area, d.id), dst(extMsg)); err != nil {
 			return fmt.Errorf("quarantine %s/%s%s: %w", d.area, d.id, extMsg, err)
 		}

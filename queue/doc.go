@@ -153,7 +153,9 @@
 // spare/ once delivered: files are reused through spare/ (kept stocked in
 // the background, so that a growing queue does not create files between
 // a message's last byte and its 250; a recycled file is overwritten by
-// the next message, and emptied only if it waits a second unused), records
+// the next message, through the handle it was written with, which the
+// daemon keeps open so that reusing it costs no open(2) and close(2)
+// (held.go), and emptied only if it waits a second unused), records
 // are written only when an attempt fails, and every
 // directory and journal fsync is group-committed across concurrent
 // messages. A small message sent at once is not read back from its file

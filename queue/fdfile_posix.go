@@ -14,9 +14,14 @@ import (
 // never is): one system call per message for nothing. The journal, whose
 // segment is written and fsynced by different goroutines and closed while
 // they may run, keeps an *os.File, whose reference count makes that safe.
+//
+// It writes at an offset it keeps itself, with pwrite(2), rather than at
+// the kernel's file offset: a file held open for reuse (held.go) is then
+// rewound by Seek without a system call.
 type fdFile struct {
 	fd   int
 	path string
+	off  int64 // where Write writes next
 }
 
 // openWrite opens a file that a single goroutine writes, syncs and closes.
@@ -28,7 +33,28 @@ func openWrite(path string, flag int, perm os.FileMode) (File, error) {
 	return &fdFile{fd: fd, path: path}, nil
 }
 
-func (f *fdFile) Write(p []byte) (int, error) { return f.writeAt(p, -1) }
+func (f *fdFile) Write(p []byte) (int, error) {
+	n, err := f.writeAt(p, f.off)
+	f.off += int64(n)
+	return n, err
+}
+
+// Seek moves where Write writes next. Only the start and the current
+// offset are needed, and neither costs a system call.
+func (f *fdFile) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += f.off
+	default:
+		return f.off, &os.PathError{Op: "seek", Path: f.path, Err: syscall.EINVAL}
+	}
+	if offset < 0 {
+		return f.off, &os.PathError{Op: "seek", Path: f.path, Err: syscall.EINVAL}
+	}
+	f.off = offset
+	return offset, nil
+}
 
 func (f *fdFile) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 {
@@ -37,21 +63,15 @@ func (f *fdFile) WriteAt(p []byte, off int64) (int, error) {
 	return f.writeAt(p, off)
 }
 
-// writeAt writes all of p at off, or at the file offset when off is
-// negative, as os.File does: a short write is continued, EINTR retried.
+// writeAt writes all of p at off, as os.File does: a short write is
+// continued, EINTR retried.
 func (f *fdFile) writeAt(p []byte, off int64) (int, error) {
 	if f.fd < 0 {
 		return 0, os.ErrClosed
 	}
 	n := 0
 	for n < len(p) {
-		var k int
-		var err error
-		if off < 0 {
-			k, err = syscall.Write(f.fd, p[n:])
-		} else {
-			k, err = syscall.Pwrite(f.fd, p[n:], off+int64(n))
-		}
+		k, err := syscall.Pwrite(f.fd, p[n:], off+int64(n))
 		if err == syscall.EINTR {
 			continue
 		}

@@ -4,6 +4,7 @@ package queue
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,8 +12,8 @@ import (
 	"testing"
 )
 
-// TestFDFile: the bare-descriptor file writes, patches, cuts and syncs
-// like an *os.File, and reports errors as *os.PathError carrying the
+// TestFDFile: the bare-descriptor file writes, patches, cuts, syncs and
+// rewinds like an *os.File, and reports errors as *os.PathError carrying the
 // errno, which the spool classifies (a full disk is ENOSPC).
 func TestFDFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f")
@@ -32,10 +33,23 @@ func TestFDFile(t *testing.T) {
 	if err := f.Sync(); err != nil {
 		t.Fatal(err)
 	}
+	// A held file is rewound before its next message (held.go).
+	if off, err := f.Seek(0, io.SeekStart); err != nil || off != 0 {
+		t.Fatalf("Seek to the start: %d, %v", off, err)
+	}
+	if _, err := f.Write([]byte("J")); err != nil {
+		t.Fatal(err)
+	}
+	if off, err := f.Seek(0, io.SeekCurrent); err != nil || off != 1 {
+		t.Errorf("offset after one byte written from the start: %d, %v", off, err)
+	}
+	if _, err := f.Seek(-2, io.SeekCurrent); err == nil {
+		t.Error("Seek before the start succeeded")
+	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(path); string(b) != "HELLO, world" {
+	if b, _ := os.ReadFile(path); string(b) != "JELLO, world" {
 		t.Errorf("file holds %q", b)
 	}
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != filePerm {

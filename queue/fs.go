@@ -41,6 +41,8 @@ type File interface {
 	// Truncate cuts a reused spare file to the length of the message
 	// written into it.
 	Truncate(size int64) error
+	// Seek rewinds a file held open for reuse (held.go) to its start.
+	io.Seeker
 	Sync() error
 	Close() error
 }

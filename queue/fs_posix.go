@@ -25,6 +25,9 @@ func renameFile(oldpath, newpath string) error {
 	}
 }
 
+// holdFiles: a message file's handle is kept open for its reuse (held.go).
+const holdFiles = true
+
 // holdDirOpen: a directory's fsync goes through a descriptor held open
 // (dirHandle).
 const holdDirOpen = true

@@ -38,6 +38,10 @@ func renameFile(oldpath, newpath string) error {
 	return nil
 }
 
+// holdFiles: no handle is kept open for reuse, since a file deleted while
+// one is open keeps its name until it is closed (held.go).
+const holdFiles = false
+
 // holdDirOpen: a directory cannot be opened like a file on Windows
 // without FILE_FLAG_BACKUP_SEMANTICS, and syncDir needs no handle anyway.
 const holdDirOpen = false

@@ -54,6 +54,9 @@ type spare struct {
 	size int64
 	// since is when a file that holds bytes was recycled.
 	since time.Time
+	// f is the file's handle, kept open since it was written (held.go),
+	// or nil.
+	f File
 }
 
 // sparePool keeps the files of delivered messages for new ones. A spare
@@ -63,6 +66,8 @@ type spare struct {
 type sparePool struct {
 	dir string
 	fs  FS
+	// held counts the spares' open handles and closes them.
+	held *heldFiles
 	// dirtyFor is spareDirtyFor; tests shorten it.
 	dirtyFor time.Duration
 
@@ -74,11 +79,12 @@ type sparePool struct {
 	low, dirty chan struct{}
 }
 
-func newSparePool(dir string, fs FS) *sparePool {
-	return &sparePool{dir: dir, fs: fs, dirtyFor: spareDirtyFor, seq: uint64(time.Now().UnixNano())}
+func newSparePool(dir string, fs FS, held *heldFiles) *sparePool {
+	return &sparePool{dir: dir, fs: fs, held: held, dirtyFor: spareDirtyFor, seq: uint64(time.Now().UnixNano())}
 }
 
-// take returns a spare file, if any.
+// take returns a spare file, if any. A handle it comes with is the
+// caller's to use or release.
 func (p *sparePool) take() (spare, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -209,6 +215,10 @@ func (p *sparePool) sweep(cutoff time.Time) (oldest time.Time, left bool) {
 	p.mu.Unlock()
 	var emptied []spare
 	for _, sp := range due {
+		// A file unused this long is not worth a handle either.
+		if sp.f != nil {
+			p.held.release(sp.f)
+		}
 		if err := p.fs.Empty(sp.path); err != nil {
 			_ = p.fs.Remove(sp.path)
 			continue
@@ -239,22 +249,31 @@ func (p *sparePool) sweepAll() {
 }
 
 // recycle removes path, a file of size bytes (-1: not known), from where
-// it is, in one rename, and keeps it as a spare; with the pool full it is
-// deleted instead. While a filler runs, the file keeps its bytes until it
+// it is, in one rename, and keeps it as a spare, with its handle f if it
+// has one open (held.go; nil otherwise); with the pool full it is deleted
+// instead, and f is released whenever the file is not kept. While a filler runs, the file keeps its bytes until it
 // is reused or the filler empties it (see spareDirtyFor); without one (a
 // queue not started, or a command working on a stopped daemon's spool)
 // it is emptied at once, since nothing would empty it later.
-func (p *sparePool) recycle(path string, size int64) error {
+func (p *sparePool) recycle(path string, size int64, f File) error {
 	p.mu.Lock()
 	full := len(p.files) >= maxSpares
 	p.seq++
 	name := filepath.Join(p.dir, "s"+strconv.FormatUint(p.seq, 36))
 	swept := p.dirty != nil
 	p.mu.Unlock()
+	if f != nil && (full || !swept) {
+		// Without a filler nothing would release the handle later.
+		p.held.release(f)
+		f = nil
+	}
 	if full {
 		return p.fs.Remove(path)
 	}
 	if err := p.fs.Rename(path, name); err != nil {
+		if f != nil {
+			p.held.release(f)
+		}
 		return err
 	}
 	if !swept && size != 0 {
@@ -264,7 +283,7 @@ func (p *sparePool) recycle(path string, size int64) error {
 		size = 0
 	}
 	p.mu.Lock()
-	p.files = append(p.files, spare{path: name, size: size, since: time.Now()})
+	p.files = append(p.files, spare{path: name, size: size, since: time.Now(), f: f})
 	if size != 0 && p.dirty != nil {
 		signal(p.dirty)
 	}

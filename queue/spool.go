@@ -67,6 +67,8 @@ type Spool struct {
 	// fresh holds small messages just spooled until their first attempt
 	// reads them.
 	fresh freshCache
+	// held keeps the handles of files just written open for their reuse.
+	held heldFiles
 }
 
 // openSpool creates the layout under root if needed.
@@ -83,17 +85,20 @@ func openSpool(root string, fsys FS) (*Spool, error) {
 }
 
 func newSpool(root string, fsys FS) *Spool {
-	s := &Spool{root: root, fs: fsys, spares: newSparePool(filepath.Join(root, areaSpare), fsys)}
+	s := &Spool{root: root, fs: fsys}
+	s.spares = newSparePool(filepath.Join(root, areaSpare), fsys, &s.held)
 	s.syncQueue, s.dirQueue = newDirSyncer(fsys, filepath.Join(root, areaQueue))
 	s.syncFailed, s.dirFailed = newDirSyncer(fsys, filepath.Join(root, areaFailed))
 	return s
 }
 
-// close releases the directories held open for their fsyncs. The spool
-// stays usable: a later fsync opens them again.
+// close releases the directories held open for their fsyncs and the
+// handles of message files. The spool stays usable: a later fsync opens
+// the directories again, and a later message its file.
 func (s *Spool) close() {
 	s.dirQueue.close()
 	s.dirFailed.close()
+	s.held.dropAll()
 }
 
 func (s *Spool) msgPath(area, id string) string   { return filepath.Join(s.root, area, id+extMsg) }
@@ -126,14 +131,14 @@ func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (s
 	if err != nil {
 		return 0, 0, &SpoolError{Op: "encode envelope", Err: err}
 	}
-	f, path, old, err := s.newFile(id)
+	f, path, old, held, err := s.newFile(id)
 	if err != nil {
 		return 0, 0, &SpoolError{Op: "create message file", Err: err}
 	}
 	done := false
 	defer func() {
 		if !done {
-			f.Close()
+			s.closeFile(f, held)
 			_ = s.fs.Remove(path)
 		}
 	}()
@@ -151,21 +156,25 @@ func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (s
 	if err := f.Sync(); err != nil {
 		return 0, 0, &SpoolError{Op: "sync message file", Err: err}
 	}
-	if err := f.Close(); err != nil {
-		return 0, 0, &SpoolError{Op: "close message file", Err: err}
-	}
 	final := s.msgPath(areaQueue, id)
 	if err := s.fs.Rename(path, final); err != nil {
-		_ = s.fs.Remove(path)
-		done = true
 		return 0, 0, &SpoolError{Op: "move message into queue", Err: err}
 	}
 	done = true
 	if err := s.syncQueue.sync(); err != nil {
 		// The rename may or may not survive a power loss, and the client
 		// will be told to retry, so the message must not be delivered.
+		s.closeFile(f, held)
 		_ = s.fs.Remove(final)
 		return 0, 0, &SpoolError{Op: "sync queue directory", Err: err}
+	}
+	// The handle goes with the file to spare/ once the message is
+	// delivered (held.go), unless too many are open.
+	if !s.held.hold(id, f, held) {
+		if err := s.closeFile(f, held); err != nil {
+			_ = s.fs.Remove(final)
+			return 0, 0, &SpoolError{Op: "close message file", Err: err}
+		}
 	}
 	s.noRecord.Store(id, struct{}{})
 	s.lengths.Store(id, length)
@@ -177,22 +186,38 @@ func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (s
 
 // newFile returns a file to write a new message into from its start, and
 // how many bytes it holds already (-1: not known): a spare if one is left,
-// else a new, empty file in tmp/.
-func (s *Spool) newFile(id string) (File, string, int64, error) {
+// through the handle it kept open if it did (held reports that), else a
+// new, empty file in tmp/.
+func (s *Spool) newFile(id string) (f File, path string, size int64, held bool, err error) {
 	for {
 		sp, ok := s.spares.take()
 		if !ok {
 			break
 		}
+		if sp.f != nil {
+			if _, err := sp.f.Seek(0, io.SeekStart); err == nil {
+				return sp.f, sp.path, sp.size, true, nil
+			}
+			s.held.release(sp.f)
+		}
 		if f, err := s.fs.Reuse(sp.path, false); err == nil {
-			return f, sp.path, sp.size, nil
+			return f, sp.path, sp.size, false, nil
 		}
 		// The spare is gone or unusable: drop it and try the next.
 		_ = s.fs.Remove(sp.path)
 	}
-	path := filepath.Join(s.root, areaTmp, id+extMsg)
-	f, err := s.fs.Create(path)
-	return f, path, 0, err
+	path = filepath.Join(s.root, areaTmp, id+extMsg)
+	f, err = s.fs.Create(path)
+	return f, path, 0, false, err
+}
+
+// closeFile closes a file newFile returned; held is what it reported.
+func (s *Spool) closeFile(f File, held bool) error {
+	if held {
+		s.held.release(f)
+		return nil
+	}
+	return f.Close()
 }
 
 // spoolBufSize is the write buffer for spooling: a 4 KB notification and
@@ -290,6 +315,7 @@ func (s *Spool) writeState(area string, r *Record) error {
 	}
 	id := r.Envelope.ID
 	s.noRecord.Delete(id) // before the file exists: a crash in between only costs an unlink
+	s.held.drop(id)       // a message that needs a record is not recycled soon
 	final := s.statePath(area, id)
 	tmp := final + extTmp
 	_ = s.fs.Remove(tmp) // left by an earlier failure
@@ -321,6 +347,7 @@ func (s *Spool) writeState(area string, r *Record) error {
 // .json after it, and syncs both directories.
 func (s *Spool) move(id, from, to string) error {
 	s.fresh.take(id)
+	s.held.drop(id)
 	if err := s.fs.Rename(s.msgPath(from, id), s.msgPath(to, id)); err != nil {
 		return fmt.Errorf("move %s from %s/ to %s/: %w", id, from, to, err)
 	}
@@ -347,7 +374,7 @@ func (s *Spool) remove(area, id string) error {
 	if n, ok := s.lengths.LoadAndDelete(id); ok {
 		length = n.(int64)
 	}
-	if err := s.spares.recycle(s.msgPath(area, id), length); err != nil {
+	if err := s.spares.recycle(s.msgPath(area, id), length, s.held.take(id)); err != nil {
 		return fmt.Errorf("remove %s from %s/: %w", id, area, err)
 	}
 	if _, none := s.noRecord.LoadAndDelete(id); none {
