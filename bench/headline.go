@@ -69,7 +69,6 @@ func headline(e *env, res *Results) error {
 	if err := warmUp(d, t); err != nil {
 		return err
 	}
-	h := &HeadlineResult{}
 	profDone := make(chan error, 1)
 	if e.o.daemonProf != "" {
 		secs := max(1, int(e.o.duration.Seconds()))
@@ -77,10 +76,30 @@ func headline(e *env, res *Results) error {
 	} else {
 		profDone <- nil
 	}
+	h, err := measureCost(e, d, t, dir, "headline")
+	if err != nil {
+		return err
+	}
+	if err := <-profDone; err != nil {
+		warnf("daemon CPU profile: %v", err)
+	}
+	warnf("  headline: %.0f delivered/s, DATA→250 p99 %.2f ms (client clock) %.2f ms (kernel arrival), daemon CPU %.0f µs/msg, %.1f syscalls/msg (perf), %.1f read+write calls/msg, %.1f syscalls/msg under strace",
+		h.Load.DeliveredPerSec, h.Load.DataTo250.P99, h.Load.DataTo250Kernel.P99, h.Load.DaemonCPUPerMsgUs, h.SyscallsPerMsg, h.IOSyscallsPerMsg, h.Strace.PerMsg)
+	res.Headline = h
+	return nil
+}
+
+// measureCost runs the headline's load (16 clients, one message per
+// connection, -duration long) against d, which t receives deliveries
+// for (nil: a floor server, which delivers nothing), counting d's system
+// calls with perf and /proc/PID/io meanwhile; then the traced run.
+func measureCost(e *env, d *benchkit.Daemon, t *benchkit.Tenant, dir, tag string) (*HeadlineResult, error) {
+	h := &HeadlineResult{}
 	perf, perfErr := benchkit.StartPerfSyscalls(d.Pid(), filepath.Join(dir, "perf.txt"))
 	r0, w0, ioErr := benchkit.IOSyscalls(d.Pid())
-	r := &loadRun{d: d, t: t, tag: "headline", spec: loadSpec{clients: 16, perMessage: true},
+	r := &loadRun{d: d, t: t, tag: tag, spec: loadSpec{clients: 16, perMessage: true},
 		duration: e.o.duration, drain: e.o.drain, batch: 1, maxMessages: int64(e.o.maxMessages)}
+	var err error
 	h.Load, err = r.run()
 	if perfErr == nil {
 		n, err := perf.Stop()
@@ -94,24 +113,19 @@ func headline(e *env, res *Results) error {
 		h.PerfError = perfErr.Error()
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if r1, w1, err := benchkit.IOSyscalls(d.Pid()); err == nil && ioErr == nil && h.Load.Accepted > 0 {
 		h.IOSyscallsPerMsg = float64(r1-r0+w1-w0) / float64(h.Load.Accepted)
 	}
 	h.LoadAvg = benchkit.LoadAverage()
-	if err := <-profDone; err != nil {
-		warnf("daemon CPU profile: %v", err)
-	}
 	h.Strace = traced(e, d, t, filepath.Join(dir, "strace.txt"))
-	warnf("  headline: %.0f delivered/s, DATA→250 p99 %.2f ms, daemon CPU %.0f µs/msg, %.1f syscalls/msg (perf), %.1f read+write calls/msg, %.1f syscalls/msg under strace",
-		h.Load.DeliveredPerSec, h.Load.DataTo250.P99, h.Load.DaemonCPUPerMsgUs, h.SyscallsPerMsg, h.IOSyscallsPerMsg, h.Strace.PerMsg)
-	res.Headline = h
-	return nil
+	return h, nil
 }
 
 // traced repeats the headline load for straceMessages messages with
-// strace attached, and counts the calls per delivered message.
+// strace attached, and counts the calls per delivered message (per
+// accepted message for a floor server, t nil, which delivers none).
 func traced(e *env, d *benchkit.Daemon, t *benchkit.Tenant, out string) StraceResult {
 	var sr StraceResult
 	s, err := benchkit.StartStrace(d.Pid(), out)
@@ -129,28 +143,33 @@ func traced(e *env, d *benchkit.Daemon, t *benchkit.Tenant, out string) StraceRe
 		sr.Error = err.Error()
 	case serr != nil:
 		sr.Error = serr.Error()
-	case lr.Delivered == 0:
+	}
+	done := lr.Delivered
+	if t == nil {
+		done = lr.Accepted
+	}
+	if sr.Error == "" && done == 0 {
 		sr.Error = "nothing delivered under strace"
 	}
 	if sr.Error != "" {
 		return sr
 	}
-	sr.Messages = lr.Delivered
+	sr.Messages = done
 	var total int64
 	for _, c := range counts {
 		total += c.Calls
 	}
-	sr.PerMsg = float64(total) / float64(lr.Delivered)
+	sr.PerMsg = float64(total) / float64(done)
 	for i, c := range counts {
 		if i == 12 {
 			break
 		}
-		sr.Top = append(sr.Top, benchkit.SyscallCount{Name: c.Name, Calls: c.Calls * 100 / int64(lr.Delivered)})
+		sr.Top = append(sr.Top, benchkit.SyscallCount{Name: c.Name, Calls: c.Calls * 100 / int64(done)})
 	}
 	return sr
 }
 
-func printHeadline(out io.Writer, h *HeadlineResult) {
+func printHeadline(out io.Writer, h *HeadlineResult, above *AboveFloor) {
 	if h == nil {
 		return
 	}
@@ -168,7 +187,15 @@ func printHeadline(out io.Writer, h *HeadlineResult) {
 		fmt.Fprintf(out, "  syscalls per message     not measured: %s\n", h.Strace.Error)
 	}
 	fmt.Fprintf(out, "  read+write calls/msg     %.1f (/proc/PID/io syscr+syscw, untraced run)\n", h.IOSyscallsPerMsg)
-	fmt.Fprintf(out, "  DATA→250 p50 / p99 / max %s ms\n", dist(lr.DataTo250))
+	fmt.Fprintf(out, "  DATA→250 p50 / p99 / max %s ms (client clock: just before the final dot's write → reply read)\n", dist(lr.DataTo250))
+	if k := lr.DataTo250Kernel; k.N > 0 {
+		fmt.Fprintf(out, "  DATA→250 p50 / p99 / max %s ms (kernel arrival: the same start → the reply reached the client's socket)\n", dist(k))
+	} else {
+		fmt.Fprintf(out, "  DATA→250, kernel arrival not stamped\n")
+	}
+	if lr.KernelFallbacks > 0 && lr.DataTo250Kernel.N > 0 {
+		fmt.Fprintf(out, "                           %d of %d replies had no kernel stamp and are only in the client clock's figure\n", lr.KernelFallbacks, lr.Accepted)
+	}
 	if lr.DaemonWithin10ms >= 0 {
 		// The client's clock includes its own wait for a CPU; the
 		// daemon's histogram starts once it has read the final dot.
@@ -182,6 +209,14 @@ func printHeadline(out io.Writer, h *HeadlineResult) {
 	fmt.Fprintf(out, "  accepted/s               %.0f; 250 → delivered p50 / p99 %.0f / %.0f ms\n",
 		lr.AcceptedPerSec, lr.ToDelivered.P50, lr.ToDelivered.P99)
 	fmt.Fprintf(out, "  other load               %.2f cores used by other processes during the run; loadavg %s\n", lr.OtherCPUCores, h.LoadAvg)
+	if above != nil {
+		syscalls := "syscalls not counted"
+		if above.SyscallsFrom != "" {
+			syscalls = fmt.Sprintf("%+.1f syscalls per message (%s)", above.SyscallsPerMsg, above.SyscallsFrom)
+		}
+		fmt.Fprintf(out, "  graphrelay above the durable floor: %+.0f µs CPU, %s; %+.1f read+write calls\n",
+			above.CPUPerMsgUs, syscalls, above.IOSyscallsPerMsg)
+	}
 	if len(h.Strace.Top) > 0 {
 		fmt.Fprintf(out, "  calls per 100 messages  ")
 		for _, c := range h.Strace.Top {

@@ -14,17 +14,24 @@ import (
 const mainPackage = "github.com/graphrelay/graphrelay/cmd/graphrelay"
 
 // Build compiles graphrelay into dir and returns the binary's path.
-func Build(dir string) (string, error) {
-	bin := filepath.Join(dir, "graphrelay")
+func Build(dir string) (string, error) { return BuildPackage(dir, mainPackage, "graphrelay") }
+
+// FloorPackage is the floor servers' command (bench/internal/floorserver).
+const FloorPackage = "github.com/graphrelay/graphrelay/bench/internal/floorserver"
+
+// BuildPackage compiles the main package pkg into dir/name and returns
+// the binary's path.
+func BuildPackage(dir, pkg, name string) (string, error) {
+	bin := filepath.Join(dir, name)
 	// The commit is stamped into the binary (Version reads it) even where
 	// GOFLAGS turns stamping off; if git cannot say, build without it.
-	if exec.Command("go", "build", "-buildvcs=auto", "-o", bin, mainPackage).Run() == nil {
+	if exec.Command("go", "build", "-buildvcs=auto", "-o", bin, pkg).Run() == nil {
 		return bin, nil
 	}
-	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", bin, mainPackage)
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", bin, pkg)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build %s (run inside the graphrelay module): %w", mainPackage, err)
+		return "", fmt.Errorf("go build %s (run inside the graphrelay module): %w", pkg, err)
 	}
 	return bin, nil
 }

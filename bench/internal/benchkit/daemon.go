@@ -34,10 +34,10 @@ type Options struct {
 	Pprof bool
 }
 
-// Daemon is a running child.
+// Daemon is a running child: "graphrelay serve", or a floor server.
 type Daemon struct {
 	Addr      string // SMTP listener
-	AdminAddr string // /metrics, /healthz, /readyz
+	AdminAddr string // /metrics, /healthz, /readyz; "" for a floor server
 	LogPath   string
 	// Listening is the time from exec to the first accepted TCP connection,
 	// Greeted to the first 220 read on it.
@@ -64,19 +64,45 @@ func Start(o Options) (*Daemon, error) {
 	if err := os.WriteFile(cfgFile, []byte(configYAML(o, addr, admin)), 0o600); err != nil {
 		return nil, err
 	}
-	d := &Daemon{Addr: addr, AdminAddr: admin, LogPath: filepath.Join(o.Dir, "daemon.log"), exited: make(chan struct{})}
-	if d.logf, err = os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+	d := &Daemon{Addr: addr, AdminAddr: admin}
+	if err := d.spawn(o.Dir, o.Bin, "serve", "-config", cfgFile); err != nil {
 		return nil, err
 	}
-	d.cmd = exec.Command(o.Bin, "serve", "-config", cfgFile)
+	return d, nil
+}
+
+// StartFloor starts the floor server bin (built from FloorPackage) of the
+// given kind, "bare" or "durable", in dir, and waits until it greets a
+// client. It has no admin endpoint, so Histogram fails.
+func StartFloor(bin, kind, dir string) (*Daemon, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{Addr: addr}
+	if err := d.spawn(dir, bin, "-kind", kind, "-addr", addr, "-dir", dir); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// spawn runs bin with args in dir, its output appended to dir/daemon.log,
+// and waits until d.Addr greets a client, at most 20 s.
+func (d *Daemon) spawn(dir, bin string, args ...string) error {
+	d.LogPath, d.exited = filepath.Join(dir, "daemon.log"), make(chan struct{})
+	var err error
+	if d.logf, err = os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+		return err
+	}
+	d.cmd = exec.Command(bin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logf, d.logf
-	d.cmd.Dir = o.Dir
+	d.cmd.Dir = dir
 	d.cmd.Env = childEnv()
 	d.cmd.SysProcAttr = childAttr()
 	start := time.Now()
 	if err := d.cmd.Start(); err != nil {
 		d.logf.Close()
-		return nil, err
+		return err
 	}
 	go func() {
 		d.err = d.cmd.Wait()
@@ -84,9 +110,9 @@ func Start(o Options) (*Daemon, error) {
 	}()
 	if err := d.waitReady(start); err != nil {
 		d.Stop()
-		return nil, fmt.Errorf("%w\n%s", err, d.LogTail(8))
+		return fmt.Errorf("%w\n%s", err, d.LogTail(8))
 	}
-	return d, nil
+	return nil
 }
 
 // childEnv is this process's environment without GRAPHRELAY_* variables,

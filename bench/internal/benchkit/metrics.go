@@ -19,6 +19,9 @@ type Histogram map[float64]float64
 // scheduling delays, which on a busy 2-core machine can dominate what the
 // clients measure.
 func (d *Daemon) Histogram(name string) (Histogram, error) {
+	if d.AdminAddr == "" {
+		return nil, fmt.Errorf("%s: this server has no /metrics", name)
+	}
 	c := &http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get("http://" + d.AdminAddr + "/metrics")
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -76,15 +75,6 @@ func CPUTime(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
 	}
 	return time.Duration(ut+st) * time.Second / userHZ, nil
-}
-
-// SelfCPUTime returns this process's user plus system CPU time.
-func SelfCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // SystemCPU returns the CPU time all processes and the kernel have spent

@@ -20,6 +20,9 @@ type Client struct {
 	conn    net.Conn
 	tc      *textproto.Conn
 	timeout time.Duration
+	// stamps is whether the kernel stamps the segments this connection
+	// receives with their arrival time (Linux, SO_TIMESTAMPNS).
+	stamps bool
 }
 
 // Reply is the outcome of one transaction. Code is 0 when the connection
@@ -27,9 +30,18 @@ type Client struct {
 type Reply struct {
 	Code int
 	Text string
-	// DataDone is when the final "." was written, Replied when the reply to
-	// it was read: the "end of DATA to 250" latency.
+	// DataDone is the client's clock just before the write that carries
+	// the final ".", Replied when the reply to it had been read and
+	// parsed: the "end of DATA to 250" latency by the client's clock,
+	// which includes any wait of the client for a CPU.
 	DataDone, Replied time.Time
+	// Arrived is when the first segment of that reply reached the
+	// client's socket, by the kernel's receive timestamp: the same
+	// latency without the client's own scheduling delay. It is zero when
+	// the kernel gave no stamp, or when the reply had already been read
+	// into the client's buffer with an earlier one (which a server that
+	// answers in order never causes); then only the client's clock counts.
+	Arrived time.Time
 }
 
 // QueueID is the id in "250 2.0.0 queued as <id>", or "".
@@ -48,7 +60,7 @@ func Dial(addr string, timeout time.Duration) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{conn: conn, tc: textproto.NewConn(conn), timeout: timeout}
+	c := &Client{conn: conn, tc: textproto.NewConn(conn), timeout: timeout, stamps: enableRxTimestamps(conn)}
 	conn.SetDeadline(time.Now().Add(timeout))
 	if _, _, err := c.tc.ReadResponse(220); err != nil {
 		conn.Close()
@@ -90,10 +102,19 @@ func (c *Client) Send(from string, rcpts []string, msg io.Reader) (Reply, error)
 	if _, err := io.Copy(w, msg); err != nil {
 		return r, err
 	}
+	// The start is taken before the write, so that any delay after it
+	// (the write itself, the client's being descheduled) counts against
+	// the server.
+	r.DataDone = time.Now()
 	if err := w.Close(); err != nil { // writes the final "." and flushes
 		return r, err
 	}
-	r.DataDone = time.Now()
+	// The reply's arrival can only be stamped while it is still in the
+	// socket: if the buffered reader already holds bytes, they came
+	// before (or with) it.
+	if c.stamps && c.tc.R.Buffered() == 0 {
+		r.Arrived = rxTimestamp(c.conn)
+	}
 	code, text, err := c.tc.ReadResponse(250)
 	r.Replied = time.Now()
 	r.Code, r.Text = code, text
