@@ -161,7 +161,7 @@ func traced(e *env, d *benchkit.Daemon, t *benchkit.Tenant, out string) StraceRe
 	}
 	sr.PerMsg = float64(total) / float64(done)
 	for i, c := range counts {
-		if i == 12 {
+		if i == 16 {
 			break
 		}
 		sr.Top = append(sr.Top, benchkit.SyscallCount{Name: c.Name, Calls: c.Calls * 100 / int64(done)})

@@ -81,7 +81,7 @@ func (s *spool) store(r io.Reader) (string, error) {
 		os.Remove(tmp)
 		return "", localError(err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := rename(tmp, final); err != nil {
 		os.Remove(tmp)
 		return "", localError(err)
 	}

@@ -63,3 +63,12 @@ func (f *fdFile) Close() error {
 	}
 	return nil
 }
+
+// rename is rename(2) alone: os.Rename first lstats the new name, to
+// refuse to replace a directory, which a new message's name never is.
+func rename(from, to string) error {
+	if err := syscall.Rename(from, to); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
+}
