@@ -160,11 +160,12 @@ func traced(e *env, d *benchkit.Daemon, t *benchkit.Tenant, out string) StraceRe
 		total += c.Calls
 	}
 	sr.PerMsg = float64(total) / float64(done)
-	for i, c := range counts {
-		if i == 16 {
-			break
+	for _, c := range counts {
+		per100 := c.Calls * 100 / int64(done)
+		if len(sr.Top) == 16 || per100 == 0 {
+			break // most frequent first: the rest are rarer still
 		}
-		sr.Top = append(sr.Top, benchkit.SyscallCount{Name: c.Name, Calls: c.Calls * 100 / int64(done)})
+		sr.Top = append(sr.Top, benchkit.SyscallCount{Name: c.Name, Calls: per100})
 	}
 	return sr
 }
