@@ -53,6 +53,11 @@ func (m *MIME) Bytes(input io.ReaderAt) ([]byte, error) {
 // block at the limit still has its end, and the first body line, in view.
 const headerReadSlack = 64 << 10
 
+// MIMEHeadSize is how much of a size-byte message PrepareMIME reads: a
+// message whose first MIMEHeadSize bytes are white space is empty to it,
+// whatever follows, and the relay's check before 250 must judge the same.
+func MIMEHeadSize(size int64) int64 { return min(size, DefaultMaxHeaderBytes+headerReadSlack) }
+
 // PrepareMIME reads the header block of the size-byte message in input and
 // rewrites it for MIME passthrough. Only the header is read; the body stays
 // in input. It returns an *Error for a message that has no usable header
@@ -106,7 +111,7 @@ const headerReadSlack = 64 << 10
 // would break its signatures. A message whose base64 exceeds the request
 // limit (about 3 MB of MIME) is refused as too large.
 func PrepareMIME(input io.ReaderAt, size int64, env MIMEEnvelope) (*MIME, error) {
-	head := make([]byte, min(size, DefaultMaxHeaderBytes+headerReadSlack))
+	head := make([]byte, MIMEHeadSize(size))
 	if _, err := io.ReadFull(io.NewSectionReader(input, 0, int64(len(head))), head); err != nil {
 		return nil, fmt.Errorf("convert: reading message header: %w", err)
 	}

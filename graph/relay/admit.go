@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"unicode/utf8"
 
 	"github.com/graphrelay/graphrelay/config"
 	"github.com/graphrelay/graphrelay/envelope"
 	"github.com/graphrelay/graphrelay/graph"
+	"github.com/graphrelay/graphrelay/graph/convert"
 )
 
 // Admit tells, before the message is accepted, whether Send would refuse
@@ -27,7 +29,13 @@ import (
 // convert it). Other content problems are Send's to report; Admit returns
 // only these refusals, or an error reading the spool file.
 func (r *Relay) Admit(env *envelope.Envelope, raw io.ReaderAt, size int64) error {
-	blank, err := isBlank(raw, size)
+	// Empty as Send's converter judges it: the whole message for JSON,
+	// the part PrepareMIME reads for MIME passthrough.
+	window := size
+	if env.Format == envelope.FormatMIME {
+		window = convert.MIMEHeadSize(size)
+	}
+	blank, err := isBlank(raw, window)
 	if err != nil {
 		return err
 	}
@@ -110,23 +118,39 @@ type contentError string
 func (e contentError) Error() string        { return string(e) }
 func (e contentError) InvalidContent() bool { return true }
 
-// isBlank reports whether the message is only white space, as the
-// converter judges it (bytes.TrimSpace), reading until the first byte that
-// is not.
+// isBlank reports whether the first size bytes are only white space, as
+// the converter judges it (bytes.TrimSpace, which knows Unicode's
+// spaces), reading until the first byte that is not. It reads 512 bytes
+// first, which settles nearly every message (its header starts at once),
+// and doubles the read up to 32 KB, so that a message that does start
+// with pages of blank lines costs few reads. A multi-byte space cut in two
+// by the end of a read is read again whole with the next one: alone, its
+// first bytes are not a space, and would pass as content a message the
+// converter then refuses as empty, after the 250.
 func isBlank(raw io.ReaderAt, size int64) (bool, error) {
-	buf := make([]byte, min(size, 32<<10))
+	buf := make([]byte, 512)
 	for off := int64(0); off < size; {
 		n, err := raw.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
-		if len(bytes.TrimSpace(buf[:n])) > 0 {
-			return false, nil
-		}
 		if err != nil && err != io.EOF {
 			return false, err
 		}
 		if n == 0 {
 			break
 		}
+		rest := bytes.TrimSpace(buf[:n])
+		if len(rest) > 0 {
+			// A rune's first bytes at the end of a read, with more to come.
+			cut := off+int64(n) < size && len(rest) < utf8.UTFMax && !utf8.FullRune(rest) &&
+				bytes.HasSuffix(buf[:n], rest) && len(rest) < n
+			if !cut {
+				return false, nil
+			}
+			n -= len(rest)
+		}
 		off += int64(n)
+		if len(buf) < 32<<10 {
+			buf = make([]byte, 2*len(buf))
+		}
 	}
 	return true, nil
 }
