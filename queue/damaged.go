@@ -54,7 +54,7 @@ func (s *Spool) quarantine(d *damage) error {
 	if err := s.fs.SyncDir(filepath.Join(s.root, areaDamaged)); err != nil {
 		return err
 	}
-	return s.syncer(d.area).sync()
+	return s.syncer(d.area).Sync()
 }
 
 // DamagedEntry is one quarantined entry, as "queue damaged" lists it.

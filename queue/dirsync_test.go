@@ -34,13 +34,13 @@ func TestDirectoryHeldOpenForFsync(t *testing.T) {
 	// A failed fsync (here: the descriptor closed behind the spool's back)
 	// is reported and drops the handle; the next one reopens.
 	first.Close()
-	if err := s.syncQueue.sync(); err == nil {
+	if err := s.syncQueue.Sync(); err == nil {
 		t.Error("an fsync through a closed descriptor succeeded")
 	}
 	if s.dirQueue.f != nil {
 		t.Error("the failed descriptor is still held")
 	}
-	if err := s.syncQueue.sync(); err != nil || s.dirQueue.f == nil {
+	if err := s.syncQueue.Sync(); err != nil || s.dirQueue.f == nil {
 		t.Errorf("after a failure: %v, held %v", err, s.dirQueue.f)
 	}
 	s.close()

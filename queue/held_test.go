@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,11 +90,7 @@ func TestHeldHandleReused(t *testing.T) {
 			t.Errorf("message %d after a delivery opened %d files, want its predecessor's handle reused", i+2, got)
 		}
 	}
-	s.spares.sweepAll()
-	s.close()
-	if n := openUnder(t, s.root); n != 0 {
-		t.Errorf("%d spool files still open after the spool closed", n)
-	}
+	closedHoldsNothing(t, s)
 }
 
 // TestHeldHandlesBounded: however many messages wait, at most
@@ -127,11 +122,7 @@ func TestHeldHandlesBounded(t *testing.T) {
 	if open := openUnder(t, s.root); open != maxHeldFiles {
 		t.Errorf("after reusing the spares %d files open, want the bound %d", open, maxHeldFiles)
 	}
-	s.spares.sweepAll()
-	s.close()
-	if open := openUnder(t, s.root); open != 0 {
-		t.Errorf("%d spool files still open after the spool closed", open)
-	}
+	closedHoldsNothing(t, s)
 }
 
 // TestHeldHandleReleased: a message that will not be recycled soon gives
@@ -177,27 +168,23 @@ func TestHeldHandleReleased(t *testing.T) {
 // closed holds no spool file open.
 func TestQueueCloseLeavesNoOpenFiles(t *testing.T) {
 	skipUnlessHeld(t)
-	opts := testOptions(t)
-	q, err := Open(opts, newFakeSender())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q.spool.spares.dirtyFor = time.Hour
-	q.Start()
-	for range 5 {
-		deliver(t, q, "a@example.com", "x")
-	}
-	eventually(t, time.Minute, "delivered and recycled", func() bool {
-		entries, _ := os.ReadDir(filepath.Join(opts.Dir, areaQueue))
-		return len(entries) == 0
-	})
-	if n := openUnder(t, opts.Dir); n == 0 {
+	q := startRecycled(t, 5)
+	if n := openUnder(t, q.spool.root); n == 0 {
 		t.Fatal("no spool file open before Close: no handle was held for reuse")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	q.Close(ctx)
-	if n := openUnder(t, opts.Dir); n != 0 {
+	closeQueue(q)
+	if n := openUnder(t, q.spool.root); n != 0 {
 		t.Errorf("%d spool files still open after Close", n)
+	}
+}
+
+// closedHoldsNothing closes s as a stopping queue does and checks that no
+// spool file is left open.
+func closedHoldsNothing(t *testing.T, s *Spool) {
+	t.Helper()
+	s.spares.sweepAll()
+	s.close()
+	if n := openUnder(t, s.root); n != 0 {
+		t.Errorf("%d spool files still open after the spool closed", n)
 	}
 }

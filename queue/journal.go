@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/graphrelay/graphrelay/internal/groupsync"
 )
 
 // The journal records each attempt before its request goes out, so that a
@@ -51,7 +53,7 @@ type segment struct {
 	f       File
 	size    int64
 	pending int // attempts begun in this segment and not yet ended
-	sync    *groupSync
+	sync    *groupsync.Group
 }
 
 // openJournal starts a new segment after the ones that exist.
@@ -101,7 +103,7 @@ func (j *journal) rotate() error {
 	}
 	old := j.cur
 	seg := &segment{path: path, f: f}
-	seg.sync = newGroupSync(f.Sync)
+	seg.sync = groupsync.New(f.Sync)
 	j.cur = seg
 	if old != nil && old.pending == 0 {
 		j.drop(old)
@@ -137,7 +139,7 @@ func (j *journal) begin(e journalEntry) (*segment, error) {
 	}
 	j.mu.Unlock()
 	if err == nil {
-		err = seg.sync.sync()
+		err = seg.sync.Sync()
 	}
 	if err != nil {
 		j.end(seg)

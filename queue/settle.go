@@ -178,7 +178,7 @@ func (s *Spool) recover() (fixed int, err error) {
 		}
 	}
 	for _, area := range []string{areaQueue, areaFailed} {
-		if err := s.syncer(area).sync(); err != nil {
+		if err := s.syncer(area).Sync(); err != nil {
 			return fixed, err
 		}
 	}

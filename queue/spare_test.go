@@ -177,6 +177,21 @@ func TestSpareEmptiedWhenUnused(t *testing.T) {
 // TestQueueCloseEmptiesSpares: a queue that stops leaves no delivered
 // message's bytes in spare/, however recently it was delivered.
 func TestQueueCloseEmptiesSpares(t *testing.T) {
+	q := startRecycled(t, 3)
+	// The file recycled last has not been reused: it holds its bytes.
+	if n, _ := spareSizes(t, q.spool); n == 0 {
+		t.Fatal("no spare file holds a delivered message's bytes before Close")
+	}
+	closeQueue(q)
+	if n, total := spareSizes(t, q.spool); n != 0 {
+		t.Errorf("after Close %d spare files hold %d bytes", n, total)
+	}
+}
+
+// startRecycled starts a queue whose recycled files keep their bytes for
+// an hour, delivers n messages and waits until their files are recycled.
+func startRecycled(t *testing.T, n int) *Queue {
+	t.Helper()
 	opts := testOptions(t)
 	q, err := Open(opts, newFakeSender())
 	if err != nil {
@@ -184,23 +199,21 @@ func TestQueueCloseEmptiesSpares(t *testing.T) {
 	}
 	q.spool.spares.dirtyFor = time.Hour
 	q.Start()
-	for range 3 {
+	for range n {
 		deliver(t, q, "a@example.com", "x")
 	}
 	eventually(t, time.Minute, "delivered and recycled", func() bool {
 		entries, _ := os.ReadDir(filepath.Join(opts.Dir, areaQueue))
 		return len(entries) == 0
 	})
-	// The file recycled last has not been reused: it holds its bytes.
-	if n, _ := spareSizes(t, q.spool); n == 0 {
-		t.Fatal("no spare file holds a delivered message's bytes before Close")
-	}
+	return q
+}
+
+// closeQueue closes q, giving its attempts ten seconds to end.
+func closeQueue(q *Queue) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	q.Close(ctx)
-	if n, total := spareSizes(t, q.spool); n != 0 {
-		t.Errorf("after Close %d spare files hold %d bytes", n, total)
-	}
 }
 
 // TestSpoolTrimFailureLeavesNothing: a failure to cut a reused file to

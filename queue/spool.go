@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/graphrelay/graphrelay/internal/groupsync"
 )
 
 // Spool areas and files; FORMAT.md documents them.
@@ -51,7 +53,7 @@ type Spool struct {
 	fs   FS
 	// Directory fsyncs of the shared areas are group-committed: one fsync
 	// covers every rename that happened before it started.
-	syncQueue, syncFailed *groupSync
+	syncQueue, syncFailed *groupsync.Group
 	dirQueue, dirFailed   *dirHandle // nil unless held open (newDirSyncer)
 	spares                *sparePool
 	// noRecord holds the ids of messages this process created and has
@@ -104,7 +106,7 @@ func (s *Spool) close() {
 func (s *Spool) msgPath(area, id string) string   { return filepath.Join(s.root, area, id+extMsg) }
 func (s *Spool) statePath(area, id string) string { return filepath.Join(s.root, area, id+extState) }
 
-func (s *Spool) syncer(area string) *groupSync {
+func (s *Spool) syncer(area string) *groupsync.Group {
 	if area == areaFailed {
 		return s.syncFailed
 	}
@@ -161,7 +163,7 @@ func (s *Spool) create(rec *Record, msg io.Reader, account func(int64) error) (s
 		return 0, 0, &SpoolError{Op: "move message into queue", Err: err}
 	}
 	done = true
-	if err := s.syncQueue.sync(); err != nil {
+	if err := s.syncQueue.Sync(); err != nil {
 		// The rename may or may not survive a power loss, and the client
 		// will be told to retry, so the message must not be delivered.
 		s.closeFile(f, held)
@@ -337,7 +339,7 @@ func (s *Spool) writeState(area string, r *Record) error {
 		_ = s.fs.Remove(tmp)
 		return fmt.Errorf("write record of %s: %w", id, err)
 	}
-	if err := s.syncer(area).sync(); err != nil {
+	if err := s.syncer(area).Sync(); err != nil {
 		return fmt.Errorf("sync record of %s: %w", id, err)
 	}
 	return nil
@@ -354,10 +356,10 @@ func (s *Spool) move(id, from, to string) error {
 	if err := s.fs.Rename(s.statePath(from, id), s.statePath(to, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("move the record of %s to %s/: %w", id, to, err)
 	}
-	if err := s.syncer(to).sync(); err != nil {
+	if err := s.syncer(to).Sync(); err != nil {
 		return fmt.Errorf("move %s to %s/: %w", id, to, err)
 	}
-	if err := s.syncer(from).sync(); err != nil {
+	if err := s.syncer(from).Sync(); err != nil {
 		return fmt.Errorf("move %s out of %s/: %w", id, from, err)
 	}
 	return nil

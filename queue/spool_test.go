@@ -398,52 +398,6 @@ func TestJournalSegmentsAreDropped(t *testing.T) {
 	}
 }
 
-// TestGroupSyncCoalesces checks the group commit: concurrent callers
-// share fsyncs, and each returns only after an fsync that began after its
-// call.
-func TestGroupSyncCoalesces(t *testing.T) {
-	var mu sync.Mutex
-	var runs []struct{ start, end time.Time }
-	g := newGroupSync(func() error {
-		start := time.Now()
-		time.Sleep(10 * time.Millisecond)
-		mu.Lock()
-		runs = append(runs, struct{ start, end time.Time }{start, time.Now()})
-		mu.Unlock()
-		return nil
-	})
-	const callers = 40
-	var wg sync.WaitGroup
-	type span struct{ called, returned time.Time }
-	spans := make([]span, callers)
-	for i := range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			spans[i].called = time.Now()
-			if err := g.sync(); err != nil {
-				t.Error(err)
-			}
-			spans[i].returned = time.Now()
-		}()
-	}
-	wg.Wait()
-	if len(runs) >= callers/2 {
-		t.Errorf("%d fsyncs for %d concurrent callers; they are not shared", len(runs), callers)
-	}
-	for i, s := range spans {
-		covered := false
-		for _, r := range runs {
-			if !r.start.Before(s.called) && !r.end.After(s.returned) {
-				covered = true
-			}
-		}
-		if !covered {
-			t.Errorf("caller %d returned without an fsync that began after its call", i)
-		}
-	}
-}
-
 func sortedCopy(s []string) []string {
 	out := append([]string(nil), s...)
 	for i := range out {

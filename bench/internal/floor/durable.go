@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/emersion/go-smtp"
+	"github.com/graphrelay/graphrelay/internal/groupsync"
 )
 
 // spool is the durable server's directory: a message is written to a new
@@ -23,7 +24,7 @@ type spool struct {
 	seq    atomic.Uint64
 	// syncQ group-commits the fsyncs of q/: a message whose rename comes
 	// while one runs shares the next one with every other such message.
-	syncQ  *groupSync
+	syncQ  *groupsync.Group
 	queued func(string)
 }
 
@@ -49,7 +50,7 @@ func openSpool(dir string) (*spool, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.syncQ = newGroupSync(qdir.Sync)
+	s.syncQ = groupsync.New(qdir.Sync)
 	return s, nil
 }
 
@@ -85,7 +86,7 @@ func (s *spool) store(r io.Reader) (string, error) {
 		os.Remove(tmp)
 		return "", localError(err)
 	}
-	if err := s.syncQ.sync(); err != nil {
+	if err := s.syncQ.Sync(); err != nil {
 		os.Remove(final)
 		return "", localError(err)
 	}
