@@ -73,7 +73,7 @@ func TestHeldHandleReused(t *testing.T) {
 	skipUnlessHeld(t)
 	c := &openCountFS{faultFS: *newFaultFS()}
 	s := newTestSpool(t, c)
-	runFiller(t, s, time.Hour)
+	runFiller(t, s, time.Hour)() // stopped: it would open files while they are counted
 	before := c.opens()
 	first := mustCreate(t, s, testMessage("first")+strings.Repeat("x", 5000))
 	if got := c.opens() - before; got != 1 {
@@ -99,7 +99,8 @@ func TestHeldHandleReused(t *testing.T) {
 func TestHeldHandlesBounded(t *testing.T) {
 	skipUnlessHeld(t)
 	s := newTestSpool(t, nil)
-	runFiller(t, s, time.Hour)
+	// The filler would open the files it creates while they are counted.
+	runFiller(t, s, time.Hour)()
 	n := maxHeldFiles + 20
 	ids := make([]string, n)
 	for i := range ids {
@@ -131,7 +132,7 @@ func TestHeldHandlesBounded(t *testing.T) {
 func TestHeldHandleReleased(t *testing.T) {
 	skipUnlessHeld(t)
 	s := newTestSpool(t, nil)
-	runFiller(t, s, time.Hour)
+	runFiller(t, s, time.Hour)() // stopped: it would open files while they are counted
 	rec := mustCreate(t, s, testMessage("deferred"))
 	if open := openUnder(t, s.root); open != 1 {
 		t.Fatalf("%d files open after one message, want its handle", open)

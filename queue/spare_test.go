@@ -45,19 +45,24 @@ func (c *truncateCountFS) truncations() int {
 }
 
 // runFiller runs the spool's spare filler, as a started queue does, with
-// the given time a recycled file may keep its bytes.
-func runFiller(t *testing.T, s *Spool, dirtyFor time.Duration) {
+// the given time a recycled file may keep its bytes, and returns once the
+// pool is stocked. The returned function stops the filler (the test's end
+// does too); the pool then still behaves as with a filler running.
+func runFiller(t *testing.T, s *Spool, dirtyFor time.Duration) (stop func()) {
 	t.Helper()
 	s.spares.dirtyFor = dirtyFor
-	stop := make(chan struct{})
+	quit := make(chan struct{})
 	done := make(chan struct{})
-	go func() { s.spares.fill(stop); close(done) }()
-	t.Cleanup(func() { close(stop); <-done })
+	go func() { s.spares.fill(quit); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { close(quit); <-done }) }
+	t.Cleanup(stop)
 	eventually(t, time.Minute, "the pool stocked", func() bool {
 		s.spares.mu.Lock()
 		defer s.spares.mu.Unlock()
 		return len(s.spares.files) >= spareHigh
 	})
+	return stop
 }
 
 // spareSizes returns the sizes of the files in spare/.
