@@ -251,10 +251,12 @@ func (p *sparePool) sweepAll() {
 // recycle removes path, a file of size bytes (-1: not known), from where
 // it is, in one rename, and keeps it as a spare, with its handle f if it
 // has one open (held.go; nil otherwise); with the pool full it is deleted
-// instead, and f is released whenever the file is not kept. While a filler runs, the file keeps its bytes until it
-// is reused or the filler empties it (see spareDirtyFor); without one (a
-// queue not started, or a command working on a stopped daemon's spool)
-// it is emptied at once, since nothing would empty it later.
+// instead. While a filler runs, the file keeps its bytes (and its handle)
+// until it is reused or the filler empties it (see spareDirtyFor);
+// without one (a queue not started, or a command working on a stopped
+// daemon's spool) it is emptied at once, and its handle released, since
+// nothing would do either later. A handle is released too whenever the
+// file is not kept.
 func (p *sparePool) recycle(path string, size int64, f File) error {
 	p.mu.Lock()
 	full := len(p.files) >= maxSpares
